@@ -1,0 +1,92 @@
+# pgcdc: change data capture from PostgreSQL through Kafka into a PostgreSQL warehouse.
+.SUFFIXES:
+
+VERSION    = 0.1.0
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+MANPREFIX ?= $(PREFIX)/share/man
+DATADIR   ?= $(PREFIX)/share/pgcdc
+
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+CFLAGS    += -pthread -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -D_GNU_SOURCE -DPGCDC_VERSION='"$(VERSION)"'
+LDFLAGS   += -pthread -Wl,--as-needed
+PKGS       = libpq jansson rdkafka
+PKG_CFLAGS != pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/postgresql
+PKG_LIBS   != pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljansson -lrdkafka
+CPPFLAGS  += -Isrc/common $(PKG_CFLAGS)
+LDLIBS    += $(PKG_LIBS) -lm
+
+# make SANITIZE=1: AddressSanitizer and UBSan build, in its own object directory
+ifeq ($(SANITIZE),1)
+CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS   += -fsanitize=address,undefined
+BUILD      = build/san
+else
+BUILD      = build/opt
+endif
+
+TOOLS     := $(filter-out common,$(notdir $(wildcard src/*)))
+BINS      := $(addprefix bin/,$(TOOLS))
+SCRIPTS   := $(filter-out $(BINS),$(wildcard bin/*))
+COMMON_SRC:= $(wildcard src/common/*.c)
+COMMON_OBJ:= $(COMMON_SRC:src/%.c=$(BUILD)/%.o)
+LIB        = $(BUILD)/libpgcdc.a
+MANS      := $(wildcard man/*.1)
+SQL       := $(wildcard sql/*.sql)
+
+all: $(BINS)
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(COMMON_OBJ)
+	$(AR) rcs $@ $(COMMON_OBJ)
+
+.SECONDARY:
+.SECONDEXPANSION:
+objs_of = $(patsubst src/%.c,$(BUILD)/%.o,$(wildcard src/$(1)/*.c))
+bin/%: $$(call objs_of,$$*) $(LIB) $(BUILD)/.flags
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+
+# rebuild everything when the sanitizer setting changes
+$(BUILD)/.flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CFLAGS) $(LDFLAGS)' > $@
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+deps:
+	./scripts/install-deps
+
+check: deps all
+	tests/run
+
+demo: deps all
+	./scripts/demo $(if $(DURATION),--duration $(DURATION))
+
+bench: deps all
+	tests/bench/run
+
+lint-man:
+	mandoc -T lint -W warning $(MANS)
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(DATADIR)/sql
+	cp -f $(BINS) $(SCRIPTS) $(DESTDIR)$(BINDIR)/
+	cp -f $(MANS) $(DESTDIR)$(MANPREFIX)/man1/
+	cp -f $(SQL) $(DESTDIR)$(DATADIR)/sql/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS) $(SCRIPTS)))
+	rm -f $(addprefix $(DESTDIR)$(MANPREFIX)/man1/,$(notdir $(MANS)))
+	rm -rf $(DESTDIR)$(DATADIR)
+
+clean:
+	rm -rf build $(BINS)
+
+FORCE:
+.PHONY: all deps check demo bench lint-man install uninstall clean FORCE

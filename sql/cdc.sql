@@ -1,0 +1,163 @@
+-- pgcdc trigger-mode capture machinery.  Re-runnable: psql -v ON_ERROR_STOP=1 -f cdc.sql
+--
+-- cdc.enable('schema.table') gives any table with a primary key a change log
+-- <table>_cdc_log beside it and an AFTER ROW trigger writing one log row per
+-- change: op, key, old row, new row, the writing transaction's id.
+-- pg-cdc-tail reads the log in batches bounded by transaction snapshots (as
+-- PgQ does), so a transaction that took its log ids early and committed late is
+-- never skipped.  Its consumers' positions live in cdc.consumer.
+
+CREATE SCHEMA IF NOT EXISTS cdc;
+
+-- Tables with capture enabled and the log each writes to.
+CREATE TABLE IF NOT EXISTS cdc.captured (
+	tbl         regclass PRIMARY KEY,
+	log         regclass NOT NULL,
+	key_columns text[]   NOT NULL
+);
+
+-- Each consumer's durable position for one table.  Every transaction visible
+-- in snap_lo has been delivered (NULL: none yet).  When snap_hi is set, the
+-- batch of transactions visible in snap_hi but not in snap_lo is delivered up
+-- to and including log id last_id.
+CREATE TABLE IF NOT EXISTS cdc.consumer (
+	name       text        NOT NULL,
+	tbl        regclass    NOT NULL,
+	snap_lo    pg_snapshot,
+	snap_hi    pg_snapshot,
+	last_id    bigint      NOT NULL DEFAULT 0,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (name, tbl)
+);
+
+-- NOTIFY once per statement so a following pg-cdc-tail wakes at once.
+CREATE OR REPLACE FUNCTION cdc.notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('pgcdc', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
+	RETURN NULL;
+END
+$$;
+
+-- Enable capture on table t.  Idempotent; returns the log table.
+CREATE OR REPLACE FUNCTION cdc.enable(t regclass) RETURNS regclass
+LANGUAGE plpgsql AS $fn$
+DECLARE
+	nsp     text;
+	rel     text;
+	logrel  text;
+	keys    text[];
+	newkey  text;
+	oldkey  text;
+	keydiff text;
+	capture text;
+BEGIN
+	SELECT n.nspname, c.relname INTO nsp, rel
+	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	 WHERE c.oid = t;
+
+	SELECT array_agg(a.attname::text ORDER BY k.ord) INTO keys
+	  FROM pg_index i
+	 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+	  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+	 WHERE i.indrelid = t AND i.indisprimary;
+	IF keys IS NULL THEN
+		RAISE EXCEPTION 'table % has no primary key', t;
+	END IF;
+
+	logrel := rel || '_cdc_log';
+	capture := rel || '_cdc_capture';
+	EXECUTE format($$
+		CREATE TABLE IF NOT EXISTS %I.%I (
+			id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			txid   xid8        NOT NULL DEFAULT pg_current_xact_id(),
+			op     "char"      NOT NULL,
+			ts     timestamptz NOT NULL DEFAULT clock_timestamp(),
+			key    json        NOT NULL,
+			before json,
+			after  json
+		)$$, nsp, logrel);
+	EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (txid)',
+		       logrel || '_txid', nsp, logrel);
+
+	SELECT string_agg(format('%L, NEW.%I', k, k), ', '),
+	       string_agg(format('%L, OLD.%I', k, k), ', '),
+	       string_agg(format('OLD.%I IS DISTINCT FROM NEW.%I', k, k), ' OR ')
+	  INTO newkey, oldkey, keydiff
+	  FROM unnest(keys) AS k;
+
+	-- One function per table so the INSERT is planned once, not EXECUTEd per row.
+	-- An update that changes the key is logged as a delete and an insert.
+	EXECUTE format($f$
+		CREATE OR REPLACE FUNCTION %1$I.%2$I() RETURNS trigger
+		LANGUAGE plpgsql AS $body$
+		BEGIN
+			IF TG_OP = 'INSERT' THEN
+				INSERT INTO %1$I.%3$I (op, key, after)
+				VALUES ('c', json_build_object(%4$s), row_to_json(NEW));
+			ELSIF TG_OP = 'DELETE' THEN
+				INSERT INTO %1$I.%3$I (op, key, before)
+				VALUES ('d', json_build_object(%5$s), row_to_json(OLD));
+			ELSIF %6$s THEN
+				INSERT INTO %1$I.%3$I (op, key, before)
+				VALUES ('d', json_build_object(%5$s), row_to_json(OLD));
+				INSERT INTO %1$I.%3$I (op, key, after)
+				VALUES ('c', json_build_object(%4$s), row_to_json(NEW));
+			ELSE
+				INSERT INTO %1$I.%3$I (op, key, before, after)
+				VALUES ('u', json_build_object(%4$s), row_to_json(OLD), row_to_json(NEW));
+			END IF;
+			RETURN NULL;
+		END
+		$body$$f$, nsp, capture, logrel, newkey, oldkey, keydiff);
+
+	EXECUTE format('CREATE OR REPLACE TRIGGER zz_cdc_capture AFTER INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH ROW EXECUTE FUNCTION %I.%I()',
+		       nsp, rel, nsp, capture);
+	EXECUTE format('CREATE OR REPLACE TRIGGER zz_cdc_notify AFTER INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION cdc.notify()',
+		       nsp, rel);
+
+	INSERT INTO cdc.captured (tbl, log, key_columns)
+	VALUES (t, format('%I.%I', nsp, logrel)::regclass, keys)
+	ON CONFLICT (tbl) DO UPDATE SET log = excluded.log, key_columns = excluded.key_columns;
+
+	RETURN format('%I.%I', nsp, logrel)::regclass;
+END
+$fn$;
+
+-- Stop capturing t (the log and the consumers' positions are kept).
+CREATE OR REPLACE FUNCTION cdc.disable(t regclass) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+	EXECUTE format('DROP TRIGGER IF EXISTS zz_cdc_capture ON %s', t);
+	EXECUTE format('DROP TRIGGER IF EXISTS zz_cdc_notify ON %s', t);
+	DELETE FROM cdc.captured WHERE tbl = t;
+END
+$fn$;
+
+-- Delete the log rows of t that every consumer of t has passed: those of
+-- transactions below the oldest consumer's snapshot xmin.  Deletes nothing
+-- while t has no consumer, or one that has not finished its first batch.
+-- Returns the number of rows deleted.
+CREATE OR REPLACE FUNCTION cdc.prune(t regclass) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+	logrel regclass;
+	horizon xid8;
+	n bigint;
+BEGIN
+	SELECT log INTO logrel FROM cdc.captured WHERE tbl = t;
+	IF logrel IS NULL THEN
+		RAISE EXCEPTION 'table % has no capture enabled', t;
+	END IF;
+	IF EXISTS (SELECT 1 FROM cdc.consumer WHERE tbl = t AND snap_lo IS NULL) THEN
+		RETURN 0;
+	END IF;
+	SELECT min(pg_snapshot_xmin(snap_lo)) INTO horizon FROM cdc.consumer WHERE tbl = t;
+	IF horizon IS NULL THEN
+		RETURN 0;
+	END IF;
+	EXECUTE format('DELETE FROM %s WHERE txid < $1', logrel) USING horizon;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$fn$;

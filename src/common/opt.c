@@ -1,0 +1,43 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "opt.h"
+
+long long
+opt_int(const char *opt, const char *arg, long long min, long long max)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0')
+		usage_error("invalid value \"%s\" for option %s", arg, opt);
+	if (v < min || v > max)
+		usage_error("%s must be in range %lld..%lld", opt, min, max);
+	return v;
+}
+
+double
+opt_double(const char *opt, const char *arg, double min, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno != 0 || end == arg || *end != '\0' || v != v)
+		usage_error("invalid value \"%s\" for option %s", arg, opt);
+	if (v < min || v > max)
+		usage_error("%s must be in range %g..%g", opt, min, max);
+	return v;
+}
+
+void
+opt_version(void)
+{
+	printf("%s %s\n", progname, PGCDC_VERSION);
+	exit(EXIT_OK);
+}

@@ -1,0 +1,17 @@
+/* Range-checked parsing of numeric option values (no atoi). */
+#ifndef PGCDC_OPT_H
+#define PGCDC_OPT_H
+
+#include <stdint.h>
+#include <stdnoreturn.h>
+
+/* Parse a decimal integer in [min, max]; a bad value is a usage error naming opt. */
+long long opt_int(const char *opt, const char *arg, long long min, long long max);
+
+/* Parse a non-negative decimal number (fractions allowed) in [min, max]. */
+double opt_double(const char *opt, const char *arg, double min, double max);
+
+/* Print "prog VERSION" on stdout and exit 0. */
+noreturn void opt_version(void);
+
+#endif

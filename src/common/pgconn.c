@@ -1,0 +1,62 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "pgconn.h"
+
+PGconn *
+pg_connect(const char *conninfo)
+{
+	const char *keys[] = { "dbname", "fallback_application_name", NULL };
+	const char *vals[] = { conninfo, progname, NULL };
+	PGconn *conn;
+
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL) {
+		log_error("out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		log_error("connection failed: %s", pg_errmsg(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+int
+pg_command(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		log_error("query failed: %s", pg_errmsg(conn));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+const char *
+pg_errmsg(PGconn *conn)
+{
+	static char buf[512];
+	const char *msg = PQerrorMessage(conn);
+	size_t n;
+
+	/* libpq may prefix "connection to server ... failed: "; keep it, cut at the first newline */
+	n = strcspn(msg, "\n");
+	if (n >= sizeof buf)
+		n = sizeof buf - 1;
+	memcpy(buf, msg, n);
+	buf[n] = '\0';
+	if (strncmp(buf, "ERROR:  ", 8) == 0)
+		memmove(buf, buf + 8, strlen(buf + 8) + 1);
+	return buf;
+}
+
+int
+pg_conn_lost(PGconn *conn)
+{
+	return PQstatus(conn) != CONNECTION_OK;
+}

@@ -1,0 +1,22 @@
+/* Connecting to PostgreSQL the way its client tools do. */
+#ifndef PGCDC_PGCONN_H
+#define PGCDC_PGCONN_H
+
+#include <libpq-fe.h>
+
+/*
+ * Connect with conninfo (a keyword/value string or URI; NULL or "" leaves
+ * everything to the PG* environment).  Returns NULL after logging the error.
+ */
+PGconn *pg_connect(const char *conninfo);
+
+/* Run a command that returns no rows; logs and returns -1 on failure. */
+int pg_command(PGconn *conn, const char *sql);
+
+/* First line of the connection's last error message, for one-line diagnostics. */
+const char *pg_errmsg(PGconn *conn);
+
+/* True when the server connection is gone (as opposed to an SQL error). */
+int pg_conn_lost(PGconn *conn);
+
+#endif

@@ -1,0 +1,28 @@
+#include <signal.h>
+#include <string.h>
+
+#include "sig.h"
+
+volatile sig_atomic_t sig_stop;
+volatile sig_atomic_t sig_count;
+
+static void
+on_stop(int signo)
+{
+	sig_stop = signo;
+	sig_count++;
+}
+
+void
+sig_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}

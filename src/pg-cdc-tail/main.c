@@ -1,0 +1,495 @@
+/*
+ * pg-cdc-tail: emit the committed changes of captured tables as CDC events,
+ * one JSON object per line, resuming after any crash from the position its
+ * consumer stored in the source database.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ackfile.h"
+#include "ackwatch.h"
+#include "log.h"
+#include "opt.h"
+#include "pgconn.h"
+#include "sig.h"
+#include "tail.h"
+
+static const char usage_text[] =
+"Usage: pg-cdc-tail [OPTION]... -t TABLE...\n"
+"Emit the committed changes of captured PostgreSQL tables as CDC events, one\n"
+"JSON object per line, from the position stored under the consumer name.\n"
+"\n"
+"Options:\n"
+"  -d, --dbname=CONNINFO   source database (default: the PG* environment)\n"
+"  -t, --table=TABLE       captured table to read; repeatable, at least one\n"
+"  -n, --name=NAME         consumer whose position is stored (default: pg-cdc-tail)\n"
+"  -f, --follow            keep tailing; without it, drain what is committed and exit\n"
+"      --poll=MS           poll interval when no notification comes (default: 1000)\n"
+"      --batch=N           log rows read per query (default: 5000)\n"
+"      --ack=FILE          store positions only once FILE says downstream has them\n"
+"      --window=N          most lines unacknowledged at once with --ack (default: 100000)\n"
+"      --ack-timeout=MS    wait at exit for the last acknowledgements (default: 30000)\n"
+"      --snapshot          first emit the tables' current rows as op \"r\" events\n"
+"      --prune             delete log rows that every consumer has passed\n"
+"  -v, --verbose           more diagnostics\n"
+"  -q, --quiet             errors only\n"
+"  -h, --help              show this help and exit\n"
+"  -V, --version           show the version and exit\n";
+
+struct tail {
+	struct emitter e;	/* first member: room() gets the tail back from it */
+	struct options *opt;
+	PGconn *conn;
+	struct table *tables;
+	int ntables;
+	struct pos *want;	/* per table: acknowledged position not yet stored */
+	int *moved;
+	uint64_t acked;
+	int ackfd;
+	struct timespec last_prune;
+};
+
+enum { OPT_POLL = 256, OPT_BATCH, OPT_ACK, OPT_WINDOW, OPT_ACK_TIMEOUT, OPT_SNAPSHOT, OPT_PRUNE };
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		/* source */
+		{ "dbname", required_argument, NULL, 'd' },
+		{ "table", required_argument, NULL, 't' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
+		/* reading */
+		{ "follow", no_argument, NULL, 'f' },
+		{ "poll", required_argument, NULL, OPT_POLL },
+		{ "batch", required_argument, NULL, OPT_BATCH },
+		{ "prune", no_argument, NULL, OPT_PRUNE },
+		/* delivery */
+		{ "ack", required_argument, NULL, OPT_ACK },
+		{ "window", required_argument, NULL, OPT_WINDOW },
+		{ "ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT },
+		/* general */
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+
+	o->tables = calloc(argc, sizeof *o->tables);
+	if (o->tables == NULL)
+		die("out of memory");
+	while ((c = getopt_long(argc, argv, "d:t:n:fvqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': o->conninfo = optarg; break;
+		case 't': o->tables[o->ntables++] = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'f': o->follow = 1; break;
+		case OPT_POLL: o->poll_ms = opt_int("--poll", optarg, 1, 3600000); break;
+		case OPT_BATCH: o->batch = opt_int("--batch", optarg, 1, 1000000); break;
+		case OPT_ACK: o->ack = optarg; break;
+		case OPT_WINDOW: o->window = opt_int("--window", optarg, 1, 10000000); break;
+		case OPT_ACK_TIMEOUT:
+			o->ack_timeout_ms = opt_int("--ack-timeout", optarg, 0, 86400000);
+			break;
+		case OPT_SNAPSHOT: o->snapshot = 1; break;
+		case OPT_PRUNE: o->prune = 1; break;
+		case 'v': log_level = LOG_DEBUG; break;
+		case 'q': log_level = LOG_ERROR; break;
+		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
+		case 'V': opt_version();
+		default:
+			fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (o->ntables == 0)
+		usage_error("no table given (use -t TABLE)");
+	if (*o->name == '\0')
+		usage_error("consumer name must not be empty");
+	if (o->ack && *o->ack == '\0')
+		usage_error("--ack needs a file name");
+}
+
+static double
+elapsed(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) + (now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);	/* a signal cuts it short */
+}
+
+/* Connect; with --follow keep trying with backoff until it works or a signal comes. */
+static int
+connect_source(struct tail *s)
+{
+	long backoff = 100;
+
+	for (;;) {
+		s->conn = pg_connect(s->opt->conninfo);
+		if (s->conn && (!s->opt->follow || pg_command(s->conn, "LISTEN pgcdc") == 0))
+			return 0;
+		PQfinish(s->conn);
+		s->conn = NULL;
+		if (!s->opt->follow || sig_stop)
+			return -1;
+		log_info("retrying in %ld ms", backoff);
+		sleep_ms(backoff);
+		if (sig_stop)
+			return -1;
+		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+	}
+}
+
+/* After a failed operation: reconnect if the connection was lost and we follow. */
+static int
+recover(struct tail *s)
+{
+	if (!pg_conn_lost(s->conn))
+		return -1;
+	if (!s->opt->follow) {
+		log_error("connection lost: %s", pg_errmsg(s->conn));
+		return -1;
+	}
+	log_warning("connection lost: %s; reconnecting", pg_errmsg(s->conn));
+	PQfinish(s->conn);
+	s->conn = NULL;
+	return connect_source(s);
+}
+
+static void
+read_acks(struct tail *s)
+{
+	uint64_t n;
+
+	if (s->opt->ack == NULL || ack_read(s->opt->ack, &n) < 0 || n <= s->acked)
+		return;
+	if (n > s->e.lines) {
+		log_warning("ack file \"%s\" says %" PRIu64 " lines, only %" PRIu64 " were written",
+		    s->opt->ack, n, s->e.lines);
+		n = s->e.lines;
+	}
+	s->acked = n;
+	window_pop(s->e.win, n, s->want, s->moved);
+}
+
+/* Store each table's durable position where it moved. */
+static int
+sync_positions(struct tail *s)
+{
+	int i;
+
+	for (i = 0; i < s->ntables; i++) {
+		struct table *t = &s->tables[i];
+		const struct pos *p = s->opt->ack ? &s->want[i] : &t->cur;
+
+		if (s->opt->ack && !s->moved[i])
+			continue;
+		if (!pos_equal(p, &t->stored) &&
+		    position_store(s->conn, s->opt->name, t, p) < 0)
+			return -1;
+		s->moved[i] = 0;
+	}
+	return 0;
+}
+
+static int
+maybe_prune(struct tail *s, int now)
+{
+	int i;
+
+	if (!s->opt->prune || (!now && elapsed(&s->last_prune) < 1.0))
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &s->last_prune);
+	for (i = 0; i < s->ntables; i++)
+		if (prune_log(s->conn, &s->tables[i]) < 0)
+			return -1;
+	return 0;
+}
+
+/* Wait until the ack file changes or ms pass. */
+static void
+wait_ack(struct tail *s, long ms)
+{
+	struct pollfd p = { s->ackfd, POLLIN, 0 };
+
+	if (poll(&p, s->ackfd >= 0, ms) > 0)
+		ackwatch_drain(s->ackfd);
+}
+
+/* emitter.room: lines that may be written before the window is full. */
+static long
+room(struct emitter *e)
+{
+	struct tail *s = (struct tail *)e;
+	uint64_t out;
+
+	if (s->opt->ack == NULL)
+		return LONG_MAX;
+	for (;;) {
+		read_acks(s);
+		out = s->e.lines - s->acked;
+		if (out < (uint64_t)s->opt->window)
+			return s->opt->window - out;
+		if (sig_stop)
+			return 0;
+		if (sync_positions(s) < 0)
+			return 0;
+		wait_ack(s, 100);
+	}
+}
+
+/* Sleep until a change is notified, the ack file moves, or ms pass. */
+static void
+wait_for_work(struct tail *s, long ms)
+{
+	struct pollfd p[2] = { { PQsocket(s->conn), POLLIN, 0 }, { s->ackfd, POLLIN, 0 } };
+	PGnotify *n;
+	int woken = 0;
+
+	PQconsumeInput(s->conn);
+	while ((n = PQnotifies(s->conn)) != NULL) {
+		PQfreemem(n);
+		woken = 1;
+	}
+	if (woken || poll(p, s->ackfd >= 0 ? 2 : 1, ms) <= 0)
+		return;
+	if (p[1].revents)
+		ackwatch_drain(s->ackfd);
+	PQconsumeInput(s->conn);
+	while ((n = PQnotifies(s->conn)) != NULL)
+		PQfreemem(n);
+}
+
+static int
+all_done(const struct tail *s)
+{
+	int i;
+
+	for (i = 0; i < s->ntables; i++)
+		if (!s->tables[i].done)
+			return 0;
+	return 1;
+}
+
+/*
+ * One round over the tables: start a batch where none is in progress, write
+ * one page of each.  Returns the lines written, or -1 on a database error.
+ */
+static long
+round_once(struct tail *s)
+{
+	char *snap = NULL;
+	long total = 0, n, limit;
+	int i;
+
+	for (i = 0; i < s->ntables && !sig_stop; i++) {
+		struct table *t = &s->tables[i];
+
+		if (t->done)
+			continue;
+		if (t->cur.hi == NULL) {
+			if (!s->opt->follow && t->final_batch) {
+				t->done = 1;
+				continue;
+			}
+			if (snap == NULL && (snap = current_snapshot(s->conn)) == NULL)
+				return -1;
+			t->final_batch = 1;
+			if (t->cur.lo && strcmp(t->cur.lo->text, snap) == 0) {
+				t->done = !s->opt->follow;
+				continue;
+			}
+			t->cur.hi = snap_new(snap);
+		}
+		limit = room(&s->e);
+		if (limit <= 0)
+			break;
+		s->e.index = i;
+		n = emit_page(s->conn, t, &s->e, limit < s->opt->batch ? limit : s->opt->batch);
+		if (n < 0) {
+			free(snap);
+			return -1;
+		}
+		log_debug("%s: %ld rows, position %s %s %" PRId64, t->name, n,
+		    t->cur.lo ? t->cur.lo->text : "-", t->cur.hi ? t->cur.hi->text : "-", t->cur.last);
+		total += n;
+	}
+	free(snap);
+	return total;
+}
+
+static int
+take_snapshots(struct tail *s)
+{
+	struct snap *taken = NULL;
+	long n;
+	int i;
+
+	for (i = 0; i < s->ntables && !sig_stop; i++) {
+		struct table *t = &s->tables[i];
+
+		while ((n = emit_snapshot(s->conn, t, &s->e, s->opt->batch, &taken)) < 0)
+			if (sig_stop || recover(s) < 0)
+				return sig_stop ? 0 : -1;
+		log_debug("%s: snapshot of %ld rows at %s", t->name, n, taken->text);
+		if (!t->has_stored) {
+			struct pos p = { taken, NULL, 0 };
+
+			pos_set(&t->cur, &p);
+			if (s->e.win)
+				window_push(s->e.win, s->e.lines, i, &t->cur);
+		}
+		snap_unref(taken);
+	}
+	return 0;
+}
+
+static int
+run(struct tail *s)
+{
+	long n;
+
+	if (s->opt->snapshot && take_snapshots(s) < 0)
+		return -1;
+	while (!sig_stop && !all_done(s)) {
+		n = round_once(s);
+		if (fflush(stdout) != 0)
+			die("write error:");
+		read_acks(s);
+		if (n < 0 || sync_positions(s) < 0 || maybe_prune(s, 0) < 0) {
+			if (recover(s) < 0)
+				return -1;
+			continue;
+		}
+		if (n == 0 && s->opt->follow && !sig_stop)
+			wait_for_work(s, s->opt->poll_ms);
+	}
+	return 0;
+}
+
+/*
+ * Before exiting: wait (up to --ack-timeout, or a second signal) for the
+ * downstream to acknowledge what was written, and store the final positions.
+ */
+static int
+finish(struct tail *s)
+{
+	struct timespec start;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (s->opt->ack && s->acked < s->e.lines &&
+	    elapsed(&start) * 1000 < s->opt->ack_timeout_ms && sig_count < 2) {
+		wait_ack(s, 100);
+		read_acks(s);
+		if (sync_positions(s) < 0 && recover(s) < 0)
+			return -1;
+	}
+	read_acks(s);
+	if (sync_positions(s) < 0 || maybe_prune(s, 1) < 0)
+		return -1;
+	if (s->acked < s->e.lines && s->opt->ack) {
+		if (!sig_stop) {
+			log_error("downstream acknowledged %" PRIu64 " of %" PRIu64
+			    " lines; the rest will be sent again", s->acked, s->e.lines);
+			return -1;
+		}
+		log_warning("downstream acknowledged %" PRIu64 " of %" PRIu64
+		    " lines; the rest will be sent again", s->acked, s->e.lines);
+	}
+	return 0;
+}
+
+static int
+setup(struct tail *s)
+{
+	int i;
+
+	if (s->opt->ack) {
+		if (ack_write(s->opt->ack, 0) < 0) {
+			log_error("cannot write ack file \"%s\":", s->opt->ack);
+			return -1;
+		}
+		if ((s->ackfd = ackwatch_open(s->opt->ack)) < 0) {
+			log_error("cannot watch ack file \"%s\":", s->opt->ack);
+			return -1;
+		}
+		s->e.win = window_new(s->opt->window + 2 * s->ntables + 16);
+	}
+	if (connect_source(s) < 0)
+		return -1;
+	for (i = 0; i < s->ntables; i++) {
+		if (tables_resolve(s->conn, &s->tables[i], s->opt->tables[i]) < 0 ||
+		    position_load(s->conn, s->opt->name, &s->tables[i]) < 0)
+			return -1;
+		pos_set(&s->want[i], &s->tables[i].cur);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = {
+		.name = "pg-cdc-tail", .poll_ms = 1000, .batch = 5000,
+		.window = 100000, .ack_timeout_ms = 30000
+	};
+	struct tail s = { .opt = &opt, .ackfd = -1 };
+	static char outbuf[1 << 16];
+	int status, i;
+
+	log_init(argv[0]);
+	parse_options(argc, argv, &opt);
+	sig_install();
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+	s.ntables = opt.ntables;
+	s.tables = calloc(opt.ntables, sizeof *s.tables);
+	s.want = calloc(opt.ntables, sizeof *s.want);
+	s.moved = calloc(opt.ntables, sizeof *s.moved);
+	if (s.tables == NULL || s.want == NULL || s.moved == NULL)
+		die("out of memory");
+	s.e.out = stdout;
+	s.e.room = room;
+
+	status = setup(&s) < 0 || run(&s) < 0;
+	if (fflush(stdout) != 0 || (!opt.follow && fclose(stdout) != 0))
+		die("write error:");
+	if (status == 0 && finish(&s) < 0)
+		status = 1;
+
+	for (i = 0; i < s.ntables; i++) {
+		table_free(&s.tables[i]);
+		pos_clear(&s.want[i]);
+	}
+	free(s.tables);
+	free(s.want);
+	free(s.moved);
+	free(opt.tables);
+	window_free(s.e.win);
+	if (s.ackfd >= 0)
+		close(s.ackfd);
+	PQfinish(s.conn);
+	if (opt.follow && fclose(stdout) != 0 && status == 0)
+		die("write error:");
+	return status ? EXIT_RUNTIME : EXIT_OK;
+}

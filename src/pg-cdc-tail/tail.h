@@ -1,0 +1,94 @@
+/* pg-cdc-tail: emit committed changes of captured tables as CDC events. */
+#ifndef PG_CDC_TAIL_H
+#define PG_CDC_TAIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <libpq-fe.h>
+
+struct options {
+	const char *conninfo;
+	const char **tables;
+	int ntables;
+	const char *name;		/* consumer name */
+	const char *ack;		/* ack file, or NULL */
+	int follow;
+	int snapshot;
+	int prune;
+	long long poll_ms;
+	long long batch;
+	long long window;
+	long long ack_timeout_ms;
+};
+
+/* A transaction snapshot ("xmin:xmax:xip,..."), shared by the lines emitted under it. */
+struct snap {
+	int refs;
+	uint64_t xmin, xmax;
+	char text[];
+};
+
+struct snap *snap_new(const char *text);
+struct snap *snap_ref(struct snap *s);
+void snap_unref(struct snap *s);
+
+/*
+ * A position in one table's log: every transaction visible in lo is
+ * delivered, and of those visible in hi but not lo (a batch), every log row
+ * up to id last.  hi is NULL between batches; lo is NULL before the first.
+ */
+struct pos {
+	struct snap *lo, *hi;
+	int64_t last;
+};
+
+void pos_set(struct pos *dst, const struct pos *src);
+void pos_clear(struct pos *p);
+int pos_equal(const struct pos *a, const struct pos *b);
+
+struct table {
+	char *name;		/* schema.table, as emitted in events */
+	char *regclass;		/* its oid, for queries */
+	char *page_sql;		/* one page of a batch */
+	char *snapshot_sql;	/* the table's rows with their keys */
+	char *prefix;		/* ,"table":"...","key": */
+	struct pos cur;		/* what has been written out */
+	struct pos stored;	/* what the database holds */
+	int has_stored;		/* the consumer row exists */
+	int done;		/* without -f: the batch taken at start is drained */
+	int final_batch;	/* the batch in progress started after this run began */
+};
+
+/* Lines written but not yet acknowledged, each with the position after it. */
+struct window;
+
+struct window *window_new(size_t cap);
+void window_free(struct window *w);
+size_t window_len(const struct window *w);
+int window_full(const struct window *w);
+void window_push(struct window *w, uint64_t line, int table, const struct pos *p);
+/* Pop the marks up to line n; for each table, the last popped position goes to out[table]. */
+void window_pop(struct window *w, uint64_t n, struct pos *out, int *moved);
+
+/* trigger.c */
+int tables_resolve(PGconn *conn, struct table *t, const char *name);
+void table_free(struct table *t);
+int position_load(PGconn *conn, const char *consumer, struct table *t);
+int position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p);
+int prune_log(PGconn *conn, struct table *t);
+char *current_snapshot(PGconn *conn);
+
+/* Write one page of t's batch; returns rows written or -1. */
+struct emitter {
+	FILE *out;
+	struct window *win;	/* NULL without --ack */
+	int index;		/* table index, for window marks */
+	uint64_t lines;		/* lines written so far */
+	/* How many more lines may be written now; waits while none may, 0 to give up. */
+	long (*room)(struct emitter *e);
+};
+long emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit);
+long emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, struct snap **taken);
+
+#endif

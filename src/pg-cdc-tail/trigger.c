@@ -1,0 +1,415 @@
+/*
+ * Trigger mode: read a table's change log (sql/cdc.sql) in batches bounded
+ * by transaction snapshots, as PgQ does.  A batch is every log row whose
+ * transaction is visible in snapshot hi and was not in snapshot lo; it is read
+ * in pages ordered by log id.  Log ids are handed out before commit, so
+ * "id > last" alone would skip a transaction that took its ids early and
+ * committed late; snapshot visibility never does.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonout.h"
+#include "log.h"
+#include "pgconn.h"
+#include "tail.h"
+
+struct snap *
+snap_new(const char *text)
+{
+	size_t len = strlen(text);
+	struct snap *s = malloc(sizeof *s + len + 1);
+	char *end;
+
+	if (s == NULL)
+		die("out of memory");
+	s->refs = 1;
+	memcpy(s->text, text, len + 1);
+	s->xmin = strtoull(text, &end, 10);
+	s->xmax = *end == ':' ? strtoull(end + 1, NULL, 10) : s->xmin;
+	return s;
+}
+
+struct snap *
+snap_ref(struct snap *s)
+{
+	if (s)
+		s->refs++;
+	return s;
+}
+
+void
+snap_unref(struct snap *s)
+{
+	if (s && --s->refs == 0)
+		free(s);
+}
+
+void
+pos_set(struct pos *dst, const struct pos *src)
+{
+	struct snap *lo = snap_ref(src->lo), *hi = snap_ref(src->hi);
+
+	pos_clear(dst);
+	dst->lo = lo;
+	dst->hi = hi;
+	dst->last = src->last;
+}
+
+void
+pos_clear(struct pos *p)
+{
+	snap_unref(p->lo);
+	snap_unref(p->hi);
+	p->lo = p->hi = NULL;
+	p->last = 0;
+}
+
+static int
+snap_equal(const struct snap *a, const struct snap *b)
+{
+	if (a == b)
+		return 1;
+	return a && b && strcmp(a->text, b->text) == 0;
+}
+
+int
+pos_equal(const struct pos *a, const struct pos *b)
+{
+	return a->last == b->last && snap_equal(a->lo, b->lo) && snap_equal(a->hi, b->hi);
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		die("out of memory");
+	return d;
+}
+
+/* Run a one-row query with text parameters; NULL (logged) on error or no row. */
+static PGresult *
+query_row(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (!pg_conn_lost(conn))
+			log_error("query failed: %s", pg_errmsg(conn));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* The JSON fragment every event of this table starts its "table" field with. */
+static char *
+event_prefix(const char *name)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		die("out of memory");
+	fputs(",\"table\":", f);
+	json_put_string(f, name, strlen(name));
+	fputs(",\"key\":", f);
+	fclose(f);
+	return buf;
+}
+
+/*
+ * Look up table name: it must exist and have capture enabled.  Returns 0, or
+ * -1 after a one-line error.
+ */
+int
+tables_resolve(PGconn *conn, struct table *t, const char *name)
+{
+	const char *sql =
+	    "SELECT c.oid::text, n.nspname || '.' || c.relname, cap.log::text,"
+	    "       (SELECT format('SELECT json_build_object(%s)::text, row_to_json(t)::text FROM %s AS t',"
+	    "                      string_agg(format('%L, t.%I', k, k), ', ' ORDER BY o), cap.tbl)"
+	    "          FROM unnest(cap.key_columns) WITH ORDINALITY AS u(k, o))"
+	    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	    "  LEFT JOIN cdc.captured cap ON cap.tbl = c.oid"
+	    " WHERE c.oid = to_regclass($1)";
+	const char *params[1] = { name };
+	PGresult *res;
+	char page[1024];
+
+	res = query_row(conn, "SELECT to_regclass('cdc.captured') IS NOT NULL", 0, NULL);
+	if (res == NULL)
+		return -1;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		log_error("capture is not installed in database \"%s\" (run sql/cdc.sql)", PQdb(conn));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+
+	res = query_row(conn, sql, 1, params);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0) {
+		log_error("table \"%s\" does not exist", name);
+		PQclear(res);
+		return -1;
+	}
+	if (PQgetisnull(res, 0, 2)) {
+		log_error("table \"%s\" has no capture enabled (run SELECT cdc.enable('%s'))",
+		    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 1));
+		PQclear(res);
+		return -1;
+	}
+	t->regclass = xstrdup(PQgetvalue(res, 0, 0));
+	t->name = xstrdup(PQgetvalue(res, 0, 1));
+	t->snapshot_sql = xstrdup(PQgetvalue(res, 0, 3));
+	snprintf(page, sizeof page,
+	    "SELECT id, txid, op, (extract(epoch FROM ts) * 1000)::bigint, key, before, after"
+	    "  FROM %s"
+	    " WHERE id > $1 AND txid >= $2::xid8 AND txid < $3::xid8"
+	    "   AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)"
+	    "   AND pg_visible_in_snapshot(txid, $5::pg_snapshot)"
+	    " ORDER BY id LIMIT $6", PQgetvalue(res, 0, 2));
+	t->page_sql = xstrdup(page);
+	t->prefix = event_prefix(t->name);
+	PQclear(res);
+	return 0;
+}
+
+void
+table_free(struct table *t)
+{
+	free(t->name);
+	free(t->regclass);
+	free(t->page_sql);
+	free(t->snapshot_sql);
+	free(t->prefix);
+	pos_clear(&t->cur);
+	pos_clear(&t->stored);
+}
+
+/* Load the consumer's stored position for t into t->cur and t->stored. */
+int
+position_load(PGconn *conn, const char *consumer, struct table *t)
+{
+	const char *params[2] = { consumer, t->regclass };
+	PGresult *res;
+
+	res = query_row(conn,
+	    "SELECT snap_lo::text, snap_hi::text, last_id FROM cdc.consumer"
+	    " WHERE name = $1 AND tbl = $2::oid::regclass", 2, params);
+	if (res == NULL)
+		return -1;
+	pos_clear(&t->cur);
+	t->has_stored = PQntuples(res) > 0;
+	if (t->has_stored) {
+		if (!PQgetisnull(res, 0, 0))
+			t->cur.lo = snap_new(PQgetvalue(res, 0, 0));
+		if (!PQgetisnull(res, 0, 1))
+			t->cur.hi = snap_new(PQgetvalue(res, 0, 1));
+		t->cur.last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	}
+	pos_set(&t->stored, &t->cur);
+	PQclear(res);
+	return 0;
+}
+
+int
+position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p)
+{
+	char last[32];
+	const char *params[5] = {
+		consumer, t->regclass, p->lo ? p->lo->text : NULL,
+		p->hi ? p->hi->text : NULL, last
+	};
+	PGresult *res;
+
+	snprintf(last, sizeof last, "%" PRId64, p->last);
+	res = PQexecParams(conn,
+	    "INSERT INTO cdc.consumer (name, tbl, snap_lo, snap_hi, last_id, updated_at)"
+	    " VALUES ($1, $2::oid::regclass, $3, $4, $5, now())"
+	    " ON CONFLICT (name, tbl) DO UPDATE SET snap_lo = excluded.snap_lo,"
+	    " snap_hi = excluded.snap_hi, last_id = excluded.last_id, updated_at = now()",
+	    5, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (!pg_conn_lost(conn))
+			log_error("cannot store position of \"%s\": %s", t->name, pg_errmsg(conn));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	pos_set(&t->stored, p);
+	t->has_stored = 1;
+	return 0;
+}
+
+int
+prune_log(PGconn *conn, struct table *t)
+{
+	const char *params[1] = { t->regclass };
+	PGresult *res = query_row(conn, "SELECT cdc.prune($1::oid::regclass)", 1, params);
+
+	if (res == NULL)
+		return -1;
+	log_debug("%s: pruned %s log rows", t->name, PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+char *
+current_snapshot(PGconn *conn)
+{
+	PGresult *res = query_row(conn, "SELECT pg_current_snapshot()::text", 0, NULL);
+	char *s;
+
+	if (res == NULL)
+		return NULL;
+	s = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return s;
+}
+
+static void
+put_field(FILE *out, PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		fputs("null", out);
+	else
+		json_put_oneline(out, PQgetvalue(res, row, col), PQgetlength(res, row, col));
+}
+
+/*
+ * Write up to limit rows of t's batch in progress, from after t->cur.last.
+ * A short page completes the batch: lo moves up to hi.  Returns the number of
+ * rows written, or -1 (logged unless the connection is lost).
+ */
+long
+emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
+{
+	char last[32], xmin[32], xmax[32], lim[32];
+	const char *params[6] = {
+		last, xmin, xmax, t->cur.lo ? t->cur.lo->text : "1:1:", t->cur.hi->text, lim
+	};
+	PGresult *res;
+	long i, n;
+
+	snprintf(last, sizeof last, "%" PRId64, t->cur.last);
+	snprintf(xmin, sizeof xmin, "%" PRIu64, t->cur.lo ? t->cur.lo->xmin : 0);
+	snprintf(xmax, sizeof xmax, "%" PRIu64, t->cur.hi->xmax);
+	snprintf(lim, sizeof lim, "%ld", limit);
+	res = PQexecParams(conn, t->page_sql, 6, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (!pg_conn_lost(conn))
+			log_error("cannot read the log of \"%s\": %s", t->name, pg_errmsg(conn));
+		PQclear(res);
+		return -1;
+	}
+	n = PQntuples(res);
+	for (i = 0; i < n; i++) {
+		fputs("{\"op\":\"", e->out);
+		fputs(PQgetvalue(res, i, 2), e->out);
+		fputc('"', e->out);
+		fputs(t->prefix, e->out);
+		json_put_compact(e->out, PQgetvalue(res, i, 4), PQgetlength(res, i, 4));
+		fputs(",\"before\":", e->out);
+		put_field(e->out, res, i, 5);
+		fputs(",\"after\":", e->out);
+		put_field(e->out, res, i, 6);
+		fprintf(e->out, ",\"pos\":%s,\"txid\":%s,\"ts_ms\":%s}\n",
+		    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 3));
+		e->lines++;
+		t->cur.last = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		if (e->win)
+			window_push(e->win, e->lines, e->index, &t->cur);
+	}
+	PQclear(res);
+	if (n < limit) {
+		struct pos next = { t->cur.hi, NULL, 0 };
+
+		pos_set(&t->cur, &next);
+		if (e->win)
+			window_push(e->win, e->lines, e->index, &t->cur);
+	}
+	return n;
+}
+
+/*
+ * --snapshot: write t's rows as op "r" events, read in one repeatable-read
+ * transaction whose snapshot is returned in *taken: the stream that follows
+ * continues with exactly the transactions that snapshot did not see.
+ * Snapshot rows carry pos 0, below any change.  Returns the rows written or -1.
+ */
+long
+emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, struct snap **taken)
+{
+	char fetch[64], ts[32];
+	char *text = NULL;
+	struct timespec now;
+	long total = 0, n, i, want;
+	PGresult *res;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(ts, sizeof ts, "%lld", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") < 0 ||
+	    (text = current_snapshot(conn)) == NULL)
+		goto fail;
+	{
+		size_t len = strlen(t->snapshot_sql) + 64;
+		char *decl = malloc(len);
+
+		if (decl == NULL)
+			die("out of memory");
+		snprintf(decl, len, "DECLARE pgcdc_snapshot NO SCROLL CURSOR FOR %s", t->snapshot_sql);
+		i = pg_command(conn, decl);
+		free(decl);
+		if (i < 0)
+			goto fail;
+	}
+	for (;;) {
+		want = e->room(e);
+		if (want <= 0)
+			goto fail;
+		if (want > batch)
+			want = batch;
+		snprintf(fetch, sizeof fetch, "FETCH %ld FROM pgcdc_snapshot", want);
+		res = PQexec(conn, fetch);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			if (!pg_conn_lost(conn))
+				log_error("cannot read \"%s\": %s", t->name, pg_errmsg(conn));
+			PQclear(res);
+			goto fail;
+		}
+		n = PQntuples(res);
+		for (i = 0; i < n; i++) {
+			fputs("{\"op\":\"r\"", e->out);
+			fputs(t->prefix, e->out);
+			json_put_compact(e->out, PQgetvalue(res, i, 0), PQgetlength(res, i, 0));
+			fputs(",\"before\":null,\"after\":", e->out);
+			put_field(e->out, res, i, 1);
+			fprintf(e->out, ",\"pos\":0,\"txid\":null,\"ts_ms\":%s}\n", ts);
+		}
+		PQclear(res);
+		e->lines += n;
+		total += n;
+		if (fflush(e->out) != 0)
+			die("write error:");
+		if (n < want)
+			break;
+	}
+	if (pg_command(conn, "COMMIT") < 0)
+		goto fail;
+	*taken = snap_new(text);
+	free(text);
+	return total;
+fail:
+	free(text);
+	if (!pg_conn_lost(conn))
+		pg_command(conn, "ROLLBACK");
+	return -1;
+}

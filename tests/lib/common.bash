@@ -1,0 +1,36 @@
+# Loaded by every test file: bats helper libraries, the built tools on PATH,
+# and the throwaway PostgreSQL helpers.
+
+TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+export PATH="$TOP/bin:$PATH"
+BATS_LIB=${BATS_LIB:-/usr/lib/bats}
+load "$BATS_LIB/bats-support/load"
+load "$BATS_LIB/bats-assert/load"
+load "$BATS_LIB/bats-file/load"
+. "$TOP/tests/lib/pg.bash"
+
+# A template database with the capture machinery and the orders table, made
+# once per test file (call from setup_file after pg_start).
+make_source_template() {
+	createdb -T template0 src_template
+	sql -d src_template -f "$TOP/sql/cdc.sql" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
+}
+
+# A fresh source database for one test, named after the test number.
+new_source_db() {
+	DB="src_${BATS_TEST_NUMBER}"
+	dropdb --if-exists "$DB" 2>/dev/null
+	createdb -T src_template "$DB"
+	export DB
+}
+
+# Wait until a command succeeds, up to $1 seconds.
+wait_for() {
+	local limit=$1 i=0
+	shift
+	while ! "$@"; do
+		i=$((i + 1))
+		[ "$i" -ge $((limit * 10)) ] && return 1
+		sleep 0.1
+	done
+}
