@@ -24,11 +24,12 @@ new_source_db() {
 	export DB
 }
 
-# Wait until a command succeeds, up to $1 seconds.
+# wait_for SECONDS 'SHELL CONDITION': re-evaluate the condition every 0.1 s
+# until it holds; fail after SECONDS.
 wait_for() {
 	local limit=$1 i=0
 	shift
-	while ! "$@"; do
+	while ! eval "$1"; do
 		i=$((i + 1))
 		[ "$i" -ge $((limit * 10)) ] && return 1
 		sleep 0.1
