@@ -1,0 +1,29 @@
+# Shared by the benchmarks: a throwaway PostgreSQL, and a timer that reports
+# wall time and peak RSS of one command.
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PATH="$TOP/bin:$PATH"
+. "$TOP/tests/lib/pg.bash"
+
+# measure LABEL CMD...: run CMD (a shell string), set SECS and RSS_KB
+measure() {
+	local label=$1 out
+	shift
+	out=$(mktemp)
+	/usr/bin/time -f '%e %M' -o "$out" bash -c "$1" || {
+		echo "bench: $label failed" >&2
+		rm -f "$out"
+		return 1
+	}
+	read -r SECS RSS_KB <"$out"
+	rm -f "$out"
+}
+
+# row LABEL COUNT: one table row from the last measure
+row() {
+	awk -v l="$1" -v n="$2" -v s="$SECS" -v r="$RSS_KB" 'BEGIN {
+		printf "%-34s %10d %8.2f %12.0f %9.1f\n", l, n, s, (s > 0 ? n / s : 0), r / 1024 }'
+}
+
+header() {
+	printf "%-34s %10s %8s %12s %9s\n" "$1" "count" "seconds" "per second" "RSS MiB"
+}
