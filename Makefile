@@ -48,12 +48,12 @@ $(LIB): $(COMMON_OBJ)
 .SECONDARY:
 .SECONDEXPANSION:
 objs_of = $(patsubst src/%.c,$(BUILD)/%.o,$(wildcard src/$(1)/*.c))
-bin/%: $$(call objs_of,$$*) $(LIB) $(BUILD)/.flags
+bin/%: $$(call objs_of,$$*) $(LIB) build/flags
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
 
-# rebuild everything when the sanitizer setting changes
-$(BUILD)/.flags: FORCE
+# relink the tools when the flags (SANITIZE) change: objects live apart per build
+build/flags: FORCE
 	@mkdir -p $(@D)
 	@echo '$(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CFLAGS) $(LDFLAGS)' > $@
 
