@@ -55,7 +55,7 @@ has_rows() {
 @test "--help prints the usage on stdout and exits 0" {
 	run --separate-stderr order-sim --help
 	assert_success
-	assert_line --index 2 'usage: order-sim [-hqVv] [-d conninfo] [--clients=n] [--count=n]'
+	assert_line 'usage: order-sim [-hqVv] [-d conninfo] [--clients=n] [--count=n]'
 	assert_output --partial '--update-ratio=R'
 	[ -z "$stderr" ]
 }
@@ -238,7 +238,7 @@ Try "order-sim --help" for more information.' ]
 @test "SIGTERM stops cleanly with the summary, exit 0" {
 	order-sim -d "$DB" --rate=100 --clients=3 2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	local pid=$! rc=0
-	wait_for 20 has_rows 20
+	wait_for 20 "has_rows 20"
 	kill -TERM "$pid"
 	wait "$pid" || rc=$?
 	[ "$rc" -eq 0 ]
@@ -248,7 +248,7 @@ Try "order-sim --help" for more information.' ]
 @test "SIGINT stops cleanly with the summary, exit 0" {
 	order-sim -d "$DB" --rate=100 2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	local pid=$! rc=0
-	wait_for 20 has_rows 10
+	wait_for 20 "has_rows 10"
 	kill -INT "$pid"
 	wait "$pid" || rc=$?
 	[ "$rc" -eq 0 ]
@@ -259,7 +259,7 @@ Try "order-sim --help" for more information.' ]
 	timeout 120 order-sim -d "$DB" --clients=4 --rate=200 --count=600 \
 		2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	local pid=$! rc=0
-	wait_for 20 has_rows 100
+	wait_for 20 "has_rows 100"
 	pg_restart
 	wait "$pid" || rc=$?
 	cat "$BATS_TEST_TMPDIR/err"
@@ -276,17 +276,19 @@ Try "order-sim --help" for more information.' ]
 }
 
 @test "the man page examples run" {
-	local dbs=(shop a b) d line
+	local dbs=(shop a b) d line n=0
 	for d in "${dbs[@]}"; do
 		dropdb --if-exists "$d" 2>/dev/null
 		createdb -T src_template "$d"
 	done
 	while IFS= read -r line; do
 		# the first example runs until interrupted
-		run --separate-stderr timeout --preserve-status -s INT 2 sh -c "$line"
+		run --separate-stderr eval "timeout --preserve-status -s INT 2 $line"
 		assert_success
-	done < <(mandoc -T ascii "$TOP/man/order-sim.1" | col -b |
+		n=$((n + 1))
+	done < <(mandoc -T ascii "$TOP/man/order-sim.1" | col -bx |
 		sed -n '/^EXAMPLES/,/^SEE ALSO/s/^ *\(order-sim .*\)$/\1/p')
+	[ "$n" -eq 3 ]
 	[ "$(log_rows shop)" -gt 0 ]
 	[ "$(log_rows a)" -eq 1000 ]
 	[ "$(orders_md5 a)" = "$(orders_md5 b)" ]

@@ -396,3 +396,20 @@ log_count() {
 	assert_equal "$(sql -d "$DB" -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders_cdc_log")" \
 		"$(grep -o '"pos":[0-9]*' "$WORK/out" | cut -d: -f2 | sort -n | paste -sd,)"
 }
+
+@test "--snapshot rows round-trip losslessly, whatever the column names" {
+	sql -d "$DB" <<-'SQL'
+		CREATE TABLE p (t numeric(38,10) PRIMARY KEY, "row" bigint, "we""ird" text, js jsonb);
+		INSERT INTO p VALUES (-1234567890123456789012345678.0123456789, -9223372036854775808,
+			E'a\nb"c\u00e9', '{"x": 1.10}');
+		SELECT cdc.enable('p');
+	SQL
+	run pg-cdc-tail -d "$DB" -t p --snapshot
+	assert_success
+	assert_output --partial '{"op":"r","table":"public.p","key":{"t":-1234567890123456789012345678.0123456789},"before":null,"after":{"t":-1234567890123456789012345678.0123456789,"row":-9223372036854775808,"we\"ird":"a\nb\"cé","js":{"x": 1.10}},"pos":0,"txid":null,"ts_ms":'
+	run sql -d "$DB" -v line="$output" <<-'SQL'
+		SELECT count(*) FROM p JOIN json_populate_record(NULL::p, (:'line'::json)->'after') r
+		ON (p.*)::text = (r.*)::text
+	SQL
+	assert_output 1
+}

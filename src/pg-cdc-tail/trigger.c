@@ -132,7 +132,7 @@ tables_resolve(PGconn *conn, struct table *t, const char *name)
 {
 	const char *sql =
 	    "SELECT c.oid::text, n.nspname || '.' || c.relname, cap.log::text,"
-	    "       (SELECT format('SELECT json_build_object(%s)::text, row_to_json(t)::text FROM %s AS t',"
+	    "       (SELECT format('SELECT json_build_object(%s)::text, row_to_json(t.*)::text FROM %s AS t',"
 	    "                      string_agg(format('%L, t.%I', k, k), ', ' ORDER BY o), cap.tbl)"
 	    "          FROM unnest(cap.key_columns) WITH ORDINALITY AS u(k, o))"
 	    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
