@@ -25,11 +25,13 @@ vlog(int level, const char *prefix, const char *fmt, va_list ap)
 
 	if (level > log_level)
 		return;
+	flockfile(stderr);	/* whole lines, even from several threads */
 	fprintf(stderr, "%s: %s", progname, prefix);
 	vfprintf(stderr, fmt, ap);
 	if (len > 0 && fmt[len - 1] == ':')
 		fprintf(stderr, " %s", strerror(saved));
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 #define DEFINE_LOG(name, level, prefix)			\

@@ -40,18 +40,20 @@ pg_command(PGconn *conn, const char *sql)
 const char *
 pg_errmsg(PGconn *conn)
 {
-	static char buf[512];
+	static const char *const severities[] = { "ERROR:  ", "FATAL:  ", "PANIC:  " };
+	static _Thread_local char buf[512];
 	const char *msg = PQerrorMessage(conn);
-	size_t n;
+	size_t n, i;
 
-	/* libpq may prefix "connection to server ... failed: "; keep it, cut at the first newline */
+	/* keep the first line, without the server's severity prefix */
+	for (i = 0; i < sizeof severities / sizeof *severities; i++)
+		if (strncmp(msg, severities[i], strlen(severities[i])) == 0)
+			msg += strlen(severities[i]);
 	n = strcspn(msg, "\n");
 	if (n >= sizeof buf)
 		n = sizeof buf - 1;
 	memcpy(buf, msg, n);
 	buf[n] = '\0';
-	if (strncmp(buf, "ERROR:  ", 8) == 0)
-		memmove(buf, buf + 8, strlen(buf + 8) + 1);
 	return buf;
 }
 

@@ -13,7 +13,7 @@ PGconn *pg_connect(const char *conninfo);
 /* Run a command that returns no rows; logs and returns -1 on failure. */
 int pg_command(PGconn *conn, const char *sql);
 
-/* First line of the connection's last error message, for one-line diagnostics. */
+/* First line of the connection's last error message, for one-line diagnostics (per thread). */
 const char *pg_errmsg(PGconn *conn);
 
 /* True when the server connection is gone (as opposed to an SQL error). */
