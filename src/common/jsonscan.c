@@ -1,0 +1,337 @@
+#include <string.h>
+
+#include <jansson.h>
+
+#include "jsonscan.h"
+
+#define MAX_DEPTH 512
+
+struct scan {
+	const char *p, *end;
+	const char *err;
+	int depth;
+};
+
+static void
+skip_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int
+fail(struct scan *s, const char *why)
+{
+	if (s->err == NULL)
+		s->err = why;
+	return -1;
+}
+
+/* Length of the UTF-8 sequence at p (1..4), or 0 if it is not valid. */
+static size_t
+utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+	size_t n, i;
+	unsigned c = p[0];
+	unsigned long cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* no overlong forms, no surrogates, nothing past U+10FFFF */
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+int
+utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	size_t n;
+
+	while (p < end) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((n = utf8_seq(p, end)) == 0)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+static int
+is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A string; s->p is at the opening quote. */
+static int
+scan_string(struct scan *s)
+{
+	size_t n;
+
+	s->p++;
+	while (s->p < s->end) {
+		unsigned char c = (unsigned char)*s->p;
+
+		if (c == '"') {
+			s->p++;
+			return 0;
+		}
+		if (c < 0x20)
+			return fail(s, "not JSON: control character in a string");
+		if (c == '\\') {
+			if (s->end - s->p < 2)
+				break;
+			c = (unsigned char)s->p[1];
+			if (c == 'u') {
+				if (s->end - s->p < 6 || !is_hex(s->p[2]) || !is_hex(s->p[3]) ||
+				    !is_hex(s->p[4]) || !is_hex(s->p[5]))
+					return fail(s, "not JSON: bad \\u escape");
+				s->p += 6;
+			} else if (strchr("\"\\/bfnrt", c) && c != '\0') {
+				s->p += 2;
+			} else {
+				return fail(s, "not JSON: bad escape in a string");
+			}
+			continue;
+		}
+		if (c >= 0x80) {
+			n = utf8_seq((const unsigned char *)s->p, (const unsigned char *)s->end);
+			if (n == 0)
+				return fail(s, "not valid UTF-8");
+			s->p += n;
+			continue;
+		}
+		s->p++;
+	}
+	return fail(s, "not JSON: unterminated string");
+}
+
+static int
+scan_digits(struct scan *s)
+{
+	const char *start = s->p;
+
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+		s->p++;
+	return s->p > start ? 0 : fail(s, "not JSON: bad number");
+}
+
+static int
+scan_number(struct scan *s)
+{
+	if (*s->p == '-')
+		s->p++;
+	if (s->p < s->end && *s->p == '0')
+		s->p++;
+	else if (scan_digits(s) < 0)
+		return -1;
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (scan_digits(s) < 0)
+			return -1;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (scan_digits(s) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+scan_word(struct scan *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
+		return fail(s, "not JSON: unexpected character");
+	s->p += n;
+	return 0;
+}
+
+static int scan_value(struct scan *s, const char *field, const char **val, size_t *vlen);
+
+static int
+scan_object(struct scan *s, const char *field, const char **val, size_t *vlen)
+{
+	const char *key;
+	size_t klen;
+	int match;
+
+	s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	for (;;) {
+		skip_ws(s);
+		if (s->p >= s->end || *s->p != '"')
+			return fail(s, "not JSON: expected a member name");
+		key = s->p + 1;
+		if (scan_string(s) < 0)
+			return -1;
+		klen = (size_t)(s->p - key - 1);
+		match = field && klen == strlen(field) && memcmp(key, field, klen) == 0;
+		skip_ws(s);
+		if (s->p >= s->end || *s->p != ':')
+			return fail(s, "not JSON: expected ':'");
+		s->p++;
+		skip_ws(s);
+		if (match)
+			*val = s->p;
+		if (scan_value(s, NULL, NULL, NULL) < 0)
+			return -1;
+		if (match)
+			*vlen = (size_t)(s->p - *val);
+		skip_ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			continue;
+		}
+		if (s->p < s->end && *s->p == '}') {
+			s->p++;
+			return 0;
+		}
+		return fail(s, "not JSON: expected ',' or '}'");
+	}
+}
+
+static int
+scan_array(struct scan *s)
+{
+	s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == ']') {
+		s->p++;
+		return 0;
+	}
+	for (;;) {
+		skip_ws(s);
+		if (scan_value(s, NULL, NULL, NULL) < 0)
+			return -1;
+		skip_ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			continue;
+		}
+		if (s->p < s->end && *s->p == ']') {
+			s->p++;
+			return 0;
+		}
+		return fail(s, "not JSON: expected ',' or ']'");
+	}
+}
+
+static int
+scan_value(struct scan *s, const char *field, const char **val, size_t *vlen)
+{
+	int r;
+
+	if (s->p >= s->end)
+		return fail(s, "not JSON: unexpected end");
+	if (++s->depth > MAX_DEPTH)
+		return fail(s, "not JSON: nested too deep");
+	switch (*s->p) {
+	case '{': r = scan_object(s, field, val, vlen); break;
+	case '[': r = scan_array(s); break;
+	case '"': r = scan_string(s); break;
+	case 't': r = scan_word(s, "true"); break;
+	case 'f': r = scan_word(s, "false"); break;
+	case 'n': r = scan_word(s, "null"); break;
+	default:
+		if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+			r = scan_number(s);
+		else
+			r = fail(s, "not JSON: unexpected character");
+	}
+	s->depth--;
+	return r;
+}
+
+const char *
+json_scan(const char *text, size_t len, const char *field, const char **val, size_t *vlen)
+{
+	struct scan s = { text, text + len, NULL, 0 };
+
+	if (val)
+		*val = NULL;
+	skip_ws(&s);
+	if (s.p >= s.end)
+		return "not JSON: empty";
+	if (scan_value(&s, field, val, vlen) < 0)
+		return s.err;
+	skip_ws(&s);
+	if (s.p != s.end)
+		return "not JSON: text after the value";
+	return NULL;
+}
+
+long
+json_key_text(const char *val, size_t vlen, char *buf, size_t cap)
+{
+	size_t i, n = 0;
+	int in_string = 0, escaped = 0;
+
+	if (vlen >= 2 && val[0] == '"' && !memchr(val, '\\', vlen)) {
+		if (vlen - 2 > cap)
+			return -1;
+		memcpy(buf, val + 1, vlen - 2);
+		return (long)(vlen - 2);
+	}
+	if (val[0] == '"') {
+		/* escapes: let jansson decode the string */
+		json_t *j = json_loadb(val, vlen, JSON_DECODE_ANY, NULL);
+		long r = -1;
+
+		if (j && json_is_string(j) && json_string_length(j) <= cap) {
+			r = (long)json_string_length(j);
+			memcpy(buf, json_string_value(j), r);
+		}
+		json_decref(j);
+		return r;
+	}
+	for (i = 0; i < vlen; i++) {
+		char c = val[i];
+
+		if (in_string) {
+			if (escaped)
+				escaped = 0;
+			else if (c == '\\')
+				escaped = 1;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			continue;
+		}
+		if (n == cap)
+			return -1;
+		buf[n++] = c;
+	}
+	return (long)n;
+}

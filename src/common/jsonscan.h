@@ -1,0 +1,30 @@
+/*
+ * An allocation-free JSON validator: one pass over a line says whether it is
+ * exactly one JSON text (RFC 8259, UTF-8) and where a top-level member's
+ * value lies.  jansson builds a tree per call; this runs on every line of
+ * kafka-pub and kafka-sub, where the tree is not needed.
+ */
+#ifndef PGCDC_JSONSCAN_H
+#define PGCDC_JSONSCAN_H
+
+#include <stddef.h>
+
+/*
+ * Validate s[0..len).  When field is not NULL and the text is an object with
+ * that member (the last one, if repeated), *val and *vlen locate its value.
+ * Returns NULL when valid, else a short reason ("not JSON: ...").
+ */
+const char *json_scan(const char *s, size_t len, const char *field,
+    const char **val, size_t *vlen);
+
+/* True when s[0..len) is valid UTF-8. */
+int utf8_valid(const char *s, size_t len);
+
+/*
+ * Render a JSON value as a message key into buf (at most cap bytes): a string
+ * as its bare decoded text, anything else as compact JSON text.  Returns the
+ * length, or -1 when it does not fit.
+ */
+long json_key_text(const char *val, size_t vlen, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,22 @@
+/* librdkafka configuration from -b, -X KEY=VALUE and -F FILE, shared by the Kafka tools. */
+#ifndef PGCDC_KCONF_H
+#define PGCDC_KCONF_H
+
+#include <librdkafka/rdkafka.h>
+
+/* Set one "key=value" property; a bad one is a usage error (exit 2) naming opt. */
+void kconf_set(rd_kafka_conf_t *conf, const char *opt, const char *kv);
+
+/* Set every "key=value" line of a file (blank lines and # comments skipped). */
+void kconf_file(rd_kafka_conf_t *conf, const char *path);
+
+/*
+ * bootstrap.servers: brokers (-b) when given, else what -X/-F set, else
+ * $KAFKA_BROKERS, else localhost:9092.
+ */
+void kconf_brokers(rd_kafka_conf_t *conf, const char *brokers);
+
+/* librdkafka's log lines through our logging (kept out of stdout). */
+void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * kafka-pub: publish each line of standard input as one Kafka message, the
+ * value byte for byte, keyed by a JSON field.  With --ack it keeps in a file
+ * the count of leading input lines that are durable: delivered to Kafka
+ * (acks=all, idempotent producer) or written to the dead-letter output.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ackfile.h"
+#include "dlq.h"
+#include "jsonscan.h"
+#include "kconf.h"
+#include "linereader.h"
+#include "log.h"
+#include "opt.h"
+#include "sig.h"
+
+#define MAX_LINE	(64u << 20)	/* longer input lines are dead-lettered, cut to this */
+#define MAX_KEY		(64u << 10)
+#define RING		(1u << 20)	/* most lines in flight: the backpressure bound */
+
+static const char usage_text[] =
+"Usage: kafka-pub [OPTION]... -t TOPIC\n"
+"Publish each line of standard input as one Kafka message.\n"
+"\n"
+"Options:\n"
+"  -b, --brokers=LIST      bootstrap brokers (default: $KAFKA_BROKERS, else localhost:9092)\n"
+"  -t, --topic=TOPIC       topic to publish to (required)\n"
+"  -k, --key=FIELD         key each message by this top-level JSON field\n"
+"  -X, --property=KEY=VALUE  librdkafka property (repeatable)\n"
+"  -F, --config=FILE       librdkafka properties file (key=value lines)\n"
+"      --ack=FILE          keep the count of leading lines made durable in FILE\n"
+"      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
+"  -v, --verbose           more diagnostics\n"
+"  -q, --quiet             errors only\n"
+"  -h, --help              show this help and exit\n"
+"  -V, --version           show the version and exit\n";
+
+struct options {
+	const char *topic;
+	const char *key;
+	const char *ack;
+	const char *dlq;
+};
+
+struct pub {
+	const struct options *opt;
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	struct dlq *dlq;
+	unsigned char *done;	/* ring: line delivered or dead-lettered */
+	uint64_t next;		/* lines read so far */
+	uint64_t acked;		/* leading lines durable */
+	uint64_t ack_written;
+	uint64_t delivered, undelivered;
+	rd_kafka_resp_err_t first_err;
+	int fatal;
+};
+
+/* Line seq is durable: advance the count of leading durable lines. */
+static void
+mark_done(struct pub *p, uint64_t seq)
+{
+	p->done[seq % RING] = 1;
+	while (p->acked < p->next && p->done[p->acked % RING]) {
+		p->done[p->acked % RING] = 0;
+		p->acked++;
+	}
+}
+
+static void
+dead_letter(struct pub *p, uint64_t seq, const char *line, size_t len, const char *why, int cut)
+{
+	char ctx[64];
+
+	snprintf(ctx, sizeof ctx, ",\"input_line\":%" PRIu64 "%s", seq + 1,
+	    cut ? ",\"truncated\":true" : "");
+	dlq_write(p->dlq, line, len, why, ctx);
+	mark_done(p, seq);
+}
+
+static int
+too_large(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+	    err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+	    err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct pub *p = opaque;
+	uint64_t seq = (uintptr_t)m->_private;
+
+	(void)rk;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		p->delivered++;
+		mark_done(p, seq);
+	} else if (too_large(m->err)) {
+		dead_letter(p, seq, m->payload, m->len, rd_kafka_err2str(m->err), 0);
+	} else {
+		if (p->undelivered++ == 0) {
+			p->first_err = m->err;
+			log_error("line %" PRIu64 " not delivered: %s", seq + 1, rd_kafka_err2str(m->err));
+		}
+		p->fatal = 1;	/* the count can never pass this line: stop reading */
+	}
+}
+
+static void
+on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct pub *p = opaque;
+	char buf[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, buf, sizeof buf);
+		log_error("fatal: %s", buf);
+		p->fatal = 1;
+	} else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		log_warning("%s", reason);
+	} else {
+		log_debug("%s: %s", rd_kafka_err2str(err), reason);
+	}
+}
+
+/* Write the ack count when it moved; dead letters are flushed first. */
+static int
+update_ack(struct pub *p)
+{
+	if (p->opt->ack == NULL || p->acked == p->ack_written)
+		return 0;
+	if (dlq_flush(p->dlq) < 0)
+		return -1;
+	if (ack_write(p->opt->ack, p->acked) < 0) {
+		log_error("cannot write ack file \"%s\":", p->opt->ack);
+		return -1;
+	}
+	p->ack_written = p->acked;
+	return 0;
+}
+
+/* Produce one input line (sequence seq); invalid ones go to the dead letters. */
+static void
+publish(struct pub *p, const char *line, size_t len, int cut)
+{
+	uint64_t seq = p->next++;
+	char key[MAX_KEY];
+	const char *why, *val = NULL;
+	size_t vlen = 0;
+	long klen = 0;
+	rd_kafka_resp_err_t err;
+
+	if (cut) {
+		dead_letter(p, seq, line, len, "line too long", 1);
+		return;
+	}
+	if ((why = json_scan(line, len, p->opt->key, &val, &vlen)) != NULL) {
+		dead_letter(p, seq, line, len, why, 0);
+		return;
+	}
+	if (p->opt->key) {
+		if (val == NULL) {
+			dead_letter(p, seq, line, len, "no key field", 0);
+			return;
+		}
+		if ((klen = json_key_text(val, vlen, key, sizeof key)) < 0) {
+			dead_letter(p, seq, line, len, "key too long", 0);
+			return;
+		}
+	}
+	for (;;) {
+		err = rd_kafka_producev(p->rk,
+		    RD_KAFKA_V_RKT(p->rkt),
+		    RD_KAFKA_V_VALUE((void *)line, len),
+		    RD_KAFKA_V_KEY(p->opt->key ? key : NULL, (size_t)klen),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
+		    RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */
+	}
+	if (too_large(err))
+		dead_letter(p, seq, line, len, rd_kafka_err2str(err), 0);
+	else if (err) {
+		log_error("cannot produce line %" PRIu64 ": %s", seq + 1, rd_kafka_err2str(err));
+		p->undelivered++;
+		p->fatal = 1;
+	}
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
+{
+	static const struct option longopts[] = {
+		{ "brokers", required_argument, NULL, 'b' },
+		{ "topic", required_argument, NULL, 't' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "property", required_argument, NULL, 'X' },
+		{ "config", required_argument, NULL, 'F' },
+		{ "ack", required_argument, NULL, 'A' },
+		{ "dlq", required_argument, NULL, 'D' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *brokers = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "b:t:k:X:F:vqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'b': brokers = optarg; break;
+		case 't': o->topic = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 'X': kconf_set(conf, "-X", optarg); break;
+		case 'F': kconf_file(conf, optarg); break;
+		case 'A': o->ack = optarg; break;
+		case 'D': o->dlq = optarg; break;
+		case 'v': log_level = LOG_DEBUG; break;
+		case 'q': log_level = LOG_ERROR; break;
+		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
+		case 'V': opt_version();
+		default:
+			fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (o->topic == NULL || *o->topic == '\0')
+		usage_error("no topic given (use -t TOPIC)");
+	if (o->key && *o->key == '\0')
+		usage_error("--key needs a field name");
+	if (o->ack && *o->ack == '\0')
+		usage_error("--ack needs a file name");
+	kconf_brokers(conf, brokers);
+}
+
+static rd_kafka_conf_t *
+default_conf(void)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	/* acks=all with an idempotent producer: no loss, no duplicates from retries */
+	kconf_set(conf, "default", "enable.idempotence=true");
+	kconf_set(conf, "default", "acks=all");
+	/* the partitioner Java clients use, so keys land where theirs do */
+	kconf_set(conf, "default", "partitioner=murmur2_random");
+	kconf_set(conf, "default", "linger.ms=5");
+	return conf;
+}
+
+/* Wait for input or delivery reports and serve the reports. */
+static void
+wait_events(struct pub *p, int evfd, int want_input, int ms)
+{
+	struct pollfd fds[2] = { { evfd, POLLIN, 0 }, { STDIN_FILENO, POLLIN, 0 } };
+	char drain[64];
+
+	if (poll(fds, want_input ? 2 : 1, ms) > 0 && fds[0].revents)
+		while (read(evfd, drain, sizeof drain) > 0)
+			;
+	rd_kafka_poll(p->rk, 0);
+}
+
+static int
+run(struct pub *p, int evfd)
+{
+	struct linereader *lr = lr_open(STDIN_FILENO, MAX_LINE);
+	const char *line;
+	size_t len;
+	int cut, status = 0;
+	long n;
+
+	if (lr == NULL)
+		die("out of memory");
+	while (!sig_stop && !p->fatal && !lr_done(lr)) {
+		if (p->next - p->acked >= RING) {
+			wait_events(p, evfd, 0, 100);
+			continue;
+		}
+		wait_events(p, evfd, 1, 1000);
+		n = lr_fill(lr);
+		if (n < 0 && errno != EINTR && errno != EAGAIN) {
+			log_error("cannot read standard input:");
+			status = 1;
+			break;
+		}
+		while (!p->fatal && p->next - p->acked < RING && lr_next(lr, &line, &len, &cut))
+			publish(p, line, len, cut);
+		if (update_ack(p) < 0) {
+			status = 1;
+			break;
+		}
+	}
+	lr_close(lr);
+	return status;
+}
+
+/* Deliver everything in flight: librdkafka reports each message within message.timeout.ms. */
+static int
+flush_all(struct pub *p)
+{
+	while (rd_kafka_outq_len(p->rk) > 0) {
+		rd_kafka_flush(p->rk, 100);
+		if (update_ack(p) < 0)
+			return -1;
+		if (sig_count >= 2) {
+			log_error("second signal: %d messages abandoned", rd_kafka_outq_len(p->rk));
+			rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+			rd_kafka_poll(p->rk, 0);
+			return -1;
+		}
+	}
+	return update_ack(p);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = { 0 };
+	struct pub p = { .opt = &opt };
+	rd_kafka_conf_t *conf;
+	rd_kafka_queue_t *mainq;
+	char err[512];
+	int evpipe[2], status;
+
+	log_init(argv[0]);
+	conf = default_conf();
+	parse_options(argc, argv, &opt, conf);
+	sig_install();
+	rd_kafka_conf_set_opaque(conf, &p);
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_log_cb(conf, kconf_log_cb);
+
+	if ((p.done = calloc(RING, 1)) == NULL)
+		die("out of memory");
+	if ((p.dlq = dlq_open(opt.dlq)) == NULL)
+		return EXIT_RUNTIME;
+	if (opt.ack && ack_write(opt.ack, 0) < 0)
+		die("cannot write ack file \"%s\":", opt.ack);
+	if ((p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL)
+		die("%s", err);
+	p.rkt = rd_kafka_topic_new(p.rk, opt.topic, NULL);
+	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		die("pipe:");
+	mainq = rd_kafka_queue_get_main(p.rk);
+	rd_kafka_queue_io_event_enable(mainq, evpipe[1], "1", 1);
+
+	status = run(&p, evpipe[0]);
+	if (flush_all(&p) < 0)
+		status = 1;
+	if (p.undelivered > 0) {
+		log_error("%" PRIu64 " of %" PRIu64 " lines not delivered (%s)",
+		    p.undelivered, p.next, rd_kafka_err2str(p.first_err));
+		status = 1;
+	}
+	log_debug("%" PRIu64 " lines: %" PRIu64 " delivered, %llu dead-lettered",
+	    p.next, p.delivered, dlq_count(p.dlq));
+	if (dlq_close(p.dlq) < 0)
+		status = 1;
+	rd_kafka_topic_destroy(p.rkt);
+	rd_kafka_queue_io_event_enable(mainq, -1, NULL, 0);
+	rd_kafka_queue_destroy(mainq);
+	rd_kafka_destroy(p.rk);
+	close(evpipe[0]);
+	close(evpipe[1]);
+	free(p.done);
+	return status;
+}

@@ -1,0 +1,571 @@
+/*
+ * kafka-sub: write each message value of Kafka topics as one line of standard
+ * output, as a member of a consumer group.  Offsets are committed only for
+ * lines written (without --ack) or acknowledged downstream through the ack
+ * file (with --ack), so a crash anywhere re-delivers instead of losing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ackfile.h"
+#include "ackwatch.h"
+#include "dlq.h"
+#include "jsonscan.h"
+#include "kconf.h"
+#include "log.h"
+#include "opt.h"
+#include "sig.h"
+
+static const char usage_text[] =
+"Usage: kafka-sub [OPTION]... -t TOPIC...\n"
+"Write each message value of Kafka topics as one line of standard output.\n"
+"\n"
+"Options:\n"
+"  -b, --brokers=LIST      bootstrap brokers (default: $KAFKA_BROKERS, else localhost:9092)\n"
+"  -t, --topic=TOPIC       topic to read (repeatable, at least one)\n"
+"  -g, --group=ID          consumer group (default: kafka-sub)\n"
+"  -o, --offset=WHERE      beginning, end or stored (default: stored)\n"
+"  -e, --exit-at-end       exit once every assigned partition is at its end\n"
+"  -c, --count=N           exit after N messages\n"
+"  -X, --property=KEY=VALUE  librdkafka property (repeatable)\n"
+"  -F, --config=FILE       librdkafka properties file (key=value lines)\n"
+"      --ack=FILE          commit only what FILE says downstream has made durable\n"
+"      --window=N          most lines unacknowledged at once with --ack (default: 100000)\n"
+"      --ack-timeout=MS    wait at exit for the last acknowledgements (default: 30000)\n"
+"      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
+"  -v, --verbose           more diagnostics\n"
+"  -q, --quiet             errors only\n"
+"  -h, --help              show this help and exit\n"
+"  -V, --version           show the version and exit\n";
+
+enum start { START_STORED, START_BEGINNING, START_END };
+
+struct options {
+	const char **topics;
+	int ntopics;
+	const char *group;
+	enum start start;
+	int exit_at_end;
+	long long count;
+	const char *ack;
+	const char *dlq;
+	long long window;
+	long long ack_timeout_ms;
+};
+
+/* A partition this process has been assigned at some time. */
+struct part {
+	char *topic;
+	int32_t partition;
+	int64_t next;		/* first offset not yet durable downstream */
+	int64_t committed;	/* what the group holds (as far as we know) */
+	int owned;		/* assigned now */
+	int eof;		/* at its end (for -e) */
+};
+
+/* "After line L, partition P is durable up to offset O." */
+struct mark {
+	uint64_t line;
+	int part;
+	int64_t offset;
+};
+
+struct sub {
+	const struct options *opt;
+	rd_kafka_t *rk;
+	struct dlq *dlq;
+	struct part *parts;
+	int nparts;
+	struct mark *ring;	/* marks of messages handled but not yet durable */
+	size_t cap, head, len;
+	uint64_t lines;		/* lines written */
+	uint64_t acked;
+	long long consumed;
+	int ackfd;
+	int paused;
+	int fatal;
+	int out_closed;		/* stdout closed: the final revoke writes nothing */
+	struct timespec last_commit;
+};
+
+static double
+since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static int
+find_part(struct sub *s, const char *topic, int32_t partition)
+{
+	int i;
+
+	for (i = 0; i < s->nparts; i++)
+		if (s->parts[i].partition == partition && strcmp(s->parts[i].topic, topic) == 0)
+			return i;
+	s->parts = realloc(s->parts, (s->nparts + 1) * sizeof *s->parts);
+	if (s->parts == NULL || (topic = strdup(topic)) == NULL)
+		die("out of memory");
+	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, 0, 0 };
+	return s->nparts++;
+}
+
+/* Pop the marks up to line n: their partitions are durable up to those offsets. */
+static void
+pop_marks(struct sub *s, uint64_t n)
+{
+	struct mark *m;
+
+	while (s->len > 0 && (m = &s->ring[s->head])->line <= n) {
+		s->parts[m->part].next = m->offset + 1;
+		s->head = (s->head + 1) % s->cap;
+		s->len--;
+	}
+}
+
+static void
+push_mark(struct sub *s, int part, int64_t offset)
+{
+	if (s->len == s->cap)
+		die("window of unacknowledged messages overflowed");
+	s->ring[(s->head + s->len++) % s->cap] = (struct mark){ s->lines, part, offset };
+}
+
+/* Learn what is durable: from the ack file, or everything written without one. */
+static void
+read_acks(struct sub *s)
+{
+	uint64_t n;
+
+	if (s->opt->ack == NULL) {
+		s->acked = s->lines;
+	} else if (ack_read(s->opt->ack, &n) == 0 && n > s->acked) {
+		if (n > s->lines) {
+			log_warning("ack file \"%s\" says %" PRIu64 " lines, only %" PRIu64 " were written",
+			    s->opt->ack, n, s->lines);
+			n = s->lines;
+		}
+		s->acked = n;
+	}
+	pop_marks(s, s->acked);
+}
+
+/* Commit the durable offsets of owned partitions that moved. */
+static int
+commit(struct sub *s, int sync)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->nparts);
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	int i;
+
+	if (dlq_flush(s->dlq) < 0)
+		return -1;
+	for (i = 0; i < s->nparts; i++) {
+		struct part *p = &s->parts[i];
+
+		if (p->owned && p->next > p->committed)
+			rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = p->next;
+	}
+	if (list->cnt > 0) {
+		err = rd_kafka_commit(s->rk, list, !sync);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			for (i = 0; i < list->cnt; i++)
+				s->parts[find_part(s, list->elems[i].topic,
+				    list->elems[i].partition)].committed = list->elems[i].offset;
+		else
+			log_warning("cannot commit offsets: %s", rd_kafka_err2str(err));
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	clock_gettime(CLOCK_MONOTONIC, &s->last_commit);
+	return 0;
+}
+
+static void
+flush_out(void)
+{
+	if (fflush(stdout) != 0)
+		die("write error:");
+}
+
+/* Wait up to ms for downstream to acknowledge every line written. */
+static void
+wait_acks(struct sub *s, long long ms)
+{
+	struct timespec start;
+	struct pollfd p = { s->ackfd, POLLIN, 0 };
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	read_acks(s);
+	while (s->acked < s->lines && since(&start) * 1000 < ms && sig_count < 2) {
+		if (poll(&p, s->ackfd >= 0, 100) > 0)
+			ackwatch_drain(s->ackfd);
+		read_acks(s);
+	}
+}
+
+static void
+on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *list, void *opaque)
+{
+	struct sub *s = opaque;
+	int i, k;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (i = 0; i < list->cnt; i++) {
+			rd_kafka_topic_partition_t *tp = &list->elems[i];
+			int known = 0;
+
+			for (k = 0; k < s->nparts; k++)
+				known |= s->parts[k].partition == tp->partition &&
+				    strcmp(s->parts[k].topic, tp->topic) == 0;
+			k = find_part(s, tp->topic, tp->partition);
+			s->parts[k].owned = 1;
+			s->parts[k].eof = 0;
+			s->parts[k].next = s->parts[k].committed = -1;
+			/* -o applies to a partition's first assignment; later ones resume */
+			if (known || s->opt->start == START_STORED)
+				tp->offset = RD_KAFKA_OFFSET_STORED;
+			else
+				tp->offset = s->opt->start == START_BEGINNING ?
+				    RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+			log_debug("assigned %s [%d]", tp->topic, (int)tp->partition);
+		}
+		rd_kafka_assign(rk, list);
+		s->paused = 0;
+		return;
+	}
+	/* revoked: make what was written durable if downstream can in time, commit it */
+	if (!s->out_closed)
+		flush_out();
+	if (s->opt->ack)
+		wait_acks(s, s->opt->ack_timeout_ms < 5000 ? s->opt->ack_timeout_ms : 5000);
+	read_acks(s);
+	commit(s, 1);
+	for (i = 0; i < list->cnt; i++)
+		s->parts[find_part(s, list->elems[i].topic, list->elems[i].partition)].owned = 0;
+	/* marks of revoked partitions no longer matter: the next owner re-reads from the commit */
+	rd_kafka_assign(rk, NULL);
+}
+
+static void
+on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct sub *s = opaque;
+	char buf[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, buf, sizeof buf);
+		log_error("fatal: %s", buf);
+		s->fatal = 1;
+	} else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		log_warning("%s", reason);
+	} else {
+		log_debug("%s: %s", rd_kafka_err2str(err), reason);
+	}
+}
+
+static int
+all_at_end(const struct sub *s)
+{
+	int i, owned = 0;
+
+	for (i = 0; i < s->nparts; i++) {
+		if (!s->parts[i].owned)
+			continue;
+		owned++;
+		if (!s->parts[i].eof)
+			return 0;
+	}
+	return owned > 0;
+}
+
+/* Write one message as a line, or dead-letter it; tombstones are skipped. */
+static void
+handle(struct sub *s, rd_kafka_message_t *m)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	int part = find_part(s, topic, m->partition);
+	const char *why = NULL;
+	char ctx[600];
+
+	s->parts[part].eof = 0;
+	if (m->payload != NULL) {
+		if (memchr(m->payload, '\n', m->len))
+			why = "value holds a newline";
+		else
+			why = json_scan(m->payload, m->len, NULL, NULL, NULL);
+		if (why == NULL) {
+			fwrite(m->payload, 1, m->len, stdout);
+			putchar('\n');
+			s->lines++;
+		} else {
+			snprintf(ctx, sizeof ctx, ",\"topic\":\"%.500s\",\"partition\":%d,\"offset\":%" PRId64,
+			    topic, (int)m->partition, m->offset);
+			dlq_write(s->dlq, m->payload, m->len, why, ctx);
+		}
+	}
+	push_mark(s, part, m->offset);
+	s->consumed++;
+}
+
+/* Pause consuming while the window is full; resume when there is room. */
+static void
+throttle(struct sub *s)
+{
+	rd_kafka_topic_partition_list_t *list;
+	int full = s->opt->ack && s->len >= (size_t)s->opt->window;
+
+	if (full == s->paused)
+		return;
+	if (rd_kafka_assignment(s->rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (full)
+			rd_kafka_pause_partitions(s->rk, list);
+		else
+			rd_kafka_resume_partitions(s->rk, list);
+		rd_kafka_topic_partition_list_destroy(list);
+	}
+	s->paused = full;
+}
+
+static int
+done(const struct sub *s)
+{
+	return sig_stop || s->fatal || (s->opt->count && s->consumed >= s->opt->count) ||
+	    (s->opt->exit_at_end && all_at_end(s));
+}
+
+static int
+run(struct sub *s, int evfd)
+{
+	struct pollfd fds[2] = { { evfd, POLLIN, 0 }, { s->ackfd, POLLIN, 0 } };
+	rd_kafka_message_t *m;
+	char drain[64];
+	int status = 0;
+
+	while (!done(s)) {
+		throttle(s);
+		/* paused partitions return nothing, but rebalances and errors are still served */
+		while (!done(s) && (m = rd_kafka_consumer_poll(s->rk, 0)) != NULL) {
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				s->parts[find_part(s, rd_kafka_topic_name(m->rkt), m->partition)].eof = 1;
+			} else if (m->err) {
+				log_error("%s", rd_kafka_message_errstr(m));
+				if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+				    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+				    m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+					s->fatal = 1;
+					status = 1;
+				}
+			} else {
+				handle(s, m);
+			}
+			rd_kafka_message_destroy(m);
+			throttle(s);
+		}
+		flush_out();
+		read_acks(s);
+		if (since(&s->last_commit) >= 0.1 && commit(s, 0) < 0)
+			return 1;
+		if (done(s))
+			break;
+		if (poll(fds, s->ackfd >= 0 ? 2 : 1, 1000) > 0) {
+			if (fds[0].revents)
+				while (read(evfd, drain, sizeof drain) > 0)
+					;
+			if (s->ackfd >= 0 && fds[1].revents)
+				ackwatch_drain(s->ackfd);
+		}
+	}
+	return status;
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
+{
+	static const struct option longopts[] = {
+		{ "brokers", required_argument, NULL, 'b' },
+		{ "topic", required_argument, NULL, 't' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "offset", required_argument, NULL, 'o' },
+		{ "exit-at-end", no_argument, NULL, 'e' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "property", required_argument, NULL, 'X' },
+		{ "config", required_argument, NULL, 'F' },
+		{ "ack", required_argument, NULL, 'A' },
+		{ "window", required_argument, NULL, 'W' },
+		{ "ack-timeout", required_argument, NULL, 'T' },
+		{ "dlq", required_argument, NULL, 'D' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *brokers = NULL;
+	char err[512];
+	int c;
+
+	o->topics = calloc(argc, sizeof *o->topics);
+	if (o->topics == NULL)
+		die("out of memory");
+	while ((c = getopt_long(argc, argv, "b:t:g:o:ec:X:F:vqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'b': brokers = optarg; break;
+		case 't': o->topics[o->ntopics++] = optarg; break;
+		case 'g': o->group = optarg; break;
+		case 'o':
+			if (strcmp(optarg, "beginning") == 0)
+				o->start = START_BEGINNING;
+			else if (strcmp(optarg, "end") == 0)
+				o->start = START_END;
+			else if (strcmp(optarg, "stored") == 0)
+				o->start = START_STORED;
+			else
+				usage_error("invalid value \"%s\" for option -o (beginning, end or stored)", optarg);
+			break;
+		case 'e': o->exit_at_end = 1; break;
+		case 'c': o->count = opt_int("-c", optarg, 1, INT64_MAX); break;
+		case 'X': kconf_set(conf, "-X", optarg); break;
+		case 'F': kconf_file(conf, optarg); break;
+		case 'A': o->ack = optarg; break;
+		case 'W': o->window = opt_int("--window", optarg, 1, 10000000); break;
+		case 'T': o->ack_timeout_ms = opt_int("--ack-timeout", optarg, 0, 86400000); break;
+		case 'D': o->dlq = optarg; break;
+		case 'v': log_level = LOG_DEBUG; break;
+		case 'q': log_level = LOG_ERROR; break;
+		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
+		case 'V': opt_version();
+		default:
+			fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (o->ntopics == 0)
+		usage_error("no topic given (use -t TOPIC)");
+	if (*o->group == '\0')
+		usage_error("group must not be empty");
+	if (o->ack && *o->ack == '\0')
+		usage_error("--ack needs a file name");
+	kconf_brokers(conf, brokers);
+	if (rd_kafka_conf_set(conf, "group.id", o->group, err, sizeof err) != RD_KAFKA_CONF_OK)
+		usage_error("%s", err);
+}
+
+static rd_kafka_conf_t *
+default_conf(void)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	/* offsets are committed by hand, only for what is durable downstream */
+	kconf_set(conf, "default", "enable.auto.commit=false");
+	kconf_set(conf, "default", "enable.auto.offset.store=false");
+	kconf_set(conf, "default", "enable.partition.eof=true");
+	kconf_set(conf, "default", "auto.offset.reset=earliest");
+	return conf;
+}
+
+static int
+finish(struct sub *s)
+{
+	int status = 0;
+
+	if (s->opt->ack) {
+		wait_acks(s, s->opt->ack_timeout_ms);
+		if (s->acked < s->lines) {
+			log_warning("downstream acknowledged %" PRIu64 " of %" PRIu64
+			    " lines; the rest will be delivered again", s->acked, s->lines);
+		}
+	}
+	read_acks(s);
+	if (commit(s, 1) < 0)
+		status = 1;
+	return status;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = { .group = "kafka-sub", .window = 100000, .ack_timeout_ms = 30000 };
+	struct sub s = { .opt = &opt, .ackfd = -1 };
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_conf_t *conf;
+	rd_kafka_queue_t *q;
+	static char outbuf[1 << 16];
+	char err[512];
+	int evpipe[2], status, i;
+
+	log_init(argv[0]);
+	conf = default_conf();
+	parse_options(argc, argv, &opt, conf);
+	sig_install();
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+	rd_kafka_conf_set_opaque(conf, &s);
+	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_log_cb(conf, kconf_log_cb);
+
+	/* room for what was fetched before a pause took effect */
+	s.cap = opt.window + 65536;
+	if ((s.ring = calloc(s.cap, sizeof *s.ring)) == NULL)
+		die("out of memory");
+	if ((s.dlq = dlq_open(opt.dlq)) == NULL)
+		return EXIT_RUNTIME;
+	if (opt.ack) {
+		if (ack_write(opt.ack, 0) < 0)
+			die("cannot write ack file \"%s\":", opt.ack);
+		if ((s.ackfd = ackwatch_open(opt.ack)) < 0)
+			die("cannot watch ack file \"%s\":", opt.ack);
+	}
+	if ((s.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL)
+		die("%s", err);
+	rd_kafka_poll_set_consumer(s.rk);
+	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		die("pipe:");
+	q = rd_kafka_queue_get_consumer(s.rk);
+	rd_kafka_queue_io_event_enable(q, evpipe[1], "1", 1);
+
+	topics = rd_kafka_topic_partition_list_new(opt.ntopics);
+	for (i = 0; i < opt.ntopics; i++)
+		rd_kafka_topic_partition_list_add(topics, opt.topics[i], RD_KAFKA_PARTITION_UA);
+	if (rd_kafka_subscribe(s.rk, topics) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		die("cannot subscribe");
+	rd_kafka_topic_partition_list_destroy(topics);
+
+	status = run(&s, evpipe[0]);
+	flush_out();
+	if (fclose(stdout) != 0)
+		die("write error:");
+	s.out_closed = 1;
+	if (finish(&s) != 0)
+		status = 1;
+	if (dlq_close(s.dlq) < 0)
+		status = 1;
+	rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_consumer_close(s.rk);
+	rd_kafka_destroy(s.rk);
+	close(evpipe[0]);
+	close(evpipe[1]);
+	for (i = 0; i < s.nparts; i++)
+		free(s.parts[i].topic);
+	free(s.parts);
+	free(s.ring);
+	free(opt.topics);
+	if (s.ackfd >= 0)
+		close(s.ackfd);
+	return status;
+}
