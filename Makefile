@@ -59,10 +59,17 @@ build/flags: FORCE
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
+# C unit tests of the common library, run by tests/unit.bats
+UNITS := $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/*.c))
+unit: $(UNITS)
+build/unit/%: tests/unit/%.c $(LIB) build/flags
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 deps:
 	./scripts/install-deps
 
-check: deps all
+check: deps all unit
 	tests/run
 
 demo: deps all
@@ -89,4 +96,4 @@ clean:
 	rm -rf build $(BINS)
 
 FORCE:
-.PHONY: all deps check demo bench lint-man install uninstall clean FORCE
+.PHONY: all unit deps check demo bench lint-man install uninstall clean FORCE

@@ -1,0 +1,78 @@
+/* Unit tests of the JSON scanner that kafka-pub and kafka-sub validate lines with. */
+#include <stdio.h>
+#include <string.h>
+
+#include "jsonscan.h"
+
+static int failed, passed;
+
+static void
+check(const char *text, int valid)
+{
+	const char *why = json_scan(text, strlen(text), NULL, NULL, NULL);
+
+	if ((why == NULL) == valid) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("FAIL: %s should be %s (%s)\n", text, valid ? "valid" : "invalid", why ? why : "valid");
+}
+
+static void
+check_key(const char *text, const char *field, const char *want)
+{
+	const char *val;
+	size_t vlen;
+	char buf[256];
+	long n = -1;
+
+	if (json_scan(text, strlen(text), field, &val, &vlen) == NULL && val)
+		n = json_key_text(val, vlen, buf, sizeof buf);
+	if (want == NULL ? n < 0 : (n >= 0 && (size_t)n == strlen(want) && memcmp(buf, want, n) == 0)) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("FAIL: key %s of %s: got %.*s, want %s\n", field, text, n < 0 ? 4 : (int)n,
+	    n < 0 ? "none" : buf, want ? want : "none");
+}
+
+int
+main(void)
+{
+	static const char *valid[] = {
+		"{}", "[]", "0", "-0", "1.5e10", "-1E-2", "\"\"", "true", "false", "null",
+		" { \"a\" : [ 1 , 2 , { } ] } ", "{\"a\":\"\\u00e9\\n\\\"\\\\\\/\"}",
+		"\"\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\"", "123456789012345678901234567890.0123456789",
+		"[[[[[[[[[[]]]]]]]]]]", "{\"a\":1,\"a\":2}",
+	};
+	static const char *invalid[] = {
+		"", " ", "{", "}", "[1,]", "{\"a\":1,}", "{a:1}", "'a'", "01", "1.", ".5", "1e",
+		"+1", "tru", "nul", "\"unterminated", "\"bad \\x escape\"", "\"\\u12g4\"",
+		"\"raw\ttab\"", "{} {}", "{}x", "[1 2]", "{\"a\" 1}", "NaN", "Infinity",
+		"\"\xc3\"", "\"\xed\xa0\x80\"", "\"\xc0\xaf\"", "\"\xf5\x80\x80\x80\"", "\xff",
+	};
+	char deep[2000];
+	size_t i;
+
+	for (i = 0; i < sizeof valid / sizeof *valid; i++)
+		check(valid[i], 1);
+	for (i = 0; i < sizeof invalid / sizeof *invalid; i++)
+		check(invalid[i], 0);
+	memset(deep, '[', 1000);
+	memset(deep + 1000, ']', 999);
+	deep[1999] = '\0';
+	check(deep, 0);		/* nested deeper than the limit, and unbalanced */
+
+	check_key("{\"key\":{\"id\": \"a b\" , \"n\" : 1}}", "key", "{\"id\":\"a b\",\"n\":1}");
+	check_key("{\"key\":\"plain\"}", "key", "plain");
+	check_key("{\"key\":\"esc\\u00e9\\\"\"}", "key", "esc\xc3\xa9\"");
+	check_key("{\"key\":42}", "key", "42");
+	check_key("{\"other\":1,\"nested\":{\"key\":1}}", "key", NULL);
+	check_key("{\"key\":1,\"key\":2}", "key", "2");
+	check_key("[{\"key\":1}]", "key", NULL);
+
+	printf("jsonscan: %d passed, %d failed\n", passed, failed);
+	return failed != 0;
+}
