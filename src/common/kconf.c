@@ -75,10 +75,10 @@ void
 kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	if (level <= 3)
+	/* librdkafka logs every transient connection failure; the tools report
+	 * what matters through error callbacks and their own messages */
+	if (level <= 2)
 		log_error("kafka: %s: %s", fac, buf);
-	else if (level <= 4)
-		log_warning("kafka: %s: %s", fac, buf);
 	else
 		log_debug("kafka: %s: %s", fac, buf);
 }

@@ -264,17 +264,19 @@ default_conf(void)
 	return conf;
 }
 
-/* Wait for input or delivery reports and serve the reports. */
-static void
+/* Wait for input or delivery reports and serve the reports; true when input is ready. */
+static int
 wait_events(struct pub *p, int evfd, int want_input, int ms)
 {
 	struct pollfd fds[2] = { { evfd, POLLIN, 0 }, { STDIN_FILENO, POLLIN, 0 } };
 	char drain[64];
+	int n = poll(fds, want_input ? 2 : 1, ms);
 
-	if (poll(fds, want_input ? 2 : 1, ms) > 0 && fds[0].revents)
+	if (n > 0 && fds[0].revents)
 		while (read(evfd, drain, sizeof drain) > 0)
 			;
 	rd_kafka_poll(p->rk, 0);
+	return n > 0 && want_input && fds[1].revents;
 }
 
 static int
@@ -293,12 +295,13 @@ run(struct pub *p, int evfd)
 			wait_events(p, evfd, 0, 100);
 			continue;
 		}
-		wait_events(p, evfd, 1, 1000);
-		n = lr_fill(lr);
-		if (n < 0 && errno != EINTR && errno != EAGAIN) {
-			log_error("cannot read standard input:");
-			status = 1;
-			break;
+		if (wait_events(p, evfd, 1, 1000)) {
+			n = lr_fill(lr);
+			if (n < 0 && errno != EINTR && errno != EAGAIN) {
+				log_error("cannot read standard input:");
+				status = 1;
+				break;
+			}
 		}
 		while (!p->fatal && p->next - p->acked < RING && lr_next(lr, &line, &len, &cut))
 			publish(p, line, len, cut);

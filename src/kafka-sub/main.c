@@ -552,12 +552,12 @@ main(int argc, char **argv)
 	s.out_closed = 1;
 	if (finish(&s) != 0)
 		status = 1;
-	if (dlq_close(s.dlq) < 0)
-		status = 1;
 	rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
 	rd_kafka_queue_destroy(q);
-	rd_kafka_consumer_close(s.rk);
+	rd_kafka_consumer_close(s.rk);	/* the last revoke commits again: nothing new */
 	rd_kafka_destroy(s.rk);
+	if (dlq_close(s.dlq) < 0)
+		status = 1;
 	close(evpipe[0]);
 	close(evpipe[1]);
 	for (i = 0; i < s.nparts; i++)
