@@ -1,6 +1,8 @@
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "opt.h"
@@ -40,4 +42,15 @@ opt_version(void)
 {
 	printf("%s %s\n", progname, PGCDC_VERSION);
 	exit(EXIT_OK);
+}
+
+void
+opt_bad(int c, char *const *argv)
+{
+	const char *arg = argv[optind - 1];
+	const char *what = c == ':' ? "missing argument for" : "unrecognized";
+
+	if (optopt != 0 && strncmp(arg, "--", 2) != 0)
+		usage_error("%s option \"-%c\"", what, optopt);
+	usage_error("%s option \"%.*s\"", what, (int)strcspn(arg, "="), arg);
 }

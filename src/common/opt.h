@@ -11,6 +11,13 @@ long long opt_int(const char *opt, const char *arg, long long min, long long max
 /* Parse a non-negative decimal number (fractions allowed) in [min, max]. */
 double opt_double(const char *opt, const char *arg, double min, double max);
 
+/*
+ * Report what getopt_long returned ':' (missing argument) or '?' (unknown
+ * option) for, as a usage error.  Tools call getopt_long with opterr = 0 and
+ * an optstring starting with ':', so getopt itself prints nothing.
+ */
+noreturn void opt_bad(int c, char *const *argv);
+
 /* Print "prog VERSION" on stdout and exit 0. */
 noreturn void opt_version(void);
 

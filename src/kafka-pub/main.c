@@ -221,7 +221,8 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 	const char *brokers = NULL;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "b:t:k:X:F:vqhV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":b:t:k:X:F:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b': brokers = optarg; break;
 		case 't': o->topic = optarg; break;
@@ -234,9 +235,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'q': log_level = LOG_ERROR; break;
 		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
 		case 'V': opt_version();
-		default:
-			fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
-			exit(EXIT_USAGE);
+		default: opt_bad(c, argv);
 		}
 	}
 	if (optind < argc)

@@ -420,7 +420,8 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 	o->topics = calloc(argc, sizeof *o->topics);
 	if (o->topics == NULL)
 		die("out of memory");
-	while ((c = getopt_long(argc, argv, "b:t:g:o:ec:X:F:vqhV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":b:t:g:o:ec:X:F:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b': brokers = optarg; break;
 		case 't': o->topics[o->ntopics++] = optarg; break;
@@ -447,9 +448,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'q': log_level = LOG_ERROR; break;
 		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
 		case 'V': opt_version();
-		default:
-			fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
-			exit(EXIT_USAGE);
+		default: opt_bad(c, argv);
 		}
 	}
 	if (optind < argc)

@@ -89,15 +89,6 @@ random_seed(void)
 	    (uint64_t)getpid() << 32) & LLONG_MAX;
 }
 
-/* The option as the user wrote it, for "unrecognized option" messages. */
-static noreturn void
-bad_option(const char *arg, int opt, const char *what)
-{
-	if (opt != 0 && strncmp(arg, "--", 2) != 0)
-		usage_error("%s option \"-%c\"", what, opt);
-	usage_error("%s option \"%.*s\"", what, (int)strcspn(arg, "="), arg);
-}
-
 static void
 parse_options(int argc, char **argv, struct options *opt)
 {
@@ -145,10 +136,8 @@ parse_options(int argc, char **argv, struct options *opt)
 			usage();
 		case 'V':
 			opt_version();
-		case ':':
-			bad_option(argv[optind - 1], optopt, "missing argument for");
 		default:
-			bad_option(argv[optind - 1], optopt, "unrecognized");
+			opt_bad(c, argv);
 		}
 	}
 	if (optind < argc)

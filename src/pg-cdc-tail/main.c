@@ -88,7 +88,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->tables = calloc(argc, sizeof *o->tables);
 	if (o->tables == NULL)
 		die("out of memory");
-	while ((c = getopt_long(argc, argv, "d:t:n:fvqhV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:t:n:fvqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': o->conninfo = optarg; break;
 		case 't': o->tables[o->ntables++] = optarg; break;
@@ -107,9 +108,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'q': log_level = LOG_ERROR; break;
 		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
 		case 'V': opt_version();
-		default:
-			fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
-			exit(EXIT_USAGE);
+		default: opt_bad(c, argv);
 		}
 	}
 	if (optind < argc)

@@ -1,0 +1,191 @@
+#!/usr/bin/env bats
+# kafka-sub against a real Apache Kafka broker, fed by kcat.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	. "$TOP/tests/lib/kafka.bash"
+	kafka_start
+}
+
+teardown_file() {
+	load lib/common
+	. "$TOP/tests/lib/kafka.bash"
+	kafka_destroy
+}
+
+setup() {
+	load lib/common
+	. "$TOP/tests/lib/kafka.bash"
+	kafka_start_broker 1
+	TOPIC="sub_${BATS_TEST_NUMBER}"
+	GROUP="g_${BATS_TEST_NUMBER}"
+	WORK=$(mktemp -d)
+}
+
+teardown() {
+	[ -n "${BG:-}" ] && kill -9 $BG 2>/dev/null
+	[ -n "${BG2:-}" ] && kill -9 $BG2 2>/dev/null
+	rm -rf "$WORK"
+}
+
+lines() {
+	awk -v lo="$1" -v hi="$2" 'BEGIN {
+		for (i = lo; i <= hi; i++)
+			printf "{\"n\":%d,\"s\":\"ü \\\"q\\\" \\\\n\\t\"}\n", i
+	}'
+}
+
+produce() {
+	kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" "$@"
+}
+
+sub() {
+	kafka-sub -t "$TOPIC" -g "$GROUP" "$@"
+}
+
+@test "--help prints the usage on stdout and exits 0" {
+	run --separate-stderr kafka-sub --help
+	assert_success
+	assert_line --index 0 "Usage: kafka-sub [OPTION]... -t TOPIC..."
+}
+
+@test "usage errors exit 2 with a hint" {
+	run --separate-stderr kafka-sub
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" "kafka-sub: error: no topic given (use -t TOPIC)"
+	run --separate-stderr kafka-sub -t x -o middle
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" 'kafka-sub: error: invalid value "middle" for option -o (beginning, end or stored)'
+	assert_equal "${stderr_lines[1]}" 'Try "kafka-sub --help" for more information.'
+	run --separate-stderr kafka-sub -t x -c 0
+	assert_failure 2
+}
+
+@test "kcat-produced messages come out byte-identical, one per line" {
+	lines 1 2000 >"$WORK/in"
+	produce <"$WORK/in"
+	run --separate-stderr sub -o beginning -e
+	assert_success
+	assert_equal "$stderr" ""
+	printf '%s\n' "${lines[@]}" | cmp - "$WORK/in"
+}
+
+@test "every partition of several topics, with -e exiting at the end" {
+	kafka_topic "$TOPIC" 4
+	kafka_topic "${TOPIC}_b" 2
+	lines 1 500 | produce -k k1
+	lines 501 1000 | produce -k k2
+	lines 1001 1200 | kcat -b "$KAFKA_BROKERS" -P -t "${TOPIC}_b" -k k3
+	run --separate-stderr kafka-sub -t "$TOPIC" -t "${TOPIC}_b" -g "$GROUP" -e
+	assert_success
+	assert_equal "$(printf '%s\n' "${lines[@]}" | sort)" "$(lines 1 1200 | sort)"
+}
+
+@test "stored offsets: a second run of the group reads only what is new" {
+	lines 1 100 | produce
+	sub -e >"$WORK/1"
+	lines 101 150 | produce
+	sub -e >"$WORK/2"
+	assert_equal "$(wc -l <"$WORK/1")" 100
+	cmp "$WORK/2" <(lines 101 150)
+}
+
+@test "-o end skips what is there; -c stops after N messages" {
+	lines 1 10 | produce
+	kafka-sub -t "$TOPIC" -g "$GROUP" -o end >"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	sleep 3
+	lines 11 20 | produce
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 10 ]'
+	kill -TERM $BG
+	wait $BG
+	BG=
+	cmp "$WORK/out" <(lines 11 20)
+	run kafka-sub -t "$TOPIC" -g "other_$GROUP" -o beginning -c 5
+	assert_success
+	assert_equal "${#lines[@]}" 5
+}
+
+@test "values that would break the framing are dead-lettered; tombstones are skipped" {
+	printf '{"n":1}\n' | produce
+	printf 'not json' | produce
+	printf '{"a":\n1}~' | produce -D '~'
+	printf '' | produce -Z
+	printf '{"n":2}\n' | produce
+	run --separate-stderr sub -e -o beginning
+	assert_success
+	assert_output '{"n":1}
+{"n":2}'
+	assert_equal "${stderr_lines[0]}" "{\"error\":\"not JSON: unexpected character\",\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":1,\"line\":\"not json\"}"
+	assert_equal "${stderr_lines[1]}" "{\"error\":\"value holds a newline\",\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":2,\"line\":\"{\\\"a\\\":\\n1}\"}"
+	assert_equal "${#stderr_lines[@]}" 2
+}
+
+@test "--dlq writes dead letters to a file and the offsets past them are committed" {
+	printf 'bad' | produce
+	printf '{"n":1}\n' | produce
+	sub -e --dlq="$WORK/dlq" >"$WORK/out"
+	assert_equal "$(cat "$WORK/out")" '{"n":1}'
+	assert_equal "$(grep -c '"line":"bad"' "$WORK/dlq")" 1
+	run sub -e
+	assert_output ""
+}
+
+@test "with --ack only acknowledged lines are committed" {
+	lines 1 100 | produce
+	# a downstream that acknowledges the first 40 lines only
+	kafka-sub -t "$TOPIC" -g "$GROUP" -e --ack="$WORK/ack" --ack-timeout=1000 >"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 100 ]'
+	echo 40 >"$WORK/ack.new" && mv "$WORK/ack.new" "$WORK/ack"
+	wait $BG
+	BG=
+	grep -q "downstream acknowledged 40 of 100 lines" "$WORK/err"
+	run sub -e
+	assert_equal "${#lines[@]}" 60
+	assert_equal "${lines[0]}" "$(lines 41 41)"
+}
+
+@test "--window bounds the lines written but not acknowledged" {
+	lines 1 300 | produce
+	kafka-sub -t "$TOPIC" -g "$GROUP" --ack="$WORK/ack" --window=50 >"$WORK/out" 2>/dev/null 3>&- &
+	BG=$!
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" -ge 50 ]'
+	sleep 1
+	n=$(wc -l <"$WORK/out")
+	[ "$n" -lt 300 ]
+	echo "$n" >"$WORK/ack.new" && mv "$WORK/ack.new" "$WORK/ack"
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" -gt "$n" ]'
+	kill -TERM $BG
+	wait $BG || true
+	BG=
+}
+
+# a slow downstream: appends each line to $1 and acknowledges it in $2
+slow_sink() {
+	local n=0
+	while IFS= read -r line; do
+		printf '%s\n' "$line" >>"$1"
+		n=$((n + 1))
+		if [ $((n % 50)) = 0 ]; then
+			echo $n >"$2.new" && mv "$2.new" "$2"
+		fi
+	done
+	echo $n >"$2.new" && mv "$2.new" "$2"
+}
+
+@test "at least once under kill -9: every message arrives after a restart" {
+	lines 1 3000 | produce
+	( sub --ack="$WORK/ack" | slow_sink "$WORK/got" "$WORK/ack" ) 3>&- &
+	BG=$!
+	wait_for 30 '[ "$(wc -l <"$WORK/got" 2>/dev/null || echo 0)" -gt 500 ]'
+	pkill -9 -f "kafka-sub -t $TOPIC -g $GROUP"
+	wait $BG || true
+	BG=
+	before=$(wc -l <"$WORK/got")
+	sub -e --ack="$WORK/ack" | slow_sink "$WORK/got" "$WORK/ack"
+	[ "$(wc -l <"$WORK/got")" -gt "$before" ]
+	sort -u "$WORK/got" | cmp - <(lines 1 3000 | sort -u)
+}
