@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -83,15 +84,48 @@ is_hex(char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* A byte a string may hold as it is: printable ASCII but '"' and '\\'. */
+static inline int
+plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+#define ONES	0x0101010101010101ULL
+#define HIGHS	0x8080808080808080ULL
+
+/* True when none of the 8 bytes at p is a control byte, '"', '\\' or non-ASCII. */
+static inline int
+plain8(const unsigned char *p)
+{
+	uint64_t x, quote, bslash;
+
+	memcpy(&x, p, 8);
+	quote = x ^ (ONES * '"');
+	bslash = x ^ (ONES * '\\');
+	return (((x - ONES * 0x20) | (quote - ONES) | (bslash - ONES) | x) & HIGHS) == 0;
+}
+
 /* A string; s->p is at the opening quote. */
 static int
 scan_string(struct scan *s)
 {
+	const unsigned char *p, *end = (const unsigned char *)s->end;
 	size_t n;
 
 	s->p++;
 	while (s->p < s->end) {
-		unsigned char c = (unsigned char)*s->p;
+		unsigned char c;
+
+		/* the common case: a run of plain ASCII, eight bytes at a time */
+		for (p = (const unsigned char *)s->p; end - p >= 8 && plain8(p); p += 8)
+			;
+		for (; p < end && plain(*p); p++)
+			;
+		s->p = (const char *)p;
+		if (p == end)
+			break;
+		c = *p;
 
 		if (c == '"') {
 			s->p++;

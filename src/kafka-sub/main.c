@@ -83,6 +83,7 @@ struct mark {
 struct sub {
 	const struct options *opt;
 	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;	/* the consumer queue, read in batches */
 	struct dlq *dlq;
 	struct part *parts;
 	int nparts;
@@ -346,40 +347,61 @@ done(const struct sub *s)
 	    (s->opt->exit_at_end && all_at_end(s));
 }
 
+/*
+ * Handle up to a batch of the messages already fetched.  Returns how many
+ * there were, so the caller waits only when there were none.
+ */
+static long
+consume_batch(struct sub *s, int *status)
+{
+	rd_kafka_message_t *batch[1024], *m;
+	ssize_t n, i;
+
+	/* paused partitions return nothing, but rebalances and errors are still served */
+	n = rd_kafka_consume_batch_queue(s->queue, 0, batch, 1024);
+	for (i = 0; i < n; i++) {
+		m = batch[i];
+		if (done(s)) {
+			/* not handled: re-delivered after a restart, as its offset is not committed */
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			s->parts[find_part(s, rd_kafka_topic_name(m->rkt), m->partition)].eof = 1;
+		} else if (m->err) {
+			log_error("%s", rd_kafka_message_errstr(m));
+			if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+			    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+			    m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+				s->fatal = 1;
+				*status = 1;
+			}
+		} else {
+			handle(s, m);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	throttle(s);
+	return n > 0 ? n : 0;
+}
+
 static int
 run(struct sub *s, int evfd)
 {
 	struct pollfd fds[2] = { { evfd, POLLIN, 0 }, { s->ackfd, POLLIN, 0 } };
-	rd_kafka_message_t *m;
 	char drain[64];
 	int status = 0;
+	long n;
 
 	while (!done(s)) {
 		throttle(s);
-		/* paused partitions return nothing, but rebalances and errors are still served */
-		while (!done(s) && (m = rd_kafka_consumer_poll(s->rk, 0)) != NULL) {
-			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-				s->parts[find_part(s, rd_kafka_topic_name(m->rkt), m->partition)].eof = 1;
-			} else if (m->err) {
-				log_error("%s", rd_kafka_message_errstr(m));
-				if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-				    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-				    m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
-					s->fatal = 1;
-					status = 1;
-				}
-			} else {
-				handle(s, m);
-			}
-			rd_kafka_message_destroy(m);
-			throttle(s);
-		}
+		n = consume_batch(s, &status);
 		flush_out();
 		read_acks(s);
 		if (since(&s->last_commit) >= 0.1 && commit(s, 0) < 0)
 			return 1;
-		if (done(s))
-			break;
+		if (n > 0 || done(s))
+			continue;
 		if (poll(fds, s->ackfd >= 0 ? 2 : 1, 1000) > 0) {
 			if (fds[0].revents)
 				while (read(evfd, drain, sizeof drain) > 0)
@@ -474,6 +496,8 @@ default_conf(void)
 	kconf_set(conf, "default", "enable.auto.offset.store=false");
 	kconf_set(conf, "default", "enable.partition.eof=true");
 	kconf_set(conf, "default", "auto.offset.reset=earliest");
+	/* librdkafka prefetches up to 64 MiB by default; 16 MiB keeps up as well */
+	kconf_set(conf, "default", "queued.max.messages.kbytes=16384");
 	return conf;
 }
 
@@ -534,7 +558,7 @@ main(int argc, char **argv)
 	rd_kafka_poll_set_consumer(s.rk);
 	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		die("pipe:");
-	q = rd_kafka_queue_get_consumer(s.rk);
+	q = s.queue = rd_kafka_queue_get_consumer(s.rk);
 	rd_kafka_queue_io_event_enable(q, evpipe[1], "1", 1);
 
 	topics = rd_kafka_topic_partition_list_new(opt.ntopics);

@@ -21,9 +21,9 @@ measure() {
 # row LABEL COUNT: one table row from the last measure
 row() {
 	awk -v l="$1" -v n="$2" -v s="$SECS" -v r="$RSS_KB" 'BEGIN {
-		printf "%-34s %10d %8.2f %12.0f %9.1f\n", l, n, s, (s > 0 ? n / s : 0), r / 1024 }'
+		printf "%-40s %10d %8.2f %12.0f %9.1f\n", l, n, s, (s > 0 ? n / s : 0), r / 1024 }'
 }
 
 header() {
-	printf "%-34s %10s %8s %12s %9s\n" "$1" "count" "seconds" "per second" "RSS MiB"
+	printf "%-40s %10s %8s %12s %9s\n" "$1" "count" "seconds" "per second" "RSS MiB"
 }

@@ -60,6 +60,22 @@ main(void)
 		check(valid[i], 1);
 	for (i = 0; i < sizeof invalid / sizeof *invalid; i++)
 		check(invalid[i], 0);
+	/* a bad byte at every offset of a long string, for the 8-bytes-at-a-time path */
+	for (i = 1; i < 30; i++) {
+		char str[40];
+		const char bad[] = { '\x01', '\x1f', '\xff', '"' };
+		size_t b;
+
+		for (b = 0; b < sizeof bad; b++) {
+			memset(str, 'x', sizeof str);
+			str[0] = '"';
+			str[31] = '"';
+			str[32] = '\0';
+			check(str, 1);
+			str[i] = bad[b];
+			check(str, 0);
+		}
+	}
 	memset(deep, '[', 1000);
 	memset(deep + 1000, ']', 999);
 	deep[1999] = '\0';
