@@ -355,10 +355,13 @@ static long
 consume_batch(struct sub *s, int *status)
 {
 	rd_kafka_message_t *batch[1024], *m;
-	ssize_t n, i;
+	ssize_t n, i, room = 1024;
 
-	/* paused partitions return nothing, but rebalances and errors are still served */
-	n = rd_kafka_consume_batch_queue(s->queue, 0, batch, 1024);
+	/* no more than the window has room for; paused partitions return nothing,
+	 * but rebalances and errors are still served */
+	if (s->opt->ack && (ssize_t)s->opt->window - (ssize_t)s->len < room)
+		room = (ssize_t)s->opt->window - (ssize_t)s->len;
+	n = rd_kafka_consume_batch_queue(s->queue, 0, batch, room > 0 ? room : 1);
 	for (i = 0; i < n; i++) {
 		m = batch[i];
 		if (done(s)) {
