@@ -182,3 +182,9 @@ read_back() {
 	read_back | sort -u >"$WORK/got"
 	sort -u "$WORK/in" | cmp - "$WORK/got"
 }
+
+@test "a null key field is dead-lettered, not sent with the key \"null\"" {
+	run --separate-stderr kafka-pub -t "$TOPIC" -k key <<<'{"key":null}'
+	assert_success
+	assert_equal "$stderr" '{"error":"key field is null","input_line":1,"line":"{\"key\":null}"}'
+}

@@ -14,7 +14,8 @@ ack_write(const char *path, uint64_t n)
 	char tmp[4096], buf[32];
 	int fd, len, saved;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+	/* both ends of a pipe write the file: each needs its own temporary */
+	if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -46,6 +47,8 @@ ack_read(const char *path, uint64_t *n)
 	if (len <= 0)
 		return -1;
 	buf[len] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return -1;
 	errno = 0;
 	*n = strtoull(buf, &end, 10);
 	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0'))

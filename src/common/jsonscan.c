@@ -11,6 +11,11 @@ struct scan {
 	const char *p, *end;
 	const char *err;
 	int depth;
+	/* top-level members to locate */
+	const char *const *fields;
+	int nfields;
+	const char **vals;
+	size_t *vlens;
 };
 
 static void
@@ -206,10 +211,22 @@ scan_word(struct scan *s, const char *w)
 	return 0;
 }
 
-static int scan_value(struct scan *s, const char *field, const char **val, size_t *vlen);
+static int scan_value(struct scan *s, int top);
+
+/* Which of the wanted top-level members key[0..klen) is, or -1. */
+static int
+wanted(const struct scan *s, const char *key, size_t klen)
+{
+	int i;
+
+	for (i = 0; i < s->nfields; i++)
+		if (strlen(s->fields[i]) == klen && memcmp(s->fields[i], key, klen) == 0)
+			return i;
+	return -1;
+}
 
 static int
-scan_object(struct scan *s, const char *field, const char **val, size_t *vlen)
+scan_object(struct scan *s, int top)
 {
 	const char *key;
 	size_t klen;
@@ -229,18 +246,18 @@ scan_object(struct scan *s, const char *field, const char **val, size_t *vlen)
 		if (scan_string(s) < 0)
 			return -1;
 		klen = (size_t)(s->p - key - 1);
-		match = field && klen == strlen(field) && memcmp(key, field, klen) == 0;
+		match = top ? wanted(s, key, klen) : -1;
 		skip_ws(s);
 		if (s->p >= s->end || *s->p != ':')
 			return fail(s, "not JSON: expected ':'");
 		s->p++;
 		skip_ws(s);
-		if (match)
-			*val = s->p;
-		if (scan_value(s, NULL, NULL, NULL) < 0)
+		if (match >= 0)
+			s->vals[match] = s->p;
+		if (scan_value(s, 0) < 0)
 			return -1;
-		if (match)
-			*vlen = (size_t)(s->p - *val);
+		if (match >= 0)
+			s->vlens[match] = (size_t)(s->p - s->vals[match]);
 		skip_ws(s);
 		if (s->p < s->end && *s->p == ',') {
 			s->p++;
@@ -265,7 +282,7 @@ scan_array(struct scan *s)
 	}
 	for (;;) {
 		skip_ws(s);
-		if (scan_value(s, NULL, NULL, NULL) < 0)
+		if (scan_value(s, 0) < 0)
 			return -1;
 		skip_ws(s);
 		if (s->p < s->end && *s->p == ',') {
@@ -281,7 +298,7 @@ scan_array(struct scan *s)
 }
 
 static int
-scan_value(struct scan *s, const char *field, const char **val, size_t *vlen)
+scan_value(struct scan *s, int top)
 {
 	int r;
 
@@ -290,7 +307,7 @@ scan_value(struct scan *s, const char *field, const char **val, size_t *vlen)
 	if (++s->depth > MAX_DEPTH)
 		return fail(s, "not JSON: nested too deep");
 	switch (*s->p) {
-	case '{': r = scan_object(s, field, val, vlen); break;
+	case '{': r = scan_object(s, top); break;
 	case '[': r = scan_array(s); break;
 	case '"': r = scan_string(s); break;
 	case 't': r = scan_word(s, "true"); break;
@@ -307,21 +324,37 @@ scan_value(struct scan *s, const char *field, const char **val, size_t *vlen)
 }
 
 const char *
-json_scan(const char *text, size_t len, const char *field, const char **val, size_t *vlen)
+json_scan_fields(const char *text, size_t len, const char *const *fields, int n,
+    const char **vals, size_t *vlens)
 {
-	struct scan s = { text, text + len, NULL, 0 };
+	struct scan s = { text, text + len, NULL, 0, fields, n, vals, vlens };
+	int i;
 
-	if (val)
-		*val = NULL;
+	for (i = 0; i < n; i++)
+		vals[i] = NULL;
 	skip_ws(&s);
 	if (s.p >= s.end)
 		return "not JSON: empty";
-	if (scan_value(&s, field, val, vlen) < 0)
+	if (scan_value(&s, 1) < 0)
 		return s.err;
 	skip_ws(&s);
 	if (s.p != s.end)
 		return "not JSON: text after the value";
 	return NULL;
+}
+
+const char *
+json_scan(const char *text, size_t len, const char *field, const char **val, size_t *vlen)
+{
+	const char *v;
+	size_t vl;
+	const char *err = json_scan_fields(text, len, &field, field ? 1 : 0, &v, &vl);
+
+	if (val) {
+		*val = field ? v : NULL;
+		*vlen = field && v ? vl : 0;
+	}
+	return err;
 }
 
 long

@@ -17,6 +17,10 @@
 const char *json_scan(const char *s, size_t len, const char *field,
     const char **val, size_t *vlen);
 
+/* The same for n members at once: vals[i] is NULL for a member not there. */
+const char *json_scan_fields(const char *s, size_t len, const char *const *fields, int n,
+    const char **vals, size_t *vlens);
+
 /* True when s[0..len) is valid UTF-8. */
 int utf8_valid(const char *s, size_t len);
 

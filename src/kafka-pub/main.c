@@ -171,8 +171,8 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 		return;
 	}
 	if (p->opt->key) {
-		if (val == NULL) {
-			dead_letter(p, seq, line, len, "no key field", 0);
+		if (val == NULL || (vlen == 4 && memcmp(val, "null", 4) == 0)) {
+			dead_letter(p, seq, line, len, val ? "key field is null" : "no key field", 0);
 			return;
 		}
 		if ((klen = json_key_text(val, vlen, key, sizeof key)) < 0) {
@@ -190,6 +190,8 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 		    RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
+		if (sig_stop)
+			return;	/* never acknowledged, so sent again after a restart */
 		rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */
 	}
 	if (too_large(err))
@@ -365,7 +367,7 @@ main(int argc, char **argv)
 	rd_kafka_queue_io_event_enable(mainq, evpipe[1], "1", 1);
 
 	status = run(&p, evpipe[0]);
-	if (flush_all(&p) < 0)
+	if (flush_all(&p) < 0 || rd_kafka_fatal_error(p.rk, NULL, 0))
 		status = 1;
 	if (p.undelivered > 0) {
 		log_error("%" PRIu64 " of %" PRIu64 " lines not delivered (%s)",

@@ -97,6 +97,7 @@ struct sub {
 	int fatal;
 	int out_closed;		/* stdout closed: the final revoke writes nothing */
 	struct timespec last_commit;
+	int warned;		/* the ack file said too much, once */
 };
 
 static double
@@ -153,12 +154,11 @@ read_acks(struct sub *s)
 	if (s->opt->ack == NULL) {
 		s->acked = s->lines;
 	} else if (ack_read(s->opt->ack, &n) == 0 && n > s->acked) {
-		if (n > s->lines) {
+		if (n > s->lines && !s->warned++) {
 			log_warning("ack file \"%s\" says %" PRIu64 " lines, only %" PRIu64 " were written",
 			    s->opt->ack, n, s->lines);
-			n = s->lines;
 		}
-		s->acked = n;
+		s->acked = n > s->lines ? s->lines : n;
 	}
 	pop_marks(s, s->acked);
 }
@@ -250,7 +250,7 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	/* revoked: make what was written durable if downstream can in time, commit it */
 	if (!s->out_closed)
 		flush_out();
-	if (s->opt->ack)
+	if (s->opt->ack && !s->out_closed)	/* at exit, finish() has waited already */
 		wait_acks(s, s->opt->ack_timeout_ms < 5000 ? s->opt->ack_timeout_ms : 5000);
 	read_acks(s);
 	commit(s, 1);
@@ -391,7 +391,7 @@ consume_batch(struct sub *s, int *status)
 static int
 run(struct sub *s, int evfd)
 {
-	struct pollfd fds[2] = { { evfd, POLLIN, 0 }, { s->ackfd, POLLIN, 0 } };
+	struct pollfd fds[3] = { { evfd, POLLIN, 0 }, { STDOUT_FILENO, 0, 0 }, { s->ackfd, POLLIN, 0 } };
 	char drain[64];
 	int status = 0;
 	long n;
@@ -405,11 +405,14 @@ run(struct sub *s, int evfd)
 			return 1;
 		if (n > 0 || done(s))
 			continue;
-		if (poll(fds, s->ackfd >= 0 ? 2 : 1, 1000) > 0) {
+		if (poll(fds, s->ackfd >= 0 ? 3 : 2, 1000) > 0) {
+			/* an idle writer learns of a reader gone only this way */
+			if (fds[1].revents & (POLLERR | POLLHUP))
+				die("standard output closed by the reader");
 			if (fds[0].revents)
 				while (read(evfd, drain, sizeof drain) > 0)
 					;
-			if (s->ackfd >= 0 && fds[1].revents)
+			if (s->ackfd >= 0 && fds[2].revents)
 				ackwatch_drain(s->ackfd);
 		}
 	}
@@ -449,7 +452,11 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 	while ((c = getopt_long(argc, argv, ":b:t:g:o:ec:X:F:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b': brokers = optarg; break;
-		case 't': o->topics[o->ntopics++] = optarg; break;
+		case 't':
+			if (*optarg == '\0')
+				usage_error("topic name must not be empty");
+			o->topics[o->ntopics++] = optarg;
+			break;
 		case 'g': o->group = optarg; break;
 		case 'o':
 			if (strcmp(optarg, "beginning") == 0)
@@ -572,6 +579,8 @@ main(int argc, char **argv)
 	rd_kafka_topic_partition_list_destroy(topics);
 
 	status = run(&s, evpipe[0]);
+	if (s.fatal)
+		status = 1;
 	flush_out();
 	if (fclose(stdout) != 0)
 		die("write error:");

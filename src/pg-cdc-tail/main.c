@@ -54,6 +54,7 @@ struct tail {
 	uint64_t acked;
 	int ackfd;
 	struct timespec last_prune;
+	int warned;		/* the ack file said too much, once */
 };
 
 enum { OPT_POLL = 256, OPT_BATCH, OPT_ACK, OPT_WINDOW, OPT_ACK_TIMEOUT, OPT_SNAPSHOT, OPT_PRUNE };
@@ -183,11 +184,12 @@ read_acks(struct tail *s)
 
 	if (s->opt->ack == NULL || ack_read(s->opt->ack, &n) < 0 || n <= s->acked)
 		return;
-	if (n > s->e.lines) {
+	if (n > s->e.lines && !s->warned++) {
 		log_warning("ack file \"%s\" says %" PRIu64 " lines, only %" PRIu64 " were written",
 		    s->opt->ack, n, s->e.lines);
-		n = s->e.lines;
 	}
+	if (n > s->e.lines)
+		n = s->e.lines;
 	s->acked = n;
 	window_pop(s->e.win, n, s->want, s->moved);
 }
@@ -226,14 +228,25 @@ maybe_prune(struct tail *s, int now)
 	return 0;
 }
 
+/* An idle writer learns of a reader gone only this way: POLLERR on the pipe. */
+static void
+check_reader(const struct pollfd *out)
+{
+	if (out->revents & (POLLERR | POLLHUP))
+		die("standard output closed by the reader");
+}
+
 /* Wait until the ack file changes or ms pass. */
 static void
 wait_ack(struct tail *s, long ms)
 {
-	struct pollfd p = { s->ackfd, POLLIN, 0 };
+	struct pollfd p[2] = { { STDOUT_FILENO, 0, 0 }, { s->ackfd, POLLIN, 0 } };
 
-	if (poll(&p, s->ackfd >= 0, ms) > 0)
-		ackwatch_drain(s->ackfd);
+	if (poll(p, s->ackfd >= 0 ? 2 : 1, ms) > 0) {
+		check_reader(&p[0]);
+		if (p[1].revents)
+			ackwatch_drain(s->ackfd);
+	}
 }
 
 /* emitter.room: lines that may be written before the window is full. */
@@ -262,7 +275,9 @@ room(struct emitter *e)
 static void
 wait_for_work(struct tail *s, long ms)
 {
-	struct pollfd p[2] = { { PQsocket(s->conn), POLLIN, 0 }, { s->ackfd, POLLIN, 0 } };
+	struct pollfd p[3] = {
+		{ PQsocket(s->conn), POLLIN, 0 }, { STDOUT_FILENO, 0, 0 }, { s->ackfd, POLLIN, 0 }
+	};
 	PGnotify *n;
 	int woken = 0;
 
@@ -271,9 +286,10 @@ wait_for_work(struct tail *s, long ms)
 		PQfreemem(n);
 		woken = 1;
 	}
-	if (woken || poll(p, s->ackfd >= 0 ? 2 : 1, ms) <= 0)
+	if (woken || poll(p, s->ackfd >= 0 ? 3 : 2, ms) <= 0)
 		return;
-	if (p[1].revents)
+	check_reader(&p[1]);
+	if (p[2].revents)
 		ackwatch_drain(s->ackfd);
 	PQconsumeInput(s->conn);
 	while ((n = PQnotifies(s->conn)) != NULL)
@@ -399,7 +415,8 @@ finish(struct tail *s)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (s->opt->ack && s->acked < s->e.lines &&
 	    elapsed(&start) * 1000 < s->opt->ack_timeout_ms && sig_count < 2) {
-		wait_ack(s, 100);
+		if (poll(&(struct pollfd){ s->ackfd, POLLIN, 0 }, 1, 100) > 0)
+			ackwatch_drain(s->ackfd);
 		read_acks(s);
 		if (sync_positions(s) < 0 && recover(s) < 0)
 			return -1;
