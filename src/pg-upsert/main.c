@@ -1,0 +1,329 @@
+/*
+ * pg-upsert: apply CDC events from standard input to a warehouse table.
+ * Each batch commits in one transaction; a change older than the row's guard
+ * column never overwrites it, so any replay, duplicate or reordering has the
+ * effect of applying each change once.  With --ack it keeps in a file the
+ * count of input lines committed (or dead-lettered).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ackfile.h"
+#include "dlq.h"
+#include "linereader.h"
+#include "log.h"
+#include "opt.h"
+#include "pgconn.h"
+#include "sig.h"
+#include "upsert.h"
+
+#define MAX_LINE (16u << 20)	/* longer lines are dead-lettered, cut to this */
+
+static const char usage_text[] =
+"Usage: pg-upsert [OPTION]... -t TABLE\n"
+"Apply CDC events from standard input to a table, idempotently and in any order.\n"
+"\n"
+"Options:\n"
+"  -d, --dbname=CONNINFO   warehouse database (default: the PG* environment)\n"
+"  -t, --table=TABLE       target table (required)\n"
+"      --key=COLS          key columns, comma-separated (default: the primary key)\n"
+"      --pos-column=COL    guard column holding the event's pos (default: cdc_pos)\n"
+"      --delete=MODE       soft (set is_deleted) or hard (default: soft)\n"
+"      --batch=N           most events per transaction (default: 5000)\n"
+"      --linger=MS         longest wait to fill a batch (default: 20)\n"
+"      --ack=FILE          keep the count of input lines committed in FILE\n"
+"      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
+"      --dlq-table=TABLE   also insert dead letters into TABLE (raw_value, error_message)\n"
+"  -v, --verbose           more diagnostics\n"
+"  -q, --quiet             errors only\n"
+"  -h, --help              show this help and exit\n"
+"  -V, --version           show the version and exit\n";
+
+enum { OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_LINGER, OPT_ACK, OPT_DLQ, OPT_DLQ_TABLE };
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "dbname", required_argument, NULL, 'd' },
+		{ "table", required_argument, NULL, 't' },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "pos-column", required_argument, NULL, OPT_POS },
+		{ "delete", required_argument, NULL, OPT_DELETE },
+		{ "batch", required_argument, NULL, OPT_BATCH },
+		{ "linger", required_argument, NULL, OPT_LINGER },
+		{ "ack", required_argument, NULL, OPT_ACK },
+		{ "dlq", required_argument, NULL, OPT_DLQ },
+		{ "dlq-table", required_argument, NULL, OPT_DLQ_TABLE },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:t:vqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': o->conninfo = optarg; break;
+		case 't': o->table = optarg; break;
+		case OPT_KEY: o->key = optarg; break;
+		case OPT_POS: o->pos_column = optarg; break;
+		case OPT_DELETE:
+			if (strcmp(optarg, "soft") == 0)
+				o->del = DELETE_SOFT;
+			else if (strcmp(optarg, "hard") == 0)
+				o->del = DELETE_HARD;
+			else
+				usage_error("invalid value \"%s\" for option --delete (soft or hard)", optarg);
+			break;
+		case OPT_BATCH: o->batch = opt_int("--batch", optarg, 1, 1000000); break;
+		case OPT_LINGER: o->linger_ms = opt_int("--linger", optarg, 0, 3600000); break;
+		case OPT_ACK: o->ack = optarg; break;
+		case OPT_DLQ: o->dlq = optarg; break;
+		case OPT_DLQ_TABLE: o->dlq_table = optarg; break;
+		case 'v': log_level = LOG_DEBUG; break;
+		case 'q': log_level = LOG_ERROR; break;
+		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
+		case 'V': opt_version();
+		default: opt_bad(c, argv);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (o->table == NULL || *o->table == '\0')
+		usage_error("no table given (use -t TABLE)");
+	if (o->key && (*o->key == '\0' || strstr(o->key, ",,") || *o->key == ',' ||
+	    o->key[strlen(o->key) - 1] == ','))
+		usage_error("invalid value \"%s\" for option --key", o->key);
+	if (*o->pos_column == '\0')
+		usage_error("--pos-column needs a column name");
+	if (o->ack && *o->ack == '\0')
+		usage_error("--ack needs a file name");
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void
+batch_init(struct batch *b, size_t max)
+{
+	memset(b, 0, sizeof *b);
+	b->max = max;
+	b->off = calloc(max, sizeof *b->off);
+	b->len = calloc(max, sizeof *b->len);
+	b->reject = calloc(max, sizeof *b->reject);
+	b->bad = calloc(max, sizeof *b->bad);
+	b->why = calloc(max, sizeof *b->why);
+	if (!b->off || !b->len || !b->reject || !b->bad || !b->why)
+		die("out of memory");
+}
+
+static void
+batch_clear(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		free(b->why[i]);
+		b->why[i] = NULL;
+		b->reject[i] = NULL;
+		b->bad[i] = 0;
+	}
+	b->n = 0;
+	b->used = 0;
+}
+
+static void
+batch_free(struct batch *b)
+{
+	batch_clear(b);
+	free(b->text);
+	free(b->off);
+	free(b->len);
+	free(b->reject);
+	free(b->bad);
+	free(b->why);
+}
+
+/* Add a line; a reason to refuse it is kept beside it. */
+static void
+batch_add(struct batch *b, const char *line, size_t len, const char *reject)
+{
+	if (b->used + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 1 << 16;
+
+		while (cap < b->used + len)
+			cap *= 2;
+		if ((b->text = realloc(b->text, cap)) == NULL)
+			die("out of memory");
+		b->cap = cap;
+	}
+	memcpy(b->text + b->used, line, len);
+	b->off[b->n] = b->used;
+	b->len[b->n] = len;
+	b->reject[b->n] = (char *)reject;
+	b->used += len;
+	b->n++;
+}
+
+struct upsert {
+	const struct options *opt;
+	PGconn *conn;
+	struct target target;
+	struct batch batch;
+	struct dlq *dlq;
+	unsigned long long lines;	/* input lines committed or dead-lettered */
+	unsigned long long applied, dead;
+};
+
+static int
+connect_db(struct upsert *u)
+{
+	u->conn = pg_connect(u->opt->conninfo);
+	return u->conn ? 0 : -1;
+}
+
+/* Commit the batch, retrying transient failures with backoff until it lands. */
+static int
+flush_batch(struct upsert *u)
+{
+	struct batch *b = &u->batch;
+	long backoff = 100;
+	enum outcome o;
+	size_t i;
+
+	if (b->n == 0)
+		return 0;
+	for (;;) {
+		if (u->conn == NULL || pg_conn_lost(u->conn)) {
+			PQfinish(u->conn);
+			u->conn = pg_connect(u->opt->conninfo);
+		}
+		o = u->conn ? batch_apply(u->conn, &u->target, b) : TRANSIENT;
+		if (o == APPLIED)
+			break;
+		if (o == FATAL)
+			return -1;
+		if (sig_count >= 2) {
+			log_error("second signal: %zu lines not applied", b->n);
+			return -1;
+		}
+		log_warning("%s; retrying in %ld ms", u->conn ? pg_errmsg(u->conn) : "no connection", backoff);
+		sleep_ms(backoff);
+		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+	}
+	for (i = 0; i < b->n; i++) {
+		const char *err = b->reject[i] ? b->reject[i] : b->why[i];
+		char ctx[48];
+
+		if (err == NULL) {
+			u->applied++;
+			continue;
+		}
+		snprintf(ctx, sizeof ctx, ",\"input_line\":%llu", u->lines + i + 1);
+		dlq_write(u->dlq, b->text + b->off[i], b->len[i], err, ctx);
+		u->dead++;
+	}
+	if (dlq_flush(u->dlq) < 0)
+		return -1;
+	u->lines += b->n;
+	batch_clear(b);
+	if (u->opt->ack && ack_write(u->opt->ack, u->lines) < 0) {
+		log_error("cannot write ack file \"%s\":", u->opt->ack);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+run(struct upsert *u)
+{
+	struct linereader *lr = lr_open(STDIN_FILENO, MAX_LINE);
+	struct pollfd in = { STDIN_FILENO, POLLIN, 0 };
+	double first = 0;
+	const char *line;
+	size_t len;
+	int cut, status = 0;
+	long wait;
+
+	if (lr == NULL)
+		die("out of memory");
+	while (!sig_stop) {
+		while (u->batch.n < u->batch.max && lr_next(lr, &line, &len, &cut)) {
+			if (u->batch.n == 0)
+				first = now_ms();
+			batch_add(&u->batch, line, len,
+			    cut ? "line too long" : event_check(line, len, &u->target));
+		}
+		if (lr_done(lr))
+			break;
+		if (u->batch.n >= u->batch.max ||
+		    (u->batch.n > 0 && now_ms() - first >= u->opt->linger_ms)) {
+			if (flush_batch(u) < 0) {
+				status = 1;
+				break;
+			}
+			continue;
+		}
+		wait = u->batch.n > 0 ? (long)(first + u->opt->linger_ms - now_ms()) + 1 : -1;
+		if (poll(&in, 1, wait) > 0 && lr_fill(lr) < 0 && errno != EINTR && errno != EAGAIN) {
+			log_error("cannot read standard input:");
+			status = 1;
+			break;
+		}
+	}
+	if (status == 0 && flush_batch(u) < 0)
+		status = 1;
+	lr_close(lr);
+	return status;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = { .pos_column = "cdc_pos", .batch = 5000, .linger_ms = 20 };
+	struct upsert u = { .opt = &opt };
+	int status;
+
+	log_init(argv[0]);
+	parse_options(argc, argv, &opt);
+	sig_install();
+	if (connect_db(&u) < 0 || target_load(u.conn, &opt, &u.target) < 0 ||
+	    (opt.dlq_table && dlq_table_load(u.conn, opt.dlq_table, &u.target) < 0))
+		return EXIT_RUNTIME;
+	if ((u.dlq = dlq_open(opt.dlq)) == NULL)
+		return EXIT_RUNTIME;
+	batch_init(&u.batch, opt.batch);
+	log_debug("apply statement: %s", u.target.apply_sql);
+
+	status = run(&u);
+	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);
+	if (dlq_close(u.dlq) < 0)
+		status = 1;
+	batch_free(&u.batch);
+	target_free(&u.target);
+	PQfinish(u.conn);
+	return status;
+}

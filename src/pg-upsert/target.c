@@ -1,0 +1,404 @@
+/*
+ * The target table from the catalog: its columns, key, guard column and
+ * delete flag, and the set-based statement that applies a batch of events.
+ * Every identifier is quoted by libpq, never pasted in as given.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pgconn.h"
+#include "upsert.h"
+
+struct col {
+	char *name;		/* quoted */
+	char *lit;		/* as an SQL string literal */
+	char *type;
+};
+
+static char *
+quote_ident(PGconn *conn, const char *s)
+{
+	char *q = PQescapeIdentifier(conn, s, strlen(s));
+	char *r;
+
+	if (q == NULL || (r = strdup(q)) == NULL)
+		die("out of memory");
+	PQfreemem(q);
+	return r;
+}
+
+static char *
+quote_lit(PGconn *conn, const char *s)
+{
+	char *q = PQescapeLiteral(conn, s, strlen(s));
+	char *r;
+
+	if (q == NULL || (r = strdup(q)) == NULL)
+		die("out of memory");
+	PQfreemem(q);
+	return r;
+}
+
+/* A growing string, for building statements. */
+struct sbuf {
+	char *s;
+	size_t len;
+	FILE *f;
+};
+
+static void
+sb_open(struct sbuf *b)
+{
+	b->s = NULL;
+	if ((b->f = open_memstream(&b->s, &b->len)) == NULL)
+		die("out of memory");
+}
+
+static char *
+sb_close(struct sbuf *b)
+{
+	fclose(b->f);
+	return b->s;
+}
+
+static PGresult *
+query(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error("query failed: %s", pg_errmsg(conn));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static int
+find(struct col *cols, int n, const char *quoted)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(cols[i].name, quoted) == 0)
+			return i;
+	return -1;
+}
+
+/* Split --key=a,b into names. */
+static int
+split_keys(const char *list, char ***out)
+{
+	char *copy = strdup(list), *tok, *save = NULL;
+	int n = 0;
+
+	if (copy == NULL || (*out = calloc(strlen(list) + 1, sizeof **out)) == NULL)
+		die("out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		if (((*out)[n++] = strdup(tok)) == NULL)
+			die("out of memory");
+	free(copy);
+	return n;
+}
+
+/* The key: --key's columns, which a unique index must cover exactly, or the primary key. */
+static int
+load_keys(PGconn *conn, const struct options *opt, const char *oid, struct target *t)
+{
+	const char *params[2] = { oid, NULL };
+	PGresult *res;
+	char *sorted = NULL;
+	int i, ok;
+
+	if (opt->key == NULL) {
+		res = query(conn,
+		    "SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(n, o)"
+		    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n"
+		    " WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.o", 1, params);
+		if (res == NULL)
+			return -1;
+		if (PQntuples(res) == 0) {
+			log_error("table \"%s\" has no primary key (give the key with --key)", t->name);
+			PQclear(res);
+			return -1;
+		}
+		t->nkeys = PQntuples(res);
+		if ((t->keys = calloc(t->nkeys, sizeof *t->keys)) == NULL)
+			die("out of memory");
+		for (i = 0; i < t->nkeys; i++)
+			if ((t->keys[i] = strdup(PQgetvalue(res, i, 0))) == NULL)
+				die("out of memory");
+		PQclear(res);
+		return 0;
+	}
+	t->nkeys = split_keys(opt->key, &t->keys);
+	{
+		struct sbuf b;
+
+		sb_open(&b);
+		fputc('{', b.f);
+		for (i = 0; i < t->nkeys; i++) {
+			char *lit = quote_ident(conn, t->keys[i]);
+
+			fprintf(b.f, "%s%s", i ? "," : "", lit);
+			free(lit);
+		}
+		fputc('}', b.f);
+		sorted = sb_close(&b);
+	}
+	params[1] = sorted;
+	res = query(conn,
+	    "SELECT count(*) FROM pg_index i WHERE i.indrelid = $1::oid AND i.indisunique"
+	    " AND i.indpred IS NULL AND i.indexprs IS NULL"
+	    " AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a"
+	    "      WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey))"
+	    "   = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) AS k)", 2, params);
+	free(sorted);
+	if (res == NULL)
+		return -1;
+	ok = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+	PQclear(res);
+	if (!ok) {
+		log_error("no unique index of table \"%s\" is on exactly the key columns \"%s\"",
+		    t->name, opt->key);
+		return -1;
+	}
+	return 0;
+}
+
+/* Build the statement that applies a batch; cols are the table's columns. */
+static char *
+build_apply(PGconn *conn, const struct options *opt, const char *table, struct col *cols, int ncols,
+    struct target *t, int pos, int deleted, int ts, int extra)
+{
+	struct sbuf b;
+	int i, first;
+	char **qk = calloc(t->nkeys, sizeof *qk);
+
+	if (qk == NULL)
+		die("out of memory");
+	for (i = 0; i < t->nkeys; i++)
+		qk[i] = quote_ident(conn, t->keys[i]);
+	sb_open(&b);
+	fputs("WITH ev AS (SELECT (x->>'pos')::numeric AS p, x->>'op' = 'd' AS d,"
+	    " CASE WHEN jsonb_typeof(x->'ts_ms') = 'number'"
+	    " THEN to_timestamp((x->>'ts_ms')::numeric / 1000) ELSE clock_timestamp() END AS ts,"
+	    " CASE WHEN x->>'op' = 'd' THEN coalesce(nullif(x->'before', 'null'), '{}')"
+	    " ELSE x->'after' END || (x->'key') AS row"
+	    " FROM jsonb_array_elements($1::jsonb) AS x),", b.f);
+	fputs(" typed AS (SELECT DISTINCT ON (", b.f);
+	for (i = 0; i < t->nkeys; i++)
+		fprintf(b.f, "%sr.%s", i ? ", " : "", qk[i]);
+	fprintf(b.f, ") ev.p, ev.d, ev.ts, ev.row, r FROM ev, jsonb_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
+	for (i = 0; i < t->nkeys; i++)
+		fprintf(b.f, "r.%s, ", qk[i]);
+	fputs("ev.p DESC)", b.f);
+	if (opt->del == DELETE_HARD) {
+		fprintf(b.f, ", gone AS (DELETE FROM %s AS t USING typed WHERE typed.d", table);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, " AND t.%s = (typed.r).%s", qk[i], qk[i]);
+		fprintf(b.f, " AND t.%s < typed.p)", cols[pos].name);
+	}
+	fprintf(b.f, " INSERT INTO %s AS t (", table);
+	first = 1;
+	for (i = 0; i < ncols; i++) {
+		fprintf(b.f, "%s%s", first ? "" : ", ", cols[i].name);
+		first = 0;
+	}
+	fputs(") SELECT ", b.f);
+	for (i = 0; i < ncols; i++) {
+		if (i)
+			fputs(", ", b.f);
+		if (i == pos)
+			fputs("p", b.f);
+		else if (i == deleted)
+			fputs("d", b.f);
+		else if (i == ts)
+			fputs("ts", b.f);
+		else if (i == extra) {
+			int k;
+
+			fputs("nullif(row - ARRAY[", b.f);
+			for (k = 0; k < ncols; k++)
+				fprintf(b.f, "%s%s", k ? ", " : "", cols[k].lit);
+			fputs("]::text[], '{}')", b.f);
+		} else
+			fprintf(b.f, "(r).%s", cols[i].name);
+	}
+	fprintf(b.f, " FROM typed%s ON CONFLICT (", opt->del == DELETE_HARD ? " WHERE NOT d" : "");
+	for (i = 0; i < t->nkeys; i++)
+		fprintf(b.f, "%s%s", i ? ", " : "", qk[i]);
+	fputs(") DO UPDATE SET ", b.f);
+	for (i = 0; i < ncols; i++) {
+		if (i)
+			fputs(", ", b.f);
+		if (i == pos || i == deleted || i == ts || deleted < 0)
+			fprintf(b.f, "%s = excluded.%s", cols[i].name, cols[i].name);
+		else	/* a delete keeps the row's last values */
+			fprintf(b.f, "%s = CASE WHEN excluded.%s THEN t.%s ELSE excluded.%s END",
+			    cols[i].name, cols[deleted].name, cols[i].name, cols[i].name);
+	}
+	fprintf(b.f, " WHERE t.%s IS NULL OR t.%s < excluded.%s",
+	    cols[pos].name, cols[pos].name, cols[pos].name);
+	for (i = 0; i < t->nkeys; i++)
+		free(qk[i]);
+	free(qk);
+	return sb_close(&b);
+}
+
+int
+target_load(PGconn *conn, const struct options *opt, struct target *t)
+{
+	const char *params[1] = { opt->table };
+	PGresult *res;
+	struct col *cols;
+	char *table, *oid;
+	int i, n, pos, deleted, ts, extra, k;
+
+	res = query(conn,
+	    "SELECT c.oid::text, n.nspname, c.relname FROM pg_class c"
+	    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)", 1, params);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0) {
+		log_error("table \"%s\" does not exist", opt->table);
+		PQclear(res);
+		return -1;
+	}
+	oid = strdup(PQgetvalue(res, 0, 0));
+	{
+		char *s = quote_ident(conn, PQgetvalue(res, 0, 1));
+		char *r = quote_ident(conn, PQgetvalue(res, 0, 2));
+		size_t len = strlen(s) + strlen(r) + 2;
+
+		table = malloc(len);
+		t->name = malloc(strlen(PQgetvalue(res, 0, 1)) + strlen(PQgetvalue(res, 0, 2)) + 2);
+		if (oid == NULL || table == NULL || t->name == NULL)
+			die("out of memory");
+		snprintf(table, len, "%s.%s", s, r);
+		sprintf(t->name, "%s.%s", PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+		free(s);
+		free(r);
+	}
+	PQclear(res);
+
+	params[0] = oid;
+	res = query(conn,
+	    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+	    " WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum", 1, params);
+	if (res == NULL || load_keys(conn, opt, oid, t) < 0) {
+		PQclear(res);
+		free(oid);
+		free(table);
+		return -1;
+	}
+	n = PQntuples(res);
+	if ((cols = calloc(n, sizeof *cols)) == NULL)
+		die("out of memory");
+	for (i = 0; i < n; i++) {
+		cols[i].name = quote_ident(conn, PQgetvalue(res, i, 0));
+		cols[i].lit = quote_lit(conn, PQgetvalue(res, i, 0));
+		cols[i].type = strdup(PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	{
+		char *q;
+
+		q = quote_ident(conn, opt->pos_column);
+		pos = find(cols, n, q);
+		free(q);
+		q = quote_ident(conn, "is_deleted");
+		deleted = find(cols, n, q);
+		free(q);
+		q = quote_ident(conn, "last_cdc_ts");
+		ts = find(cols, n, q);
+		free(q);
+		q = quote_ident(conn, "extra");
+		extra = find(cols, n, q);
+		free(q);
+	}
+	k = 0;
+	for (i = 0; i < t->nkeys; i++) {
+		char *q = quote_ident(conn, t->keys[i]);
+
+		if (find(cols, n, q) < 0) {
+			log_error("table \"%s\" has no column \"%s\"", t->name, t->keys[i]);
+			k = -1;
+		}
+		free(q);
+	}
+	if (pos < 0) {
+		log_error("table \"%s\" has no guard column \"%s\" (see --pos-column)", t->name, opt->pos_column);
+		k = -1;
+	}
+	if (deleted >= 0 && strcmp(cols[deleted].type, "boolean") != 0)
+		deleted = -1;
+	if (opt->del == DELETE_SOFT && deleted < 0) {
+		log_error("table \"%s\" has no boolean column \"is_deleted\" for soft deletes (add one or use --delete=hard)", t->name);
+		k = -1;
+	}
+	if (opt->del == DELETE_HARD)
+		deleted = deleted >= 0 ? deleted : -1;
+	if (ts >= 0 && strncmp(cols[ts].type, "timestamp", 9) != 0)
+		ts = -1;
+	if (extra >= 0 && strcmp(cols[extra].type, "jsonb") != 0)
+		extra = -1;
+	if (k == 0)
+		t->apply_sql = build_apply(conn, opt, table, cols, n, t, pos, deleted, ts, extra);
+	for (i = 0; i < n; i++) {
+		free(cols[i].name);
+		free(cols[i].lit);
+		free(cols[i].type);
+	}
+	free(cols);
+	free(table);
+	free(oid);
+	return k;
+}
+
+void
+target_free(struct target *t)
+{
+	int i;
+
+	for (i = 0; i < t->nkeys; i++)
+		free(t->keys[i]);
+	free(t->keys);
+	free(t->name);
+	free(t->apply_sql);
+	free(t->dlq_sql);
+}
+
+/* --dlq-table: it must exist; rejected lines go to its raw_value and error_message. */
+int
+dlq_table_load(PGconn *conn, const char *name, struct target *t)
+{
+	const char *params[1] = { name };
+	PGresult *res = query(conn,
+	    "SELECT n.nspname, c.relname, (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid"
+	    "  AND a.attname IN ('raw_value', 'error_message') AND NOT a.attisdropped)"
+	    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+	    1, params);
+	struct sbuf b;
+	char *s, *r;
+
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 2), "2") != 0) {
+		log_error("dead-letter table \"%s\" %s", name, PQntuples(res) == 0 ? "does not exist" :
+		    "needs the columns raw_value and error_message");
+		PQclear(res);
+		return -1;
+	}
+	s = quote_ident(conn, PQgetvalue(res, 0, 0));
+	r = quote_ident(conn, PQgetvalue(res, 0, 1));
+	sb_open(&b);
+	fprintf(b.f, "INSERT INTO %s.%s (raw_value, error_message) VALUES ($1, $2)", s, r);
+	t->dlq_sql = sb_close(&b);
+	free(s);
+	free(r);
+	PQclear(res);
+	return 0;
+}
