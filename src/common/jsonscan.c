@@ -16,6 +16,7 @@ struct scan {
 	int nfields;
 	const char **vals;
 	size_t *vlens;
+	int members;		/* of the top-level object */
 };
 
 static void
@@ -247,6 +248,7 @@ scan_object(struct scan *s, int top)
 			return -1;
 		klen = (size_t)(s->p - key - 1);
 		match = top ? wanted(s, key, klen) : -1;
+		s->members += top;
 		skip_ws(s);
 		if (s->p >= s->end || *s->p != ':')
 			return fail(s, "not JSON: expected ':'");
@@ -327,7 +329,14 @@ const char *
 json_scan_fields(const char *text, size_t len, const char *const *fields, int n,
     const char **vals, size_t *vlens)
 {
-	struct scan s = { text, text + len, NULL, 0, fields, n, vals, vlens };
+	return json_scan_members(text, len, fields, n, vals, vlens, NULL);
+}
+
+const char *
+json_scan_members(const char *text, size_t len, const char *const *fields, int n,
+    const char **vals, size_t *vlens, int *members)
+{
+	struct scan s = { text, text + len, NULL, 0, fields, n, vals, vlens, 0 };
 	int i;
 
 	for (i = 0; i < n; i++)
@@ -340,6 +349,8 @@ json_scan_fields(const char *text, size_t len, const char *const *fields, int n,
 	skip_ws(&s);
 	if (s.p != s.end)
 		return "not JSON: text after the value";
+	if (members)
+		*members = s.members;
 	return NULL;
 }
 

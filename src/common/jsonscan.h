@@ -21,6 +21,10 @@ const char *json_scan(const char *s, size_t len, const char *field,
 const char *json_scan_fields(const char *s, size_t len, const char *const *fields, int n,
     const char **vals, size_t *vlens);
 
+/* The same, also counting the members of the top-level object. */
+const char *json_scan_members(const char *s, size_t len, const char *const *fields, int n,
+    const char **vals, size_t *vlens, int *members);
+
 /* True when s[0..len) is valid UTF-8. */
 int utf8_valid(const char *s, size_t len);
 

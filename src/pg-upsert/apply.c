@@ -6,6 +6,7 @@
  * failures (connection lost, deadlock, serialization) abort the attempt so
  * the caller retries the whole batch: the guard column makes a replay a no-op.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,20 +18,42 @@
 
 enum { F_OP, F_POS, F_KEY, F_AFTER, F_BEFORE, F_TS, NFIELDS };
 
+/* Why the object obj lacks a key column, or NULL. */
+static const char *
+key_present(const char *obj, size_t len, const struct target *t, const char *what)
+{
+	const char *kv[64];
+	size_t kl[64];
+	static char buf[200];
+	int i;
+
+	if (t->nkeys > 64)
+		return "too many key columns";
+	json_scan_fields(obj, len, (const char *const *)t->keys, t->nkeys, kv, kl);
+	for (i = 0; i < t->nkeys; i++) {
+		if (kv[i] == NULL || (kl[i] == 4 && memcmp(kv[i], "null", 4) == 0)) {
+			snprintf(buf, sizeof buf, "missing key: no value for key column \"%.100s\" in \"%s\"",
+			    t->keys[i], what);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 /* Why a line is not an event the target can take, or NULL. */
 const char *
-event_check(const char *line, size_t len, const struct target *t)
+event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
 {
 	static const char *const fields[NFIELDS] = { "op", "pos", "key", "after", "before", "ts_ms" };
-	const char *v[NFIELDS], *kv[64], *why;
-	size_t vl[NFIELDS], kl[64], i;
-	static __thread char buf[160];
+	const char *v[NFIELDS], *why, *p = line;
+	size_t vl[NFIELDS];
+	int row;
 
 	if ((why = json_scan_fields(line, len, fields, NFIELDS, v, vl)) != NULL)
 		return why;
-	while (len > 0 && (*line == ' ' || *line == '\t' || *line == '\r'))
-		line++, len--;
-	if (*line != '{')
+	while (*p == ' ' || *p == '\t' || *p == '\r')
+		p++;
+	if (*p != '{')
 		return "not an event: not a JSON object";
 	if (v[F_OP] == NULL || vl[F_OP] != 3 || v[F_OP][0] != '"' || !strchr("cudr", v[F_OP][1]) ||
 	    v[F_OP][2] != '"')
@@ -45,15 +68,33 @@ event_check(const char *line, size_t len, const struct target *t)
 		return "missing key: no \"key\" object";
 	if (v[F_OP][1] != 'd' && (v[F_AFTER] == NULL || v[F_AFTER][0] != '{'))
 		return "not an event: no \"after\" row";
-	if ((size_t)t->nkeys > sizeof kv / sizeof *kv)
-		return "too many key columns";
-	json_scan_fields(v[F_KEY], vl[F_KEY], (const char *const *)t->keys, t->nkeys, kv, kl);
-	for (i = 0; i < (size_t)t->nkeys; i++) {
-		if (kv[i] == NULL || (kl[i] == 4 && memcmp(kv[i], "null", 4) == 0)) {
-			snprintf(buf, sizeof buf, "missing key: no value for key column \"%.100s\"", t->keys[i]);
-			return buf;
-		}
+	if ((why = key_present(v[F_KEY], vl[F_KEY], t, "key")) != NULL)
+		return why;
+	/* the row applied, which must hold the key too: after, a delete's old row, or its key */
+	if (v[F_OP][1] != 'd')
+		row = F_AFTER;
+	else
+		row = v[F_BEFORE] && v[F_BEFORE][0] == '{' ? F_BEFORE : F_KEY;
+	if (row != F_KEY && (why = key_present(v[row], vl[row], t, fields[row])) != NULL)
+		return why;
+	ev->extra = 0;
+	if (t->ncols > 0 && row != F_KEY) {
+		const char *cv[256];
+		size_t cl[256];
+		int members, found = 0, i;
+
+		json_scan_members(v[row], vl[row], (const char *const *)t->cols, t->ncols, cv, cl, &members);
+		for (i = 0; i < t->ncols; i++)
+			found += cv[i] != NULL;
+		ev->extra = members > found;
 	}
+	ev->op = v[F_OP][1];
+	ev->row = (size_t)(v[row] - line);
+	ev->row_len = vl[row];
+	ev->pos = (size_t)(v[F_POS] - line);
+	ev->pos_len = vl[F_POS];
+	ev->ts = v[F_TS] ? (size_t)(v[F_TS] - line) : 0;
+	ev->ts_len = v[F_TS] && !(vl[F_TS] == 4 && memcmp(v[F_TS], "null", 4) == 0) ? vl[F_TS] : 0;
 	return NULL;
 }
 
@@ -92,55 +133,121 @@ command(PGconn *conn, const char *sql)
 	return o;
 }
 
-/* The JSON array of the valid, not yet refused lines in [lo, hi); NULL if none. */
-static char *
-array_of(const struct batch *b, size_t lo, size_t hi, size_t *count)
-{
-	size_t i, size = 2;
-	char *a, *p;
+/* The statement's parameters for the lines of [lo, hi) still to apply. */
+struct params {
+	char *rows;		/* text[], binary: the rows as JSON text */
+	int rows_len;
+	FILE *pos, *op, *ts, *ex;	/* text[] literals */
+	char *pos_s, *op_s, *ts_s, *ex_s;
+	size_t pos_n, op_n, ts_n, ex_n;
+	size_t count;
+};
 
-	*count = 0;
+static void
+put_be32(char *p, uint32_t v)
+{
+	p[0] = (char)(v >> 24);
+	p[1] = (char)(v >> 16);
+	p[2] = (char)(v >> 8);
+	p[3] = (char)v;
+}
+
+static void
+params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
+{
+	size_t i, size = 20;
+	char *w;
+
+	memset(pr, 0, sizeof *pr);
 	for (i = lo; i < hi; i++)
-		if (!b->reject[i] && !b->bad[i])
-			size += b->len[i] + 1, (*count)++;
-	if (*count == 0)
-		return NULL;
-	if ((a = malloc(size + 1)) == NULL)
+		if (b->state[i] == LINE_OK)
+			size += 4 + b->ev[i].row_len, pr->count++;
+	if (pr->count == 0)
+		return;
+	/* a one-dimensional binary text[]: ndim, flags, element type, length, lower bound */
+	if ((pr->rows = malloc(size)) == NULL)
 		die("out of memory");
-	p = a;
-	*p++ = '[';
+	put_be32(pr->rows, 1);
+	put_be32(pr->rows + 4, 0);
+	put_be32(pr->rows + 8, 25);	/* text */
+	put_be32(pr->rows + 12, (uint32_t)pr->count);
+	put_be32(pr->rows + 16, 1);
+	w = pr->rows + 20;
+	pr->pos = open_memstream(&pr->pos_s, &pr->pos_n);
+	pr->op = open_memstream(&pr->op_s, &pr->op_n);
+	pr->ts = open_memstream(&pr->ts_s, &pr->ts_n);
+	pr->ex = open_memstream(&pr->ex_s, &pr->ex_n);
+	if (!pr->pos || !pr->op || !pr->ts || !pr->ex)
+		die("out of memory");
+	fputc('{', pr->pos);
+	fputc('{', pr->op);
+	fputc('{', pr->ts);
+	fputc('{', pr->ex);
 	for (i = lo; i < hi; i++) {
-		if (b->reject[i] || b->bad[i])
+		const struct ev *e = &b->ev[i];
+		const char *line = b->text + b->off[i];
+		int first = w == pr->rows + 20;
+
+		if (b->state[i] != LINE_OK)
 			continue;
-		if (p > a + 1)
-			*p++ = ',';
-		memcpy(p, b->text + b->off[i], b->len[i]);
-		p += b->len[i];
+		put_be32(w, (uint32_t)e->row_len);
+		memcpy(w + 4, line + e->row, e->row_len);
+		w += 4 + e->row_len;
+		fprintf(pr->pos, "%s%.*s", first ? "" : ",", (int)e->pos_len, line + e->pos);
+		fprintf(pr->op, "%s%c", first ? "" : ",", e->op);
+		fprintf(pr->ex, "%s%c", first ? "" : ",", e->extra ? 't' : 'f');
+		if (e->ts_len)
+			fprintf(pr->ts, "%s%.*s", first ? "" : ",", (int)e->ts_len, line + e->ts);
+		else
+			fprintf(pr->ts, "%sNULL", first ? "" : ",");
 	}
-	*p++ = ']';
-	*p = '\0';
-	return a;
+	fputc('}', pr->pos);
+	fputc('}', pr->op);
+	fputc('}', pr->ts);
+	fputc('}', pr->ex);
+	fclose(pr->pos);
+	fclose(pr->op);
+	fclose(pr->ts);
+	fclose(pr->ex);
+	pr->rows_len = (int)(w - pr->rows);
+}
+
+static void
+params_free(struct params *pr)
+{
+	free(pr->rows);
+	free(pr->pos_s);
+	free(pr->op_s);
+	free(pr->ts_s);
+	free(pr->ex_s);
 }
 
 /* Apply lines [lo, hi) under a savepoint, splitting on data errors. */
 static enum outcome
 apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, size_t hi)
 {
-	const char *params[1];
+	struct params pr;
+	const char *values[5];
+	int lengths[5] = { 0 }, formats[5] = { 1, 0, 0, 0, 0 };
 	PGresult *res;
 	enum outcome o;
-	size_t count, i;
-	char *array = array_of(b, lo, hi, &count);
+	size_t i;
 
-	if (array == NULL)
+	params_build(b, lo, hi, &pr);
+	if (pr.count == 0)
 		return APPLIED;
 	if ((o = command(conn, "SAVEPOINT pgcdc_batch")) != APPLIED) {
-		free(array);
+		params_free(&pr);
 		return o;
 	}
-	params[0] = array;
-	res = PQexecParams(conn, t->apply_sql, 1, NULL, params, NULL, NULL, 0);
-	free(array);
+	values[0] = pr.rows;
+	lengths[0] = pr.rows_len;
+	values[1] = pr.pos_s;
+	values[2] = pr.op_s;
+	values[3] = pr.ts_s;
+	values[4] = pr.ex_s;
+	res = PQexecParams(conn, t->apply_sql, 5, NULL, values, lengths, formats, 0);
+	params_free(&pr);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
 		PQclear(res);
 		return command(conn, "RELEASE SAVEPOINT pgcdc_batch");
@@ -156,10 +263,10 @@ apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, si
 		PQclear(res);
 		return o;
 	}
-	if (count == 1) {
+	if (pr.count == 1) {
 		for (i = lo; i < hi; i++) {
-			if (!b->reject[i] && !b->bad[i]) {
-				b->bad[i] = 1;
+			if (b->state[i] == LINE_OK) {
+				b->state[i] = LINE_REFUSED;
 				if ((b->why[i] = strdup(pg_errmsg(conn))) == NULL)
 					die("out of memory");
 			}
@@ -168,7 +275,7 @@ apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, si
 		return APPLIED;
 	}
 	PQclear(res);
-	log_debug("batch of %zu refused; splitting", count);
+	log_debug("batch of %zu refused; splitting", pr.count);
 	if ((o = apply_range(conn, t, b, lo, lo + (hi - lo) / 2)) != APPLIED)
 		return o;
 	return apply_range(conn, t, b, lo + (hi - lo) / 2, hi);
@@ -183,7 +290,7 @@ dlq_rows(PGconn *conn, const struct target *t, struct batch *b)
 	if (t->dlq_sql == NULL)
 		return APPLIED;
 	for (i = 0; i < b->n; i++) {
-		const char *err = b->reject[i] ? b->reject[i] : b->why[i];
+		const char *err = b->why[i];
 		const char *params[2] = { b->text + b->off[i], err };
 		int lengths[2] = { (int)b->len[i], 0 };
 		int formats[2] = { 1, 0 };
@@ -211,10 +318,13 @@ batch_apply(PGconn *conn, const struct target *t, struct batch *b)
 	enum outcome o;
 	size_t i;
 
+	/* a retry starts over: what the database refused may have been a symptom */
 	for (i = 0; i < b->n; i++) {
-		b->bad[i] = 0;
-		free(b->why[i]);
-		b->why[i] = NULL;
+		if (b->state[i] == LINE_REFUSED) {
+			b->state[i] = LINE_OK;
+			free(b->why[i]);
+			b->why[i] = NULL;
+		}
 	}
 	if ((o = command(conn, "BEGIN")) != APPLIED)
 		return o;

@@ -133,10 +133,10 @@ batch_init(struct batch *b, size_t max)
 	b->max = max;
 	b->off = calloc(max, sizeof *b->off);
 	b->len = calloc(max, sizeof *b->len);
-	b->reject = calloc(max, sizeof *b->reject);
-	b->bad = calloc(max, sizeof *b->bad);
+	b->ev = calloc(max, sizeof *b->ev);
+	b->state = calloc(max, sizeof *b->state);
 	b->why = calloc(max, sizeof *b->why);
-	if (!b->off || !b->len || !b->reject || !b->bad || !b->why)
+	if (!b->off || !b->len || !b->ev || !b->state || !b->why)
 		die("out of memory");
 }
 
@@ -148,8 +148,7 @@ batch_clear(struct batch *b)
 	for (i = 0; i < b->n; i++) {
 		free(b->why[i]);
 		b->why[i] = NULL;
-		b->reject[i] = NULL;
-		b->bad[i] = 0;
+		b->state[i] = LINE_OK;
 	}
 	b->n = 0;
 	b->used = 0;
@@ -162,15 +161,17 @@ batch_free(struct batch *b)
 	free(b->text);
 	free(b->off);
 	free(b->len);
-	free(b->reject);
-	free(b->bad);
+	free(b->ev);
+	free(b->state);
 	free(b->why);
 }
 
-/* Add a line; a reason to refuse it is kept beside it. */
+/* Add a line, checked: a reason to refuse it is kept beside it. */
 static void
-batch_add(struct batch *b, const char *line, size_t len, const char *reject)
+batch_add(struct batch *b, const struct target *t, const char *line, size_t len, int cut)
 {
+	const char *reject = cut ? "line too long" : event_check(line, len, t, &b->ev[b->n]);
+
 	if (b->used + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 1 << 16;
 
@@ -183,7 +184,11 @@ batch_add(struct batch *b, const char *line, size_t len, const char *reject)
 	memcpy(b->text + b->used, line, len);
 	b->off[b->n] = b->used;
 	b->len[b->n] = len;
-	b->reject[b->n] = (char *)reject;
+	if (reject) {
+		b->state[b->n] = LINE_REJECTED;
+		if ((b->why[b->n] = strdup(reject)) == NULL)
+			die("out of memory");
+	}
 	b->used += len;
 	b->n++;
 }
@@ -235,15 +240,14 @@ flush_batch(struct upsert *u)
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
 	for (i = 0; i < b->n; i++) {
-		const char *err = b->reject[i] ? b->reject[i] : b->why[i];
 		char ctx[48];
 
-		if (err == NULL) {
+		if (b->state[i] == LINE_OK) {
 			u->applied++;
 			continue;
 		}
 		snprintf(ctx, sizeof ctx, ",\"input_line\":%llu", u->lines + i + 1);
-		dlq_write(u->dlq, b->text + b->off[i], b->len[i], err, ctx);
+		dlq_write(u->dlq, b->text + b->off[i], b->len[i], b->why[i], ctx);
 		u->dead++;
 	}
 	if (dlq_flush(u->dlq) < 0)
@@ -274,8 +278,7 @@ run(struct upsert *u)
 		while (u->batch.n < u->batch.max && lr_next(lr, &line, &len, &cut)) {
 			if (u->batch.n == 0)
 				first = now_ms();
-			batch_add(&u->batch, line, len,
-			    cut ? "line too long" : event_check(line, len, &u->target));
+			batch_add(&u->batch, &u->target, line, len, cut);
 		}
 		if (lr_done(lr))
 			break;

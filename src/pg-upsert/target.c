@@ -12,6 +12,7 @@
 #include "upsert.h"
 
 struct col {
+	char *plain;		/* as in the catalog */
 	char *name;		/* quoted */
 	char *lit;		/* as an SQL string literal */
 	char *type;
@@ -182,16 +183,18 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 	for (i = 0; i < t->nkeys; i++)
 		qk[i] = quote_ident(conn, t->keys[i]);
 	sb_open(&b);
-	fputs("WITH ev AS (SELECT (x->>'pos')::numeric AS p, x->>'op' = 'd' AS d,"
-	    " CASE WHEN jsonb_typeof(x->'ts_ms') = 'number'"
-	    " THEN to_timestamp((x->>'ts_ms')::numeric / 1000) ELSE clock_timestamp() END AS ts,"
-	    " CASE WHEN x->>'op' = 'd' THEN coalesce(nullif(x->'before', 'null'), '{}')"
-	    " ELSE x->'after' END || (x->'key') AS row"
-	    " FROM jsonb_array_elements($1::jsonb) AS x),", b.f);
+	/*
+	 * The client sends each event's row (after; for a delete its old row, or
+	 * only its key) as one element of a binary text[], and pos, op and ts_ms
+	 * as arrays beside it: the server parses each row's JSON once, lazily.
+	 */
+	fputs("WITH ev AS (SELECT u.p::numeric AS p, u.o = 'd' AS d,"
+	    " coalesce(to_timestamp(u.t::numeric / 1000), clock_timestamp()) AS ts, u.row::json AS row, u.x::bool AS x"
+	    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(row, p, o, t, x)),", b.f);
 	fputs(" typed AS (SELECT DISTINCT ON (", b.f);
 	for (i = 0; i < t->nkeys; i++)
 		fprintf(b.f, "%sr.%s", i ? ", " : "", qk[i]);
-	fprintf(b.f, ") ev.p, ev.d, ev.ts, ev.row, r FROM ev, jsonb_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
+	fprintf(b.f, ") ev.p, ev.d, ev.ts, ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
 	for (i = 0; i < t->nkeys; i++)
 		fprintf(b.f, "r.%s, ", qk[i]);
 	fputs("ev.p DESC)", b.f);
@@ -220,10 +223,10 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 		else if (i == extra) {
 			int k;
 
-			fputs("nullif(row - ARRAY[", b.f);
+			fputs("CASE WHEN x THEN nullif(row::jsonb - ARRAY[", b.f);
 			for (k = 0; k < ncols; k++)
 				fprintf(b.f, "%s%s", k ? ", " : "", cols[k].lit);
-			fputs("]::text[], '{}')", b.f);
+			fputs("]::text[], '{}') END", b.f);
 		} else
 			fprintf(b.f, "(r).%s", cols[i].name);
 	}
@@ -298,6 +301,7 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 	if ((cols = calloc(n, sizeof *cols)) == NULL)
 		die("out of memory");
 	for (i = 0; i < n; i++) {
+		cols[i].plain = strdup(PQgetvalue(res, i, 0));
 		cols[i].name = quote_ident(conn, PQgetvalue(res, i, 0));
 		cols[i].lit = quote_lit(conn, PQgetvalue(res, i, 0));
 		cols[i].type = strdup(PQgetvalue(res, i, 1));
@@ -347,7 +351,17 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		extra = -1;
 	if (k == 0)
 		t->apply_sql = build_apply(conn, opt, table, cols, n, t, pos, deleted, ts, extra);
+	if (extra >= 0 && n <= 256) {
+		/* rows are checked for members beyond these, which go to extra */
+		if ((t->cols = calloc(n, sizeof *t->cols)) == NULL)
+			die("out of memory");
+		for (i = 0; i < n; i++)
+			if ((t->cols[i] = strdup(cols[i].plain)) == NULL)
+				die("out of memory");
+		t->ncols = n;
+	}
 	for (i = 0; i < n; i++) {
+		free(cols[i].plain);
 		free(cols[i].name);
 		free(cols[i].lit);
 		free(cols[i].type);
@@ -366,6 +380,9 @@ target_free(struct target *t)
 	for (i = 0; i < t->nkeys; i++)
 		free(t->keys[i]);
 	free(t->keys);
+	for (i = 0; i < t->ncols; i++)
+		free(t->cols[i]);
+	free(t->cols);
 	free(t->name);
 	free(t->apply_sql);
 	free(t->dlq_sql);

@@ -27,7 +27,9 @@ struct target {
 	char *name;		/* schema.table, for messages */
 	char **keys;		/* key column names */
 	int nkeys;
-	char *apply_sql;	/* $1: a JSON array of events */
+	char *apply_sql;	/* $1..$5: rows, pos, op, ts_ms, has-extra */
+	char **cols;		/* with an extra column: the names rows may hold */
+	int ncols;
 	char *dlq_sql;		/* $1: raw bytes, $2: error; NULL without --dlq-table */
 };
 
@@ -36,14 +38,25 @@ int target_load(PGconn *conn, const struct options *opt, struct target *t);
 int dlq_table_load(PGconn *conn, const char *name, struct target *t);
 void target_free(struct target *t);
 
+/* Where an event's parts lie, as offsets from the start of its line. */
+struct ev {
+	size_t row, row_len;	/* the row to apply: after, or a delete's old row or key */
+	size_t pos, pos_len;
+	size_t ts, ts_len;	/* ts_len 0: none */
+	char op;
+	char extra;		/* the row has members the table has no column for */
+};
+
+enum line_state { LINE_OK, LINE_REJECTED, LINE_REFUSED };
+
 /* Lines of one batch: input line i is text[off[i]..off[i]+len[i]). */
 struct batch {
 	char *text;
 	size_t used, cap;
 	size_t *off, *len;
-	char **reject;		/* why line i is refused before reaching the database, or NULL */
-	int *bad;		/* line i was refused by the database */
-	char **why;		/* its error */
+	struct ev *ev;
+	enum line_state *state;	/* rejected here, or refused by the database */
+	char **why;		/* the reason, for the dead-letter record */
 	size_t n, max;
 };
 
@@ -52,6 +65,6 @@ enum outcome { APPLIED, TRANSIENT, FATAL };
 
 /* Apply the valid lines of b in one transaction, isolating rows the database refuses. */
 enum outcome batch_apply(PGconn *conn, const struct target *t, struct batch *b);
-const char *event_check(const char *line, size_t len, const struct target *t);
+const char *event_check(const char *line, size_t len, const struct target *t, struct ev *ev);
 
 #endif
