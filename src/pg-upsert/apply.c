@@ -259,20 +259,21 @@ apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, si
 		PQclear(res);
 		return o;
 	}
-	if ((o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch")) != APPLIED) {
-		PQclear(res);
-		return o;
-	}
 	if (pr.count == 1) {
+		/* the error, from the result: the rollback below clears the connection's */
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
 		for (i = lo; i < hi; i++) {
 			if (b->state[i] == LINE_OK) {
 				b->state[i] = LINE_REFUSED;
-				if ((b->why[i] = strdup(pg_errmsg(conn))) == NULL)
+				if ((b->why[i] = strdup(msg ? msg : "refused by the database")) == NULL)
 					die("out of memory");
 			}
 		}
+	}
+	if ((o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch")) != APPLIED || pr.count == 1) {
 		PQclear(res);
-		return APPLIED;
+		return o;
 	}
 	PQclear(res);
 	log_debug("batch of %zu refused; splitting", pr.count);
