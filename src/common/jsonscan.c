@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 
+#include "jsonout.h"
 #include "jsonscan.h"
 
 #define MAX_DEPTH 512
@@ -371,8 +372,6 @@ json_scan(const char *text, size_t len, const char *field, const char **val, siz
 long
 json_key_text(const char *val, size_t vlen, char *buf, size_t cap)
 {
-	size_t i, n = 0;
-	int in_string = 0, escaped = 0;
 
 	if (vlen >= 2 && val[0] == '"' && !memchr(val, '\\', vlen)) {
 		if (vlen - 2 > cap)
@@ -392,24 +391,17 @@ json_key_text(const char *val, size_t vlen, char *buf, size_t cap)
 		json_decref(j);
 		return r;
 	}
-	for (i = 0; i < vlen; i++) {
-		char c = val[i];
+	{
+		/* compact JSON text, through the one routine that writes it */
+		FILE *f = fmemopen(buf, cap, "w");
+		long n;
 
-		if (in_string) {
-			if (escaped)
-				escaped = 0;
-			else if (c == '\\')
-				escaped = 1;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-			continue;
-		}
-		if (n == cap)
+		if (f == NULL)
 			return -1;
-		buf[n++] = c;
+		setbuf(f, NULL);
+		json_put_compact(f, val, vlen);
+		n = ferror(f) ? -1 : ftell(f);
+		fclose(f);
+		return n;
 	}
-	return (long)n;
 }

@@ -82,3 +82,20 @@ kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	else
 		log_debug("kafka: %s: %s", fac, buf);
 }
+
+int
+kconf_report_error(rd_kafka_t *rk, int err, const char *reason)
+{
+	char buf[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, buf, sizeof buf);
+		log_error("fatal: %s", buf);
+		return 1;
+	}
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		log_warning("%s", reason);
+	else
+		log_debug("%s: %s", rd_kafka_err2str(err), reason);
+	return 0;
+}

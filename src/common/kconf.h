@@ -16,6 +16,13 @@ void kconf_file(rd_kafka_conf_t *conf, const char *path);
  */
 void kconf_brokers(rd_kafka_conf_t *conf, const char *brokers);
 
+/*
+ * Report an error librdkafka's error callback got; returns 1 when it is fatal
+ * (the client can do nothing more).  All brokers down is a warning, the rest
+ * are retried by librdkafka and shown only with -v.
+ */
+int kconf_report_error(rd_kafka_t *rk, int err, const char *reason);
+
 /* librdkafka's log lines through our logging (kept out of stdout). */
 void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 

@@ -122,17 +122,9 @@ static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct pub *p = opaque;
-	char buf[512];
 
-	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		rd_kafka_fatal_error(rk, buf, sizeof buf);
-		log_error("fatal: %s", buf);
+	if (kconf_report_error(rk, err, reason))
 		p->fatal = 1;
-	} else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-		log_warning("%s", reason);
-	} else {
-		log_debug("%s: %s", rd_kafka_err2str(err), reason);
-	}
 }
 
 /* Write the ack count when it moved; dead letters are flushed first. */
