@@ -13,7 +13,7 @@ trap 'kafka_destroy; rm -rf "$work"' EXIT
 KAFKA_JAVA_OPTS="-XX:+UseSerialGC" KAFKA_HEAP_OPTS="-Xms512m -Xmx1g" kafka_start >/dev/null
 # 200-byte JSON lines, keyed by "key"
 awk -v n="$N" 'BEGIN { pad = sprintf("%*s", 160, ""); gsub(/ /, "x", pad)
-	for (i = 1; i <= n; i++) printf "{\"key\":{\"id\":%10d},\"n\":%10d,\"pad\":\"%s\"}\n", i % 50000, i, substr(pad, 1, 154) }' >"$work/in"
+	for (i = 1; i <= n; i++) printf "{\"key\":{\"id\":%10d},\"n\":%10d,\"pad\":\"%s\"}\n", i % 50000, i, substr(pad, 1, 151) }' >"$work/in"
 len=$(head -n 1 "$work/in" | wc -c)
 # the same lines as kcat -K reads them: key, tab, value
 awk '{ match($0, /"id":[ ]*[0-9]+/); printf "{\"id\":%d}\t%s\n", substr($0, RSTART + 5, RLENGTH - 5), $0 }' \
