@@ -18,6 +18,23 @@ measure() {
 	rm -f "$out"
 }
 
+# best LABEL RUNS CMD: measure CMD RUNS times (it must be repeatable), keep the
+# fastest time and the largest RSS: on a shared machine the fastest run is the
+# one least disturbed
+best() {
+	local label=$1 runs=$2 i secs= rss=0
+	shift 2
+	for i in $(seq "$runs"); do
+		measure "$label" "$1" || return 1
+		if [ -z "$secs" ] || awk -v a="$SECS" -v b="$secs" 'BEGIN { exit !(a < b) }'; then
+			secs=$SECS
+		fi
+		[ "$RSS_KB" -gt "$rss" ] && rss=$RSS_KB
+	done
+	SECS=$secs
+	RSS_KB=$rss
+}
+
 # row LABEL COUNT: one table row from the last measure
 row() {
 	awk -v l="$1" -v n="$2" -v s="$SECS" -v r="$RSS_KB" 'BEGIN {
