@@ -215,12 +215,82 @@ scan_word(struct scan *s, const char *w)
 
 static int scan_value(struct scan *s, int top);
 
-/* Which of the wanted top-level members key[0..klen) is, or -1. */
+static unsigned
+hex4(const char *p)
+{
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		v = v << 4 | (unsigned)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
+	return v;
+}
+
+/*
+ * Decode the escapes of a valid JSON string's body s[0..len) into out (at
+ * most cap bytes, UTF-8).  Returns the length, or -1 when it does not fit.
+ */
+static long
+unescape(const char *s, size_t len, char *out, size_t cap)
+{
+	const char *end = s + len;
+	size_t n = 0;
+	unsigned cp;
+	char c;
+
+	while (s < end) {
+		if (n + 4 > cap)
+			return -1;
+		if (*s != '\\') {
+			out[n++] = *s++;
+			continue;
+		}
+		c = s[1];
+		s += 2;
+		if (c != 'u') {
+			out[n++] = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' :
+			    c == 'r' ? '\r' : c == 't' ? '\t' : c;
+			continue;
+		}
+		cp = hex4(s);
+		s += 4;
+		if (cp >= 0xd800 && cp < 0xdc00 && end - s >= 6 && s[0] == '\\' && s[1] == 'u') {
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(s + 2) - 0xdc00);
+			s += 6;
+		}
+		if (cp < 0x80) {
+			out[n++] = (char)cp;
+		} else if (cp < 0x800) {
+			out[n++] = (char)(0xc0 | cp >> 6);
+			out[n++] = (char)(0x80 | (cp & 0x3f));
+		} else if (cp < 0x10000) {
+			out[n++] = (char)(0xe0 | cp >> 12);
+			out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
+			out[n++] = (char)(0x80 | (cp & 0x3f));
+		} else {
+			out[n++] = (char)(0xf0 | cp >> 18);
+			out[n++] = (char)(0x80 | (cp >> 12 & 0x3f));
+			out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
+			out[n++] = (char)(0x80 | (cp & 0x3f));
+		}
+	}
+	return (long)n;
+}
+
+/* Which of the wanted top-level members key[0..klen) (escapes and all) is, or -1. */
 static int
 wanted(const struct scan *s, const char *key, size_t klen)
 {
+	char buf[256];
+	long n;
 	int i;
 
+	if (memchr(key, '\\', klen)) {
+		if ((n = unescape(key, klen, buf, sizeof buf)) < 0)
+			return -1;
+		key = buf;
+		klen = (size_t)n;
+	}
 	for (i = 0; i < s->nfields; i++)
 		if (strlen(s->fields[i]) == klen && memcmp(s->fields[i], key, klen) == 0)
 			return i;

@@ -88,7 +88,7 @@ event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
 			found += cv[i] != NULL;
 		ev->extra = members > found;
 	}
-	ev->op = v[F_OP][1];
+	ev->op = row == F_KEY ? 'k' : v[F_OP][1];
 	ev->row = (size_t)(v[row] - line);
 	ev->row_len = vl[row];
 	ev->pos = (size_t)(v[F_POS] - line);
@@ -98,11 +98,23 @@ event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
 	return NULL;
 }
 
+static char last_error[512];
+
+const char *
+batch_error(void)
+{
+	return last_error;
+}
+
 /* SQLSTATE classes: what a failure means for the batch. */
 static enum outcome
 classify(PGconn *conn, PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	/* kept for the caller's message: a rollback clears the connection's */
+	snprintf(last_error, sizeof last_error, "%s", msg ? msg : pg_errmsg(conn));
 
 	if (pg_conn_lost(conn) || state == NULL)
 		return TRANSIENT;

@@ -235,7 +235,7 @@ flush_batch(struct upsert *u)
 			log_error("second signal: %zu lines not applied", b->n);
 			return -1;
 		}
-		log_warning("%s; retrying in %ld ms", u->conn ? pg_errmsg(u->conn) : "no connection", backoff);
+		log_warning("%s; retrying in %ld ms", u->conn ? batch_error() : "no connection", backoff);
 		sleep_ms(backoff);
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
@@ -314,10 +314,12 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &opt);
 	sig_install();
 	if (connect_db(&u) < 0 || target_load(u.conn, &opt, &u.target) < 0 ||
-	    (opt.dlq_table && dlq_table_load(u.conn, opt.dlq_table, &u.target) < 0))
+	    (opt.dlq_table && dlq_table_load(u.conn, opt.dlq_table, &u.target) < 0) ||
+	    (u.dlq = dlq_open(opt.dlq)) == NULL) {
+		target_free(&u.target);
+		PQfinish(u.conn);
 		return EXIT_RUNTIME;
-	if ((u.dlq = dlq_open(opt.dlq)) == NULL)
-		return EXIT_RUNTIME;
+	}
 	batch_init(&u.batch, opt.batch);
 	log_debug("apply statement: %s", u.target.apply_sql);
 

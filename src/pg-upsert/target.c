@@ -110,7 +110,6 @@ load_keys(PGconn *conn, const struct options *opt, const char *oid, struct targe
 {
 	const char *params[2] = { oid, NULL };
 	PGresult *res;
-	char *sorted = NULL;
 	int i, ok;
 
 	if (opt->key == NULL) {
@@ -135,28 +134,13 @@ load_keys(PGconn *conn, const struct options *opt, const char *oid, struct targe
 		return 0;
 	}
 	t->nkeys = split_keys(opt->key, &t->keys);
-	{
-		struct sbuf b;
-
-		sb_open(&b);
-		fputc('{', b.f);
-		for (i = 0; i < t->nkeys; i++) {
-			char *lit = quote_ident(conn, t->keys[i]);
-
-			fprintf(b.f, "%s%s", i ? "," : "", lit);
-			free(lit);
-		}
-		fputc('}', b.f);
-		sorted = sb_close(&b);
-	}
-	params[1] = sorted;
+	params[1] = opt->key;
 	res = query(conn,
 	    "SELECT count(*) FROM pg_index i WHERE i.indrelid = $1::oid AND i.indisunique"
 	    " AND i.indpred IS NULL AND i.indexprs IS NULL"
 	    " AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a"
 	    "      WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey))"
-	    "   = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) AS k)", 2, params);
-	free(sorted);
+	    "   = (SELECT array_agg(k ORDER BY k) FROM unnest(string_to_array($2, ',')) AS k)", 2, params);
 	if (res == NULL)
 		return -1;
 	ok = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
@@ -185,16 +169,16 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 	sb_open(&b);
 	/*
 	 * The client sends each event's row (after; for a delete its old row, or
-	 * only its key) as one element of a binary text[], and pos, op and ts_ms
-	 * as arrays beside it: the server parses each row's JSON once, lazily.
+	 * only its key, op "k") as one element of a binary text[], and pos, op and
+	 * ts_ms as arrays beside it: the server parses each row's JSON once.
 	 */
-	fputs("WITH ev AS (SELECT u.p::numeric AS p, u.o = 'd' AS d,"
+	fputs("WITH ev AS (SELECT u.p::numeric AS p, u.o IN ('d', 'k') AS d, u.o = 'k' AS k,"
 	    " coalesce(to_timestamp(u.t::numeric / 1000), clock_timestamp()) AS ts, u.row::json AS row, u.x::bool AS x"
 	    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(row, p, o, t, x)),", b.f);
 	fputs(" typed AS (SELECT DISTINCT ON (", b.f);
 	for (i = 0; i < t->nkeys; i++)
 		fprintf(b.f, "%sr.%s", i ? ", " : "", qk[i]);
-	fprintf(b.f, ") ev.p, ev.d, ev.ts, ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
+	fprintf(b.f, ") ev.p, ev.d, ev.k, ev.ts, ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
 	for (i = 0; i < t->nkeys; i++)
 		fprintf(b.f, "r.%s, ", qk[i]);
 	fputs("ev.p DESC)", b.f);
@@ -203,6 +187,26 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 		for (i = 0; i < t->nkeys; i++)
 			fprintf(b.f, " AND t.%s = (typed.r).%s", qk[i], qk[i]);
 		fprintf(b.f, " AND t.%s < typed.p)", cols[pos].name);
+	} else {
+		/* a soft delete that has only its key marks the row and keeps its values */
+		fprintf(b.f, ", tomb AS (INSERT INTO %s AS t (", table);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "%s, ", qk[i]);
+		fprintf(b.f, "%s, %s", cols[pos].name, cols[deleted].name);
+		if (ts >= 0)
+			fprintf(b.f, ", %s", cols[ts].name);
+		fputs(") SELECT ", b.f);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "(r).%s, ", qk[i]);
+		fprintf(b.f, "p, true%s FROM typed WHERE k ON CONFLICT (", ts >= 0 ? ", ts" : "");
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "%s%s", i ? ", " : "", qk[i]);
+		fprintf(b.f, ") DO UPDATE SET %s = excluded.%s, %s = true", cols[pos].name, cols[pos].name,
+		    cols[deleted].name);
+		if (ts >= 0)
+			fprintf(b.f, ", %s = excluded.%s", cols[ts].name, cols[ts].name);
+		fprintf(b.f, " WHERE t.%s IS NULL OR t.%s < excluded.%s)",
+		    cols[pos].name, cols[pos].name, cols[pos].name);
 	}
 	fprintf(b.f, " INSERT INTO %s AS t (", table);
 	first = 1;
@@ -230,19 +234,13 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 		} else
 			fprintf(b.f, "(r).%s", cols[i].name);
 	}
-	fprintf(b.f, " FROM typed%s ON CONFLICT (", opt->del == DELETE_HARD ? " WHERE NOT d" : "");
+	fprintf(b.f, " FROM typed WHERE NOT %s ON CONFLICT (", opt->del == DELETE_HARD ? "d" : "k");
 	for (i = 0; i < t->nkeys; i++)
 		fprintf(b.f, "%s%s", i ? ", " : "", qk[i]);
 	fputs(") DO UPDATE SET ", b.f);
-	for (i = 0; i < ncols; i++) {
-		if (i)
-			fputs(", ", b.f);
-		if (i == pos || i == deleted || i == ts || deleted < 0)
-			fprintf(b.f, "%s = excluded.%s", cols[i].name, cols[i].name);
-		else	/* a delete keeps the row's last values */
-			fprintf(b.f, "%s = CASE WHEN excluded.%s THEN t.%s ELSE excluded.%s END",
-			    cols[i].name, cols[deleted].name, cols[i].name, cols[i].name);
-	}
+	/* a change, or a delete with its old row: the row as the event has it */
+	for (i = 0; i < ncols; i++)
+		fprintf(b.f, "%s%s = excluded.%s", i ? ", " : "", cols[i].name, cols[i].name);
 	fprintf(b.f, " WHERE t.%s IS NULL OR t.%s < excluded.%s",
 	    cols[pos].name, cols[pos].name, cols[pos].name);
 	for (i = 0; i < t->nkeys; i++)

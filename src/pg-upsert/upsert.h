@@ -65,6 +65,8 @@ enum outcome { APPLIED, TRANSIENT, FATAL };
 
 /* Apply the valid lines of b in one transaction, isolating rows the database refuses. */
 enum outcome batch_apply(PGconn *conn, const struct target *t, struct batch *b);
+/* The last failure's message, for the retry warning. */
+const char *batch_error(void);
 const char *event_check(const char *line, size_t len, const struct target *t, struct ev *ev);
 
 #endif

@@ -88,6 +88,8 @@ main(void)
 	check_key("{\"other\":1,\"nested\":{\"key\":1}}", "key", NULL);
 	check_key("{\"key\":1,\"key\":2}", "key", "2");
 	check_key("[{\"key\":1}]", "key", NULL);
+	check_key("{\"a\\\"b\":\"x\"}", "a\"b", "x");
+	check_key("{\"k\\u00e9\\ud83d\\ude00\\\\\":1}", "k\xc3\xa9\xf0\x9f\x98\x80\\", "1");
 
 	printf("jsonscan: %d passed, %d failed\n", passed, failed);
 	return failed != 0;
