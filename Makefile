@@ -6,6 +6,7 @@ PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 MANPREFIX ?= $(PREFIX)/share/man
 DATADIR   ?= $(PREFIX)/share/pgcdc
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
 
 CC        ?= cc
 CFLAGS    ?= -O2 -g
@@ -35,6 +36,7 @@ COMMON_OBJ:= $(COMMON_SRC:src/%.c=$(BUILD)/%.o)
 LIB        = $(BUILD)/libpgcdc.a
 MANS      := $(wildcard man/*.1)
 SQL       := $(wildcard sql/*.sql)
+UNITS     := $(wildcard systemd/*.service)
 
 all: $(BINS)
 
@@ -86,11 +88,16 @@ install: all
 	cp -f $(BINS) $(SCRIPTS) $(DESTDIR)$(BINDIR)/
 	cp -f $(MANS) $(DESTDIR)$(MANPREFIX)/man1/
 	cp -f $(SQL) $(DESTDIR)$(DATADIR)/sql/
+	mkdir -p $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' $$u >$(DESTDIR)$(UNITDIR)/$${u##*/}; \
+	done
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS) $(SCRIPTS)))
 	rm -f $(addprefix $(DESTDIR)$(MANPREFIX)/man1/,$(notdir $(MANS)))
 	rm -rf $(DESTDIR)$(DATADIR)
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS)))
 
 clean:
 	rm -rf build $(BINS)

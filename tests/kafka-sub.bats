@@ -189,3 +189,13 @@ slow_sink() {
 	[ "$(wc -l <"$WORK/got")" -gt "$before" ]
 	sort -u "$WORK/got" | cmp - <(lines 1 3000 | sort -u)
 }
+
+@test "when its reader goes away it exits 1 and leaves the group at once" {
+	lines 1 5000 | produce
+	run bash -c "set -o pipefail; kafka-sub -t $TOPIC -g $GROUP 2>'$WORK/err' | head -n 3 >/dev/null"
+	assert_failure 1
+	grep -qE '^kafka-sub: (write error: Broken pipe|standard output closed by the reader)$' "$WORK/err"
+	# a new member gets the partition without waiting out the session timeout
+	run timeout 15 kafka-sub -t "$TOPIC" -g "$GROUP" -e
+	assert_success
+}

@@ -1,7 +1,9 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dlq.h"
 #include "jsonout.h"
@@ -9,9 +11,10 @@
 #include "log.h"
 
 struct dlq {
-	FILE *f;
+	int fd;
 	const char *path;
 	unsigned long long count;
+	int failed;
 };
 
 struct dlq *
@@ -22,8 +25,8 @@ dlq_open(const char *path)
 	if (d == NULL)
 		die("out of memory");
 	d->path = path ? path : "stderr";
-	d->f = path ? fopen(path, "a") : stderr;
-	if (d->f == NULL) {
+	d->fd = path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : STDERR_FILENO;
+	if (d->fd < 0) {
 		log_error("cannot open dead-letter file \"%s\":", path);
 		free(d);
 		return NULL;
@@ -58,31 +61,54 @@ put_base64(FILE *f, const unsigned char *s, size_t len)
 	putc('"', f);
 }
 
+/*
+ * Each record is built whole and appended with one write(), so records from
+ * several processes appending to one file (O_APPEND) never interleave.
+ */
 int
 dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const char *context)
 {
-	flockfile(d->f);
-	fputs("{\"error\":", d->f);
-	json_put_string(d->f, error, strlen(error));
+	char *buf = NULL;
+	size_t size = 0, off = 0;
+	ssize_t n;
+	FILE *f = open_memstream(&buf, &size);
+
+	if (f == NULL)
+		die("out of memory");
+	fputs("{\"error\":", f);
+	json_put_string(f, error, strlen(error));
 	if (context)
-		fputs(context, d->f);
+		fputs(context, f);
 	if (utf8_valid(line, len)) {
-		fputs(",\"line\":", d->f);
-		json_put_string(d->f, line, len);
+		fputs(",\"line\":", f);
+		json_put_string(f, line, len);
 	} else {
-		fputs(",\"line_base64\":", d->f);
-		put_base64(d->f, (const unsigned char *)line, len);
+		fputs(",\"line_base64\":", f);
+		put_base64(f, (const unsigned char *)line, len);
 	}
-	fputs("}\n", d->f);
-	funlockfile(d->f);
+	fputs("}\n", f);
+	if (fclose(f) != 0)
+		die("out of memory");
+	while (off < size) {
+		n = write(d->fd, buf + off, size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			d->failed = errno ? errno : EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	free(buf);
 	d->count++;
-	return ferror(d->f) ? -1 : 0;
+	return d->failed ? -1 : 0;
 }
 
 int
 dlq_flush(struct dlq *d)
 {
-	if (fflush(d->f) != 0 || ferror(d->f)) {
+	if (d->failed) {
+		errno = d->failed;
 		log_error("cannot write dead letters to %s:", d->path);
 		return -1;
 	}
@@ -97,7 +123,7 @@ dlq_close(struct dlq *d)
 	if (d == NULL)
 		return 0;
 	r = dlq_flush(d);
-	if (d->f != stderr && fclose(d->f) != 0 && r == 0) {
+	if (d->fd != STDERR_FILENO && close(d->fd) != 0 && r == 0) {
 		log_error("cannot write dead letters to %s:", d->path);
 		r = -1;
 	}

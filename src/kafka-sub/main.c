@@ -96,6 +96,7 @@ struct sub {
 	int paused;
 	int fatal;
 	int out_closed;		/* stdout closed: the final revoke writes nothing */
+	int out_failed;		/* stdout cannot be written: stop */
 	struct timespec last_commit;
 	int warned;		/* the ack file said too much, once */
 };
@@ -193,11 +194,21 @@ commit(struct sub *s, int sync)
 	return 0;
 }
 
+/*
+ * Flush the lines written.  A write error (the reader gone) ends the run,
+ * through the normal shutdown: what downstream acknowledged is committed and
+ * the group is left at once, so a restarted instance gets the partitions
+ * without waiting out the session timeout.
+ */
 static void
-flush_out(void)
+flush_out(struct sub *s)
 {
-	if (fflush(stdout) != 0)
-		die("write error:");
+	if (s->out_closed || s->out_failed)
+		return;
+	if (fflush(stdout) != 0) {
+		log_error("write error: %s", strerror(errno));
+		s->out_failed = 1;
+	}
 }
 
 /* Wait up to ms for downstream to acknowledge every line written. */
@@ -248,9 +259,8 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		return;
 	}
 	/* revoked: make what was written durable if downstream can in time, commit it */
-	if (!s->out_closed)
-		flush_out();
-	if (s->opt->ack && !s->out_closed)	/* at exit, finish() has waited already */
+	flush_out(s);
+	if (s->opt->ack && !s->out_closed && !s->out_failed)	/* at exit, finish() has waited already */
 		wait_acks(s, s->opt->ack_timeout_ms < 5000 ? s->opt->ack_timeout_ms : 5000);
 	read_acks(s);
 	commit(s, 1);
@@ -335,7 +345,7 @@ throttle(struct sub *s)
 static int
 done(const struct sub *s)
 {
-	return sig_stop || s->fatal || (s->opt->count && s->consumed >= s->opt->count) ||
+	return sig_stop || s->fatal || s->out_failed || (s->opt->count && s->consumed >= s->opt->count) ||
 	    (s->opt->exit_at_end && all_at_end(s));
 }
 
@@ -391,7 +401,7 @@ run(struct sub *s, int evfd)
 	while (!done(s)) {
 		throttle(s);
 		n = consume_batch(s, &status);
-		flush_out();
+		flush_out(s);
 		read_acks(s);
 		if (since(&s->last_commit) >= 0.1 && commit(s, 0) < 0)
 			return 1;
@@ -399,8 +409,10 @@ run(struct sub *s, int evfd)
 			continue;
 		if (poll(fds, s->ackfd >= 0 ? 3 : 2, 1000) > 0) {
 			/* an idle writer learns of a reader gone only this way */
-			if (fds[1].revents & (POLLERR | POLLHUP))
-				die("standard output closed by the reader");
+			if (fds[1].revents & (POLLERR | POLLHUP)) {
+				log_error("standard output closed by the reader");
+				s->out_failed = 1;
+			}
 			if (fds[0].revents)
 				while (read(evfd, drain, sizeof drain) > 0)
 					;
@@ -508,7 +520,7 @@ finish(struct sub *s)
 {
 	int status = 0;
 
-	if (s->opt->ack) {
+	if (s->opt->ack && !s->out_failed) {
 		wait_acks(s, s->opt->ack_timeout_ms);
 		if (s->acked < s->lines) {
 			log_warning("downstream acknowledged %" PRIu64 " of %" PRIu64
@@ -571,11 +583,13 @@ main(int argc, char **argv)
 	rd_kafka_topic_partition_list_destroy(topics);
 
 	status = run(&s, evpipe[0]);
-	if (s.fatal)
+	flush_out(&s);
+	if (s.fatal || s.out_failed)
 		status = 1;
-	flush_out();
-	if (fclose(stdout) != 0)
-		die("write error:");
+	if (fclose(stdout) != 0 && !s.out_failed) {
+		log_error("write error: %s", strerror(errno));
+		status = 1;
+	}
 	s.out_closed = 1;
 	if (finish(&s) != 0)
 		status = 1;

@@ -1,0 +1,430 @@
+#!/usr/bin/env bats
+# The composed pipeline: cdc-source (pg-cdc-tail | kafka-pub) and cdc-sink
+# (kafka-sub | pg-upsert) configured by env files, against a real PostgreSQL
+# (a source and a warehouse database) and a real Kafka broker; how they stop,
+# fail and restart; their systemd units.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	. "$TOP/tests/lib/kafka.bash"
+	pg_start
+	make_source_template
+	createdb -T template0 wh_template
+	sql -d wh_template -f "$TOP/sql/warehouse.sql" >/dev/null
+	kafka_start
+}
+
+teardown_file() {
+	load lib/common
+	. "$TOP/tests/lib/kafka.bash"
+	kafka_destroy
+	pg_destroy
+}
+
+setup() {
+	load lib/common
+	. "$TOP/tests/lib/kafka.bash"
+	WORK=$(mktemp -d)
+	STATE=$WORK/state
+	TOPIC="orders_cdc_${BATS_TEST_NUMBER}"
+	STARTED=()
+}
+
+# Stop by pid whatever the test started and left running: the stages first,
+# so that no script outlives its stages' parent.
+teardown() {
+	local p
+	for p in "${STARTED[@]}"; do
+		pkill -9 -P "$p"
+		kill -9 "$p" && wait "$p"
+	done 2>/dev/null
+	rm -rf "$WORK"
+}
+
+# new_databases: a source database (DB) with the orders table captured and a
+# warehouse database (WH) with the analytics schema, and env files for both
+# halves that hold everything they need: the scripts run with no other
+# environment than PATH.
+new_databases() {
+	new_source_db
+	WH="wh_${BATS_TEST_NUMBER}"
+	dropdb --if-exists "$WH" 2>/dev/null
+	createdb -T wh_template "$WH"
+	cat >"$WORK/source.env" <<-EOF
+		# the source half of test $BATS_TEST_NUMBER
+		CDC_SOURCE="host=$PGHOST port=$PGPORT user=postgres dbname=$DB"
+		CDC_TOPIC=$TOPIC
+		KAFKA_BROKERS=$KAFKA_BROKERS
+		CDC_STATE_DIR=$STATE
+		CDC_TAIL_OPTS=--poll=200
+	EOF
+	cat >"$WORK/sink.env" <<-EOF
+		# the sink half of test $BATS_TEST_NUMBER
+		CDC_WAREHOUSE="host=$PGHOST port=$PGPORT user=postgres dbname=$WH"
+		CDC_TOPIC=$TOPIC
+		CDC_GROUP=sink_$BATS_TEST_NUMBER
+		KAFKA_BROKERS=$KAFKA_BROKERS
+		CDC_STATE_DIR=$STATE
+	EOF
+}
+
+# start_source: cdc-source in the background; SOURCE is its pid.
+start_source() {
+	env -i PATH="$PATH" cdc-source -e "$WORK/source.env" \
+		</dev/null >/dev/null 2>>"$WORK/source.err" 3>&- &
+	SOURCE=$!
+	STARTED+=("$SOURCE")
+	wait_stages "$SOURCE" pg-cdc-tail kafka-pub
+}
+
+# start_sink [INSTANCE]: cdc-sink in the background; SINK is its pid.
+start_sink() {
+	local i=${1:-default}
+	env -i PATH="$PATH" CDC_INSTANCE="$i" cdc-sink -e "$WORK/sink.env" \
+		</dev/null >/dev/null 2>>"$WORK/sink-$i.err" 3>&- &
+	SINK=$!
+	STARTED+=("$SINK")
+	wait_stages "$SINK" kafka-sub pg-upsert
+}
+
+# stage PID NAME: the pid of the stage NAME that the script PID runs
+stage() {
+	pgrep -P "$1" -x "$2"
+}
+
+# wait_stages PID NAME...: wait until the script PID runs every stage NAME
+wait_stages() {
+	local pid=$1 name
+	shift
+	for name; do
+		wait_for 10 "stage $pid $name >/dev/null" || {
+			echo "$name did not start under $pid" >&2
+			return 1
+		}
+	done
+}
+
+# gone PID...: none of the processes exists any more
+gone() {
+	local p
+	for p; do
+		! kill -0 "$p" 2>/dev/null || return 1
+	done
+}
+
+# wait_exit PID SECONDS: wait for the background job PID to end; its exit
+# status becomes STATUS.
+wait_exit() {
+	wait_for "$2" "gone $1" || return 1
+	STATUS=0
+	wait "$1" || STATUS=$?
+}
+
+COLUMNS_COMPARED="id, user_id, status, amount_cents, currency, country, created_at, updated_at, version"
+
+source_rows() {
+	sql -d "$DB" -c "SELECT $COLUMNS_COMPARED FROM orders ORDER BY id"
+}
+
+warehouse_rows() {
+	sql -d "$WH" -c "SELECT $COLUMNS_COMPARED FROM analytics.fct_orders WHERE NOT is_deleted ORDER BY id"
+}
+
+# orders deleted from the source: logged, and no longer there
+source_deleted() {
+	sql -d "$DB" -c "SELECT (key->>'id')::uuid AS id FROM orders_cdc_log WHERE op = 'd'
+		EXCEPT SELECT id FROM orders ORDER BY id"
+}
+
+warehouse_deleted() {
+	sql -d "$WH" -c "SELECT id FROM analytics.fct_orders WHERE is_deleted ORDER BY id"
+}
+
+converged() {
+	[ "$(warehouse_rows)" = "$(source_rows)" ] &&
+		[ "$(warehouse_deleted)" = "$(source_deleted)" ]
+}
+
+# assert_converged SECONDS: the warehouse comes to equal the source, and
+# the comparison is not of empty sets
+assert_converged() {
+	wait_for "$1" converged || true
+	assert_equal "$(warehouse_rows)" "$(source_rows)"
+	assert_equal "$(warehouse_deleted)" "$(source_deleted)"
+	[ "$(source_rows | wc -l)" -gt 0 ]
+	[ "$(source_deleted | wc -l)" -gt 0 ]
+}
+
+simulate() {
+	order-sim -d "$DB" --clients 4 --update-ratio 0.3 --delete-ratio 0.05 -q "$@"
+}
+
+@test "cdc-source --help prints the usage and the variables, and exits 0" {
+	run --separate-stderr cdc-source --help
+	assert_success
+	assert_line --index 0 "Usage: cdc-source [-hnV] [-e FILE]..."
+	assert_line --partial "CDC_SOURCE         source database conninfo (required)"
+	assert_equal "$stderr" ""
+}
+
+@test "cdc-sink --help prints the usage and the variables, and exits 0" {
+	run --separate-stderr cdc-sink --help
+	assert_success
+	assert_line --index 0 "Usage: cdc-sink [-hnV] [-e FILE]..."
+	assert_line --partial "CDC_WAREHOUSE      warehouse database conninfo (required)"
+	assert_equal "$stderr" ""
+}
+
+@test "without CDC_SOURCE, cdc-source exits 2 with a one-line error and starts nothing" {
+	run --separate-stderr env -i PATH="$PATH" CDC_STATE_DIR="$STATE" cdc-source
+	assert_failure 2
+	assert_equal "$output" ""
+	assert_equal "$stderr" "cdc-source: error: CDC_SOURCE is not set: give the source database's conninfo in the environment or an env file (-e)"
+	assert_not_exist "$STATE"
+}
+
+@test "without CDC_WAREHOUSE, cdc-sink exits 2 with a one-line error and starts nothing" {
+	run --separate-stderr env -i PATH="$PATH" CDC_STATE_DIR="$STATE" cdc-sink
+	assert_failure 2
+	assert_equal "$output" ""
+	assert_equal "$stderr" "cdc-sink: error: CDC_WAREHOUSE is not set: give the warehouse database's conninfo in the environment or an env file (-e)"
+	assert_not_exist "$STATE"
+}
+
+@test "usage errors exit 2 with a hint" {
+	run --separate-stderr cdc-source --bogus
+	assert_failure 2
+	assert_equal "$stderr" 'cdc-source: error: unrecognized option "--bogus"
+Try "cdc-source --help" for more information.'
+	run --separate-stderr cdc-sink -e "$WORK/missing.env"
+	assert_failure 2
+	assert_equal "$stderr" "cdc-sink: error: cannot read env file \"$WORK/missing.env\"
+Try \"cdc-sink --help\" for more information."
+	run --separate-stderr env CDC_WAREHOUSE=x CDC_INSTANCE=a/b cdc-sink
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" 'cdc-sink: error: CDC_INSTANCE names files: it cannot hold "/" ("a/b")'
+}
+
+@test "defaults: cdc-source -n prints the pipeline it would run" {
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop cdc-source -n
+	assert_success
+	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack |
+kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop STATE_DIRECTORY=/var/lib/x cdc-source -n
+	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack |"
+}
+
+@test "defaults: cdc-sink -n prints the pipeline it would run, per instance" {
+	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh cdc-sink -n
+	assert_success
+	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson |
+pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson"
+	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_INSTANCE=2 \
+		CDC_DLQ_TABLE=analytics.failed_events CDC_UPSERT_OPTS="--batch=100 -v" cdc-sink -n
+	assert_success
+	assert_line --index 1 "pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-2.ack --dlq=/var/lib/pgcdc/sink-2-dead-letters.ndjson --dlq-table=analytics.failed_events --batch=100 -v"
+}
+
+@test "an env file is read as systemd's EnvironmentFile= reads it" {
+	cat >"$WORK/a.env" <<-'EOF'
+		# a comment
+		; another comment
+		  CDC_SOURCE = host=/run/pg  dbname=shop   
+		a line without an equals sign
+		CDC_TABLE=the first file's
+		CDC_TABLE="public.orders"
+		CDC_NAME='tail '\'x
+		CDC_TAIL_OPTS=--poll=100 \
+		    --batch=10
+		CDC_TOPIC="a \"b\" $c \d"
+		export CDC_PUB_OPTS=-v
+		CDC_STATE_DIR="/tmp/state
+		dir"
+		KAFKA_BROKERS=k1:9092,k2:9092
+	EOF
+	run --separate-stderr env -i PATH="$PATH" cdc-source --env-file="$WORK/a.env" --dry-run
+	assert_success
+	assert_output "export KAFKA_BROKERS=k1:9092,k2:9092
+pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f \$'--ack=/tmp/state\\ndir/source.ack' --poll=100 --batch=10 |
+kafka-pub -t 'a \"b\" \$c \\d' -k key \$'--ack=/tmp/state\\ndir/source.ack' \$'--dlq=/tmp/state\\ndir/source-dead-letters.ndjson'"
+	assert_equal "$stderr" "cdc-source: warning: $WORK/a.env:11: ignoring invalid variable name \"export CDC_PUB_OPTS\""
+}
+
+@test "a later env file overrides an earlier one, and no env file overrides the environment" {
+	printf '%s\n' CDC_SOURCE=dbname=one CDC_TABLE=one CDC_NAME=one >"$WORK/1.env"
+	printf '%s\n' CDC_SOURCE=dbname=two CDC_TABLE=two >"$WORK/2.env"
+	run --separate-stderr env -i PATH="$PATH" CDC_TABLE=env CDC_NAME= \
+		cdc-source -e "$WORK/1.env" -e "$WORK/2.env" -n
+	assert_success
+	assert_line --index 0 --partial "pg-cdc-tail -d dbname=two -t env -n one -f "
+}
+
+@test "the block of code common to cdc-source and cdc-sink is the same in both" {
+	common() {
+		sed -n '/^# --- common to cdc-source and cdc-sink/,/^# --- end of the common block/p' "$1"
+	}
+	[ "$(common "$TOP/bin/cdc-source" | wc -l)" -gt 100 ]
+	assert_equal "$(common "$TOP/bin/cdc-sink")" "$(common "$TOP/bin/cdc-source")"
+}
+
+@test "cdc-source and two cdc-sink instances, run from env files, bring the warehouse to the source's state" {
+	new_databases
+	kafka_topic "$TOPIC" 3
+	start_source
+	start_sink a
+	start_sink b
+	# a few changes at a time until the group has settled and each instance
+	# has applied some through its own ack file
+	acked() { [ "$(cat "$STATE/sink-$1.ack" 2>/dev/null || echo 0)" -gt 0 ]; }
+	wait_for 30 'simulate --count 10 --rate 0; acked a && acked b'
+	simulate --count 2000 --rate 0 --seed 11
+	assert_converged 60
+	assert_equal "$(cat "$STATE"/*dead-letters.ndjson 2>/dev/null)" ""
+	assert_equal "$(cat "$WORK/source.err")" ""
+}
+
+@test "pg-upsert killed with -9: cdc-sink exits 1, kafka-sub does not linger, and a restarted cdc-sink converges" {
+	new_databases
+	kafka_topic "$TOPIC" 1
+	start_source
+	start_sink
+	simulate --count 4000 --rate 2000 --seed 12 3>&- &
+	SIM=$!
+	STARTED+=("$SIM")
+	wait_for 20 '[ "$(sql -d "$WH" -c "SELECT count(*) FROM analytics.fct_orders")" -gt 0 ]'
+	sub=$(stage "$SINK" kafka-sub)
+	kill -9 "$(stage "$SINK" pg-upsert)"
+	wait_exit "$SINK" 10
+	assert_equal "$STATUS" 1
+	gone "$sub"
+	assert_equal "$(tail -n 1 "$WORK/sink-default.err")" "cdc-sink: pg-upsert was killed by signal 9"
+	start_sink
+	wait "$SIM"
+	assert_converged 60
+}
+
+@test "kafka-sub killed with -9: pg-upsert does not linger, and cdc-sink exits 1" {
+	new_databases
+	kafka_topic "$TOPIC" 1
+	start_source
+	start_sink
+	simulate --count 500 --rate 0 --seed 13
+	wait_for 20 converged
+	upsert=$(stage "$SINK" pg-upsert)
+	kill -9 "$(stage "$SINK" kafka-sub)"
+	wait_exit "$SINK" 10
+	assert_equal "$STATUS" 1
+	gone "$upsert"
+	assert_equal "$(tail -n 1 "$WORK/sink-default.err")" "cdc-sink: kafka-sub was killed by signal 9"
+}
+
+@test "kafka-pub killed with -9: cdc-source exits 1 and pg-cdc-tail does not linger" {
+	new_databases
+	start_source
+	tail=$(stage "$SOURCE" pg-cdc-tail)
+	kill -9 "$(stage "$SOURCE" kafka-pub)"
+	wait_exit "$SOURCE" 10
+	assert_equal "$STATUS" 1
+	gone "$tail"
+	assert_equal "$(tail -n 1 "$WORK/source.err")" "cdc-source: kafka-pub was killed by signal 9"
+}
+
+@test "a stage that fails at start makes cdc-source exit 1 at once" {
+	new_databases
+	echo "CDC_TABLE=no_such_table" >>"$WORK/source.env"
+	run --separate-stderr timeout 20 env -i PATH="$PATH" cdc-source -e "$WORK/source.env"
+	assert_failure 1
+	assert_equal "${stderr_lines[-1]}" "cdc-source: pg-cdc-tail exited with status 1"
+}
+
+@test "a stage that ignores SIGTERM is hurried after CDC_STOP_TIMEOUT, killed 5 s later, and cdc-source exits 1" {
+	# stand-ins beside a copy of the script, which runs its neighbours first
+	mkdir "$WORK/fake"
+	cp "$TOP/bin/cdc-source" "$WORK/fake/"
+	printf '#!/bin/sh\ntrap "" TERM INT\nexec sleep 1000\n' >"$WORK/fake/pg-cdc-tail"
+	printf '#!/bin/sh\nexec cat >/dev/null\n' >"$WORK/fake/kafka-pub"
+	chmod +x "$WORK/fake/"*
+	env -i PATH="$PATH" CDC_SOURCE=x CDC_STATE_DIR="$STATE" CDC_STOP_TIMEOUT=1 \
+		"$WORK/fake/cdc-source" </dev/null 2>"$WORK/err" 3>&- &
+	SOURCE=$!
+	STARTED+=("$SOURCE")
+	wait_stages "$SOURCE" sleep cat
+	stages=$(pgrep -P "$SOURCE")
+	start=$SECONDS
+	kill -TERM "$SOURCE"
+	wait_exit "$SOURCE" 15
+	assert_equal "$STATUS" 1
+	[ $((SECONDS - start)) -ge 6 ]
+	# shellcheck disable=SC2086
+	gone $stages
+	assert_equal "$(cat "$WORK/err")" "cdc-source: warning: pg-cdc-tail has not stopped after 1 s; stopping it
+cdc-source: warning: kafka-pub has not stopped after 1 s; stopping it
+cdc-source: warning: pg-cdc-tail has not stopped; killing it
+cdc-source: kafka-pub was killed by signal 15"
+}
+
+@test "SIGTERM mid-stream stops cdc-source and cdc-sink cleanly: exit 0, no stage left, nothing lost" {
+	new_databases
+	kafka_topic "$TOPIC" 1
+	start_source
+	start_sink
+	simulate --count 3000 --rate 1500 --seed 14 3>&- &
+	SIM=$!
+	STARTED+=("$SIM")
+	wait_for 20 '[ "$(cat "$STATE/sink-default.ack" 2>/dev/null || echo 0)" -gt 0 ]'
+	stages=$(pgrep -P "$SOURCE"; pgrep -P "$SINK")
+	kill -0 "$SIM"	# mid-stream: order-sim still writes
+	kill -TERM "$SOURCE"
+	wait_exit "$SOURCE" 20
+	assert_equal "$STATUS" 0
+	kill -TERM "$SINK"
+	wait_exit "$SINK" 20
+	assert_equal "$STATUS" 0
+	# shellcheck disable=SC2086
+	gone $stages
+	# an orderly stop: every line written was acknowledged before the exit
+	assert_equal "$(cat "$WORK/source.err" "$WORK/sink-default.err")" ""
+	wait "$SIM"
+	start_source
+	start_sink
+	assert_converged 60
+}
+
+@test "dead letters of both sink stages are appended to the instance's file in the state directory" {
+	new_databases
+	kafka_topic "$TOPIC" 1
+	echo "CDC_DLQ_TABLE=analytics.failed_events" >>"$WORK/sink.env"
+	mkdir -p "$STATE"
+	echo '{"earlier":"dead letter"}' >"$STATE/sink-default-dead-letters.ndjson"
+	good='{"op":"c","table":"public.orders","key":{"id":"00000000-0000-0000-0000-000000000001"},"before":null,"after":{"id":"00000000-0000-0000-0000-000000000001","status":"new","version":1},"pos":1}'
+	bad='{"op":"c","table":"public.orders","key":{"id":"not a uuid"},"before":null,"after":{"id":"not a uuid"},"pos":2}'
+	printf '%s\n' 'not json' "$bad" "$good" | kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" -X acks=all
+	start_sink
+	wait_for 30 '[ "$(wc -l <"$STATE/sink-default-dead-letters.ndjson")" -eq 3 ]'
+	wait_for 10 '[ "$(sql -d "$WH" -c "SELECT status FROM analytics.fct_orders")" = new ]'
+	dead() {
+		jq -r --arg line "$1" 'select(.line == $line) | .error' "$STATE/sink-default-dead-letters.ndjson"
+	}
+	assert_equal "$(head -n 1 "$STATE/sink-default-dead-letters.ndjson")" '{"earlier":"dead letter"}'
+	assert_regex "$(dead 'not json')" '^not JSON: '
+	assert_regex "$(dead "$bad")" 'uuid'
+	assert_equal "$(sql -d "$WH" -c "SELECT convert_from(raw_value, 'UTF8') FROM analytics.failed_events")" "$bad"
+}
+
+@test "systemd-analyze verify passes on the units" {
+	# The units run the installed scripts, /usr/local/bin/cdc-*, which
+	# verify requires to exist: check copies that run the scripts of this
+	# tree, and find their Documentation= man pages in a man tree of it.
+	mkdir -p "$WORK/units" "$WORK/man/man1"
+	cp "$TOP"/man/*.1 "$WORK/man/man1/"
+	for u in pgcdc-source.service pgcdc-sink@.service; do
+		sed "s|^ExecStart=/usr/local/bin/|ExecStart=$TOP/bin/|" "$TOP/systemd/$u" >"$WORK/units/$u"
+		grep -q "^ExecStart=$TOP/bin/cdc-s" "$WORK/units/$u"
+	done
+	run env MANPATH="$WORK/man" systemd-analyze verify \
+		"$WORK/units/pgcdc-source.service" "$WORK/units/pgcdc-sink@.service" "$WORK/units/pgcdc-sink@2.service"
+	assert_success
+	assert_output ""
+}
