@@ -62,8 +62,8 @@ build/flags: FORCE
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # C unit tests of the common library, run by tests/unit.bats
-UNITS := $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/*.c))
-unit: $(UNITS)
+UNIT_TESTS := $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/*.c))
+unit: $(UNIT_TESTS)
 build/unit/%: tests/unit/%.c $(LIB) build/flags
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
