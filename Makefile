@@ -88,6 +88,7 @@ install: all
 	cp -f $(BINS) $(SCRIPTS) $(DESTDIR)$(BINDIR)/
 	cp -f $(MANS) $(DESTDIR)$(MANPREFIX)/man1/
 	cp -f $(SQL) $(DESTDIR)$(DATADIR)/sql/
+	cp -f scripts/pipeline.bash $(DESTDIR)$(DATADIR)/
 	mkdir -p $(DESTDIR)$(UNITDIR)
 	for u in $(UNITS); do \
 		sed 's|/usr/local/bin/|$(BINDIR)/|g' $$u >$(DESTDIR)$(UNITDIR)/$${u##*/}; \

@@ -261,12 +261,15 @@ kafka-pub -t 'a \"b\" \$c \\d' -k key \$'--ack=/tmp/state\\ndir/source.ack' \$'-
 	assert_line --index 0 --partial "pg-cdc-tail -d dbname=two -t env -n one -f "
 }
 
-@test "the block of code common to cdc-source and cdc-sink is the same in both" {
-	common() {
-		sed -n '/^# --- common to cdc-source and cdc-sink/,/^# --- end of the common block/p' "$1"
-	}
-	[ "$(common "$TOP/bin/cdc-source" | wc -l)" -gt 100 ]
-	assert_equal "$(common "$TOP/bin/cdc-sink")" "$(common "$TOP/bin/cdc-source")"
+@test "installed, the scripts find the supervision code they share" {
+	make -C "$TOP" -s install DESTDIR="$WORK/root" PREFIX=/opt/pgcdc >/dev/null
+	assert_file_exists "$WORK/root/opt/pgcdc/share/pgcdc/pipeline.bash"
+	: >"$WORK/empty.env"
+	run env -i PATH=/usr/bin:/bin "$WORK/root/opt/pgcdc/bin/cdc-sink" -e "$WORK/empty.env"
+	assert_failure 2
+	assert_output --partial "cdc-sink: error: CDC_WAREHOUSE is not set"
+	run env -i PATH=/usr/bin:/bin "$WORK/root/opt/pgcdc/bin/cdc-source" --help
+	assert_success
 }
 
 @test "cdc-source and two cdc-sink instances, run from env files, bring the warehouse to the source's state" {
@@ -346,7 +349,7 @@ kafka-pub -t 'a \"b\" \$c \\d' -k key \$'--ack=/tmp/state\\ndir/source.ack' \$'-
 	printf '#!/bin/sh\ntrap "" TERM INT\nexec sleep 1000\n' >"$WORK/fake/pg-cdc-tail"
 	printf '#!/bin/sh\nexec cat >/dev/null\n' >"$WORK/fake/kafka-pub"
 	chmod +x "$WORK/fake/"*
-	env -i PATH="$PATH" CDC_SOURCE=x CDC_STATE_DIR="$STATE" CDC_STOP_TIMEOUT=1 \
+	env -i PATH="$PATH" PGCDC_LIB="$TOP/scripts/pipeline.bash" CDC_SOURCE=x CDC_STATE_DIR="$STATE" CDC_STOP_TIMEOUT=1 \
 		"$WORK/fake/cdc-source" </dev/null 2>"$WORK/err" 3>&- &
 	SOURCE=$!
 	STARTED+=("$SOURCE")
