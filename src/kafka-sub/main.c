@@ -510,8 +510,8 @@ default_conf(void)
 	kconf_set(conf, "default", "enable.auto.offset.store=false");
 	kconf_set(conf, "default", "enable.partition.eof=true");
 	kconf_set(conf, "default", "auto.offset.reset=earliest");
-	/* librdkafka prefetches up to 64 MiB by default; 16 MiB keeps up as well */
-	kconf_set(conf, "default", "queued.max.messages.kbytes=16384");
+	/* librdkafka prefetches up to 64 MiB by default; 12 MiB keeps up as well */
+	kconf_set(conf, "default", "queued.max.messages.kbytes=12288");
 	/* a fetch at a partition's end waits this long for data, and a fetch
 	 * after a full local queue or an error is put off this long (both 500 ms
 	 * by default): each delays -e by as much; 100 ms costs an idle consumer little */
