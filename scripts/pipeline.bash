@@ -138,7 +138,7 @@ split_opts() {
 
 # The stages' pids and names, the ones not yet waited for, the stop timer's
 # pid, and the state of a stop.
-up_pid='' down_pid='' live=() timer='' tick='' pending=0 stopping=0 escalated=0 failure=''
+up_pid='' down_pid='' live=() timer='' tick='' pending=0 stopping=0 escalated=0 failure='' failure_by_signal=0
 declare -A stage_name=()
 
 is_live() {
@@ -222,10 +222,15 @@ on_exit() {
 	local p rest=()
 	for p in "${live[@]}"; do [ "$p" = "$1" ] || rest+=("$p"); done
 	live=("${rest[@]}")
-	if [ "$2" -gt 128 ] && [ -z "$failure" ]; then
+	# A stage killed by a signal we did not send is the cause; its partner
+	# failing at the same moment (a broken pipe) is the consequence, even
+	# when wait -n sees the partner first.
+	if [ "$2" -gt 128 ] && { [ -z "$failure" ] || { [ "$failure_by_signal" = 0 ] && [ "$escalated" = 0 ]; }; }; then
 		failure="${stage_name[$1]} was killed by signal $(($2 - 128))"
+		failure_by_signal=1
 	elif [ "$2" -ne 0 ] && [ -z "$failure" ]; then
 		failure="${stage_name[$1]} exited with status $2"
+		failure_by_signal=0
 	fi
 	[ -n "$timer" ] || [ ${#live[@]} -eq 0 ] || start_timer "$CDC_STOP_TIMEOUT"
 	if [ "$1" = "$down_pid" ] && is_live "$up_pid"; then
