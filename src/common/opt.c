@@ -54,3 +54,15 @@ opt_bad(int c, char *const *argv)
 		usage_error("%s option \"-%c\"", what, optopt);
 	usage_error("%s option \"%.*s\"", what, (int)strcspn(arg, "="), arg);
 }
+
+void
+opt_general(int c, char *const *argv, const char *usage)
+{
+	switch (c) {
+	case 'v': log_level = LOG_DEBUG; break;
+	case 'q': log_level = LOG_ERROR; break;
+	case 'h': fputs(usage, stdout); exit(EXIT_OK);
+	case 'V': opt_version();
+	default: opt_bad(c, argv);
+	}
+}

@@ -18,6 +18,13 @@ double opt_double(const char *opt, const char *arg, double min, double max);
  */
 noreturn void opt_bad(int c, char *const *argv);
 
+/*
+ * The options every tool has, for the default: of its getopt_long switch:
+ * -v more verbose, -q errors only, -h the usage on stdout, -V the version;
+ * anything else goes to opt_bad.
+ */
+void opt_general(int c, char *const *argv, const char *usage);
+
 /* Print "prog VERSION" on stdout and exit 0. */
 noreturn void opt_version(void);
 

@@ -225,11 +225,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'F': kconf_file(conf, optarg); break;
 		case 'A': o->ack = optarg; break;
 		case 'D': o->dlq = optarg; break;
-		case 'v': log_level = LOG_DEBUG; break;
-		case 'q': log_level = LOG_ERROR; break;
-		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
-		case 'V': opt_version();
-		default: opt_bad(c, argv);
+		default: opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)

@@ -480,11 +480,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'W': o->window = opt_int("--window", optarg, 1, 10000000); break;
 		case 'T': o->ack_timeout_ms = opt_int("--ack-timeout", optarg, 0, 86400000); break;
 		case 'D': o->dlq = optarg; break;
-		case 'v': log_level = LOG_DEBUG; break;
-		case 'q': log_level = LOG_ERROR; break;
-		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
-		case 'V': opt_version();
-		default: opt_bad(c, argv);
+		default: opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)

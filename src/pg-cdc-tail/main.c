@@ -105,11 +105,7 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_SNAPSHOT: o->snapshot = 1; break;
 		case OPT_PRUNE: o->prune = 1; break;
-		case 'v': log_level = LOG_DEBUG; break;
-		case 'q': log_level = LOG_ERROR; break;
-		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
-		case 'V': opt_version();
-		default: opt_bad(c, argv);
+		default: opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)

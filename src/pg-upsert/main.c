@@ -89,11 +89,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_ACK: o->ack = optarg; break;
 		case OPT_DLQ: o->dlq = optarg; break;
 		case OPT_DLQ_TABLE: o->dlq_table = optarg; break;
-		case 'v': log_level = LOG_DEBUG; break;
-		case 'q': log_level = LOG_ERROR; break;
-		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
-		case 'V': opt_version();
-		default: opt_bad(c, argv);
+		default: opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)
