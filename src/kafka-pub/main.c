@@ -326,7 +326,8 @@ main(int argc, char **argv)
 {
 	struct options opt = { 0 };
 	struct pub p = { .opt = &opt };
-	rd_kafka_conf_t *conf;
+	/* static: still reachable when a usage error exits during parsing */
+	static rd_kafka_conf_t *conf;
 	rd_kafka_queue_t *mainq;
 	char err[512];
 	int evpipe[2], status;

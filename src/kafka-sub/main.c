@@ -540,7 +540,8 @@ main(int argc, char **argv)
 	struct options opt = { .group = "kafka-sub", .window = 100000, .ack_timeout_ms = 30000 };
 	struct sub s = { .opt = &opt, .ackfd = -1 };
 	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_conf_t *conf;
+	/* static: still reachable when a usage error exits during parsing */
+	static rd_kafka_conf_t *conf;
 	rd_kafka_queue_t *q;
 	static char outbuf[1 << 16];
 	char err[512];
