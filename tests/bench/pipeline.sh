@@ -59,20 +59,25 @@ number() {
 	echo "${n:-0}"
 }
 
-# pipeline_start NAME SOURCE WAREHOUSE: cdc-source and cdc-sink, topic,
-# consumer name and group NAME, state and logs in $work/NAME; sets pid[STAGE]
+# half_start source|sink NAME DB: cdc-source (from database DB) or cdc-sink
+# (into DB), topic, consumer name and group NAME, state and logs in
+# $work/NAME; notes the pids of its stages in pid[STAGE]
 declare -A pid hwm
-pipeline_start() {
-	local d=$work/$1 s p i
+half_start() {
+	local d=$work/$2 p s i
 	mkdir -p "$d"
-	CDC_SOURCE="dbname=$2" CDC_NAME=$1 CDC_TOPIC=$1 CDC_STATE_DIR=$d \
-		cdc-source 2>"$d/source.log" &
-	source_pid=$!
-	CDC_WAREHOUSE="dbname=$3" CDC_GROUP=$1 CDC_TOPIC=$1 CDC_STATE_DIR=$d \
-		cdc-sink 2>"$d/sink.log" &
-	sink_pid=$!
-	for s in $STAGES; do
-		case $s in pg-cdc-tail | kafka-pub) p=$source_pid ;; *) p=$sink_pid ;; esac
+	if [ "$1" = source ]; then
+		CDC_SOURCE="dbname=$3" CDC_NAME=$2 CDC_TOPIC=$2 CDC_STATE_DIR=$d \
+			cdc-source 2>"$d/source.log" &
+		p=$! source_pid=$!
+		set -- pg-cdc-tail kafka-pub
+	else
+		CDC_WAREHOUSE="dbname=$3" CDC_GROUP=$2 CDC_TOPIC=$2 CDC_STATE_DIR=$d \
+			cdc-sink 2>"$d/sink.log" &
+		p=$! sink_pid=$!
+		set -- kafka-sub pg-upsert
+	fi
+	for s; do
 		pid[$s]=''
 		for i in $(seq 100); do
 			pid[$s]=$(pgrep -P "$p" -x "$s") && break
@@ -82,27 +87,62 @@ pipeline_start() {
 	done
 }
 
-# pipeline_alive NAME: both halves run; their logs' ends otherwise
-pipeline_alive() {
-	kill -0 "$source_pid" 2>/dev/null && kill -0 "$sink_pid" 2>/dev/null && return 0
-	echo "bench: the pipeline stopped" >&2
-	tail -n 5 "$work/$1"/*.log >&2
-	return 1
+# pipeline_start NAME SOURCE WAREHOUSE: both halves
+pipeline_start() {
+	half_start source "$1" "$2"
+	half_start sink "$1" "$3"
 }
 
-# pipeline_stop NAME: note each stage's peak RSS in hwm[STAGE] (the larger of
-# this and earlier runs), then stop both halves as a service manager does
+# alive NAME: the halves started run; their logs' ends otherwise
+alive() {
+	local p
+	for p in $source_pid $sink_pid; do
+		kill -0 "$p" 2>/dev/null && continue
+		echo "bench: the pipeline stopped" >&2
+		tail -n 5 "$work/$1"/*.log >&2
+		exit 1
+	done
+}
+
+# wait_ack FILE COUNT NAME: until the ack file reaches COUNT; a pipeline
+# stuck for WAIT_LIMIT seconds (600) is a failure
+wait_ack() {
+	local limit=$((SECONDS + ${WAIT_LIMIT:-600}))
+	while [ "$(number "$1")" -lt "$2" ]; do
+		alive "$3"
+		if [ "$SECONDS" -ge "$limit" ]; then
+			echo "bench: $3: $(number "$1") of $2 lines acknowledged in $1 after ${WAIT_LIMIT:-600} s" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+}
+
+# pipeline_stop NAME RUN: note the peak RSS of each stage running in
+# hwm[RUN.STAGE] (the largest over the runs of that kind), then stop the
+# halves as a service manager does
 pipeline_stop() {
-	local s k st=0
+	local s k p st=0
 	for s in $STAGES; do
+		[ -n "${pid[$s]}" ] || continue
 		k=$(awk '/^VmHWM:/ { print $2 }' "/proc/${pid[$s]}/status")
 		if [ "$k" -gt "${hwm[$2.$s]:-0}" ]; then hwm[$2.$s]=$k; fi
+		pid[$s]=''
 	done
-	kill -TERM "$source_pid" "$sink_pid"
-	wait "$source_pid" || st=1
-	wait "$sink_pid" || st=1
+	for p in $source_pid $sink_pid; do kill -TERM "$p"; done
+	for p in $source_pid $sink_pid; do wait "$p" || st=1; done
 	source_pid='' sink_pid=''
 	[ "$st" -eq 0 ] || { echo "bench: the pipeline failed" >&2; tail -n 5 "$work/$1"/*.log >&2; exit 1; }
+}
+
+# since T0: seconds from EPOCHREALTIME T0 to now
+since() {
+	awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }'
+}
+
+# faster SECS BEST: SECS is lower than BEST, or there is no BEST yet
+faster() {
+	[ -z "$2" ] || awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'
 }
 
 # same SOURCE WAREHOUSE: the warehouse holds the source's live rows, and
@@ -117,7 +157,8 @@ same() {
 }
 
 drain() {
-	local ins=$((N * 8 / 10)) upd=$((N * 15 / 100)) del i s t0 t secs best_secs='' pub_secs
+	local ins=$((N * 8 / 10)) upd=$((N * 15 / 100)) del i s t0 secs pub_secs
+	local drain_secs='' source_secs='' sink_secs=''
 	ins=$((ins > 0 ? ins : 1))
 	del=$((N - ins - upd))
 	createdb source
@@ -153,28 +194,43 @@ drain() {
 	[ "$(sql -d source -c 'SELECT count(*) FROM orders_cdc_log')" -eq "$N" ] ||
 		{ echo "bench: the log holds $(sql -d source -c 'SELECT count(*) FROM orders_cdc_log') changes, not $N" >&2; exit 1; }
 
+	# the whole pipeline, both halves started at once
 	for i in $(seq "$RUNS"); do
 		createdb -T warehouse "drain$i"
 		kafka_topic "drain$i" 3
-		t0=$EPOCHREALTIME pub_secs=''
+		t0=$EPOCHREALTIME
 		pipeline_start "drain$i" source "drain$i"
-		while [ "$(number "$work/drain$i/sink-default.ack")" -lt "$N" ]; do
-			pipeline_alive "drain$i"
-			if [ -z "$pub_secs" ] && [ "$(number "$work/drain$i/source.ack")" -ge "$N" ]; then
-				pub_secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')
-			fi
-			sleep 0.05
-		done
-		t=$EPOCHREALTIME
+		wait_ack "$work/drain$i/source.ack" "$N" "drain$i"
+		pub_secs=$(since "$t0")
+		wait_ack "$work/drain$i/sink-default.ack" "$N" "drain$i"
+		secs=$(since "$t0")
 		pipeline_stop "drain$i" drain
-		secs=$(awk -v a="$t0" -v b="$t" 'BEGIN { print b - a }')
 		same source "drain$i" || { echo "bench: drain $i: the warehouse differs from the source" >&2; exit 1; }
-		awk -v i="$i" -v s="$secs" -v p="${pub_secs:-$secs}" -v n="$N" 'BEGIN {
+		awk -v i="$i" -v s="$secs" -v p="$pub_secs" -v n="$N" 'BEGIN {
 			printf "drain run %d: %.2f s, %.0f events/s; all in Kafka after %.2f s\n", i, s, n / s, p }' >&2
-		if [ -z "$best_secs" ] || awk -v a="$secs" -v b="$best_secs" 'BEGIN { exit !(a < b) }'; then
-			best_secs=$secs
-		fi
+		if faster "$secs" "$drain_secs"; then drain_secs=$secs; fi
 		dropdb "drain$i"
+	done
+
+	# each half alone: cdc-source until Kafka has every change, then cdc-sink
+	# from the full topic
+	for i in $(seq "$RUNS"); do
+		createdb -T warehouse "half$i"
+		kafka_topic "half$i" 3
+		t0=$EPOCHREALTIME
+		half_start source "half$i" source
+		wait_ack "$work/half$i/source.ack" "$N" "half$i"
+		secs=$(since "$t0")
+		pipeline_stop "half$i" half
+		if faster "$secs" "$source_secs"; then source_secs=$secs; fi
+		t0=$EPOCHREALTIME
+		half_start sink "half$i" "half$i"
+		wait_ack "$work/half$i/sink-default.ack" "$N" "half$i"
+		secs=$(since "$t0")
+		pipeline_stop "half$i" half
+		same source "half$i" || { echo "bench: halves $i: the warehouse differs from the source" >&2; exit 1; }
+		if faster "$secs" "$sink_secs"; then sink_secs=$secs; fi
+		dropdb "half$i"
 	done
 
 	# each stage alone on the same changes: pg-cdc-tail to a file, kafka-pub
@@ -197,19 +253,25 @@ drain() {
 		pg-upsert -d alone -t analytics.fct_orders <'$work/events'"
 	row "pg-upsert < file" "$N"
 	alone_secs[3]=$SECS alone_n[3]=$N hwm[alone.pg-upsert]=$RSS_KB
-	# the whole pipeline's memory: its four stages' peaks
-	SECS=$best_secs RSS_KB=0
+	dropdb alone
+	# memory of a half or the whole: the sum of its stages' peaks
+	SECS=$source_secs RSS_KB=$((${hwm[half.pg-cdc-tail]} + ${hwm[half.kafka-pub]}))
+	row "cdc-source alone, log to Kafka" "$N"
+	SECS=$sink_secs RSS_KB=$((${hwm[half.kafka-sub]} + ${hwm[half.pg-upsert]}))
+	row "cdc-sink alone, Kafka to warehouse" "$N"
+	SECS=$drain_secs RSS_KB=0
 	for s in $STAGES; do RSS_KB=$((RSS_KB + ${hwm[drain.$s]})); done
 	row "cdc-source + cdc-sink, end to end" "$N"
-	awk -v n="$N" -v s="$best_secs" -v a="${alone_secs[*]}" -v c="${alone_n[*]}" -v names="$STAGES" 'BEGIN {
+	awk -v n="$N" -v s="$drain_secs" -v a="${alone_secs[*]}" -v c="${alone_n[*]}" -v names="$STAGES" \
+		-v sink="$sink_secs" 'BEGIN {
 		split(a, t, " "); split(c, k, " "); split(names, nm, " ")
 		for (i = 1; i <= 4; i++) {
 			per = t[i] / k[i]; sum += per
 			if (per > worst) { worst = per; slow = nm[i] }
 		}
-		printf "end-to-end events/s / slowest stage alone (%s):      %.2f\n", slow, (n / s) * worst
-		printf "end-to-end events/s / the four stages one after another: %.2f\n", (n / s) * sum }'
-	dropdb alone
+		printf "%-58s %.2f\n", "end-to-end events/s / slowest stage alone (" slow "):", (n / s) * worst
+		printf "%-58s %.2f\n", "end-to-end events/s / the four stages one after another:", (n / s) * sum
+		printf "%-58s %.2f\n", "end-to-end events/s / cdc-sink alone:", sink / s }'
 }
 
 latency() {
@@ -233,23 +295,14 @@ latency() {
 	# one change through, so every stage is connected and assigned its partitions
 	sql -d latsrc -c "INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
 		VALUES (gen_random_uuid(), gen_random_uuid(), 'created', 1, 'EUR', 'DE')"
-	for _ in $(seq 600); do
-		[ "$(number "$work/lat/sink-default.ack")" -ge 1 ] && break
-		pipeline_alive lat
-		sleep 0.05
-	done
-	[ "$(number "$work/lat/sink-default.ack")" -ge 1 ] || { echo "bench: the first change never arrived" >&2; exit 1; }
+	wait_ack "$work/lat/sink-default.ack" 1 lat
 	sql -d latwh -c "TRUNCATE bench_applied"
 	echo "order-sim: $LATENCY_RATE changes/s from $LATENCY_CLIENTS clients for $LATENCY_SECONDS s..." >&2
 	order-sim -d latsrc --clients "$LATENCY_CLIENTS" --rate "$LATENCY_RATE" --duration "$LATENCY_SECONDS" \
 		--update-ratio 0.3 --delete-ratio 0.05 2>"$work/sim.log" || { cat "$work/sim.log" >&2; exit 1; }
 	sed 's/^/  /' "$work/sim.log" >&2
 	total=$(sql -d latsrc -c 'SELECT count(*) FROM orders_cdc_log')
-	for _ in $(seq 600); do
-		[ "$(number "$work/lat/sink-default.ack")" -ge "$total" ] && break
-		pipeline_alive lat
-		sleep 0.1
-	done
+	wait_ack "$work/lat/sink-default.ack" "$total" lat
 	pipeline_stop lat latency
 	same latsrc latwh || { echo "bench: latency run: the warehouse differs from the source" >&2; exit 1; }
 
@@ -273,7 +326,7 @@ latency() {
 	applied=$(sql -d latwh -c "SELECT count(*) FROM bench_latency")
 	echo
 	echo "commit-to-warehouse latency, $applied changes applied of $total written ($LATENCY_RATE/s for $LATENCY_SECONDS s)"
-	printf "%-40s %8s %8s %8s %8s\n" "ms" p50 p90 p99 max
+	printf "%-40s %8s %8s %8s %8s\n" "milliseconds" p50 p90 p99 max
 	sql -d latwh -F '|' -c "
 		SELECT l, p[1], p[2], p[3], m
 		FROM (SELECT 1 AS o, 'source commit -> warehouse commit' AS l,
@@ -284,13 +337,21 @@ latency() {
 			percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY deliver_ms), max(deliver_ms) FROM bench_latency) q
 		ORDER BY o" |
 		awk -F '|' '{ printf "%-40s %8.1f %8.1f %8.1f %8.1f\n", $1, $2, $3, $4, $5 }'
+	echo "(produce: the Kafka message's timestamp, in whole milliseconds)"
 
 	mkdir -p "$PLOT_DIR"
-	sql -d latwh -F ' ' -c "SELECT round(t::numeric, 3), round(total_ms::numeric, 2) FROM bench_latency ORDER BY t" \
-		>"$PLOT_DIR/latency.dat"
-	sql -d latwh -F ' ' -c "SELECT s, round(p[1]::numeric, 2), round(p[2]::numeric, 2)
-		FROM (SELECT floor(t) AS s, percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY total_ms) AS p
-		      FROM bench_latency GROUP BY 1) q ORDER BY s" >"$PLOT_DIR/latency-1s.dat"
+	{
+		echo "# seconds since the first commit, then milliseconds from source commit to:"
+		echo "# warehouse commit, kafka-pub produce; from produce to warehouse commit; pos"
+		sql -d latwh -F ' ' -c "SELECT round(t::numeric, 3), round(total_ms::numeric, 2),
+			round(capture_ms::numeric, 2), round(deliver_ms::numeric, 2), pos FROM bench_latency ORDER BY t"
+	} >"$PLOT_DIR/latency.dat"
+	{
+		echo "# second since the first commit; p50 and p99 of the changes committed in it (ms)"
+		sql -d latwh -F ' ' -c "SELECT s, round(p[1]::numeric, 2), round(p[2]::numeric, 2)
+			FROM (SELECT floor(t) AS s, percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY total_ms) AS p
+			      FROM bench_latency GROUP BY 1) q ORDER BY s"
+	} >"$PLOT_DIR/latency-1s.dat"
 	gnuplot <<-EOF
 		set terminal pngcairo size 1000,560
 		set output '$PLOT_DIR/latency.png'
@@ -309,12 +370,20 @@ latency() {
 }
 
 declare -a alone_secs alone_n
-[ "$N" -gt 0 ] && drain
-[ "$LATENCY_SECONDS" != 0 ] && latency
+load0=$(cut -d ' ' -f 1-3 /proc/loadavg)
+if [ "$N" -gt 0 ]; then drain; fi
+if [ "$LATENCY_SECONDS" != 0 ]; then latency; fi
 echo
-printf "%-40s %10s %10s %10s\n" "peak RSS (MiB)" "alone" "drain" "latency"
+printf "%-40s %10s %10s %10s %10s\n" "peak RSS (VmHWM), MiB" "alone" "its half" "drain" "latency"
 for s in $STAGES; do
-	awk -v s="$s" -v a="${hwm[alone.$s]:-}" -v d="${hwm[drain.$s]:-}" -v l="${hwm[latency.$s]:-}" 'BEGIN {
-		printf "%-40s %10s %10s %10s\n", s, a == "" ? "-" : sprintf("%.1f", a / 1024),
-			d == "" ? "-" : sprintf("%.1f", d / 1024), l == "" ? "-" : sprintf("%.1f", l / 1024) }'
+	printf "%-40s" "$s"
+	for r in alone half drain latency; do
+		if [ -n "${hwm[$r.$s]:-}" ]; then
+			awk -v k="${hwm[$r.$s]}" 'BEGIN { printf " %10.1f", k / 1024 }'
+		else
+			printf " %10s" -
+		fi
+	done
+	echo
 done
+echo "load average: $load0 at the start, $(cut -d ' ' -f 1-3 /proc/loadavg) at the end ($(nproc) cores)"
