@@ -20,6 +20,12 @@ struct options {
 	long long batch;
 	long long window;
 	long long ack_timeout_ms;
+	/* logical mode */
+	int logical;
+	const char *slot;
+	const char *publication;
+	int create_slot;
+	int drop_slot;
 };
 
 /* A transaction snapshot ("xmin:xmax:xip,..."), shared by the lines emitted under it. */
@@ -89,6 +95,11 @@ struct emitter {
 	long (*room)(struct emitter *e);
 };
 long emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit);
-long emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, struct snap **taken);
+long emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
+    const char *import, struct snap **taken);
+
+/* logical.c */
+int logical_run(struct options *o);
+int logical_drop_slot(const struct options *o);
 
 #endif

@@ -343,10 +343,13 @@ emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
  * --snapshot: write t's rows as op "r" events, read in one repeatable-read
  * transaction whose snapshot is returned in *taken: the stream that follows
  * continues with exactly the transactions that snapshot did not see.
+ * With import, the transaction takes that exported snapshot (logical mode:
+ * the replication slot's starting point) instead of a fresh one.
  * Snapshot rows carry pos 0, below any change.  Returns the rows written or -1.
  */
 long
-emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, struct snap **taken)
+emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
+    const char *import, struct snap **taken)
 {
 	char fetch[64], ts[32];
 	char *text = NULL;
@@ -356,8 +359,20 @@ emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, stru
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	snprintf(ts, sizeof ts, "%lld", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") < 0 ||
-	    (text = current_snapshot(conn)) == NULL)
+	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") < 0)
+		goto fail;
+	if (import) {
+		char *lit = PQescapeLiteral(conn, import, strlen(import));
+		char set[256];
+
+		if (lit == NULL)
+			goto fail;
+		snprintf(set, sizeof set, "SET TRANSACTION SNAPSHOT %s", lit);
+		PQfreemem(lit);
+		if (pg_command(conn, set) < 0)
+			goto fail;
+	}
+	if ((text = current_snapshot(conn)) == NULL)
 		goto fail;
 	{
 		size_t len = strlen(t->snapshot_sql) + 64;
