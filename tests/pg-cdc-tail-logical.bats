@@ -150,7 +150,6 @@ idle_in_transaction() {
 	# default identity: no old row for an update that keeps the key; FULL: the whole old row
 	assert_equal "$(sed -n 2p "$WORK/out" | grep -c '"before":null')" 1
 	sed -n 3p "$WORK/out" | grep -q '"before":{"id":"[0-9a-f-]*","user_id":"[0-9a-f-]*","status":"paid",.*"version":2}'
-	assert_equal "$(field op "$WORK/out" | tr -d '"' | tr '\n' ' ')" ""
 	assert_equal "$(grep -o '"op":"[a-z]"' "$WORK/out" | tr '\n' ' ')" '"op":"c" "op":"u" "op":"u" '
 }
 
@@ -266,8 +265,8 @@ idle_in_transaction() {
 }
 
 @test "logical --snapshot: the slot's snapshot, then the stream; nothing lost or doubled at the boundary" {
-	order-sim -d "dbname=$DB" -q --clients 2 --count 300 --rate 0 --delete-ratio 0.1 --seed 3
-	order-sim -d "dbname=$DB" -q --clients 4 --duration 4 --rate 400 --delete-ratio 0.1 --seed 4 3>&- &
+	order-sim -d "dbname=$DB" -q --clients 2 --count 300 --rate 0 --delete-ratio 0.1 --seed 300
+	order-sim -d "dbname=$DB" -q --clients 4 --duration 4 --rate 400 --delete-ratio 0.1 --seed 4000 3>&- &
 	BG=$!
 	sleep 0.5
 	"${LOGICAL[@]}" --create-slot -t orders --snapshot -f >"$WORK/out" 2>"$WORK/err" 3>&- &
@@ -439,7 +438,8 @@ idle_in_transaction() {
 	tail_l >"$WORK/out"
 	assert_equal "$(wc -l <"$WORK/out")" 3
 	sed -n 2p "$WORK/out" | grep -Eq '"after":\{"id":1,"n":1\},"unchanged":\["body"\],"pos":'
-	sed -n 3p "$WORK/out" | grep -Eq '"after":\{"id":1,"n":2,"body":"[0-9a-f]{128000}"\},"pos":'
+	sed -n 3p "$WORK/out" | grep -q '"after":{"id":1,"n":2,"body":"[0-9a-f]*"},"pos":'
+	assert_equal "$(sed -n 3p "$WORK/out" | sed 's/.*"after"://' | grep -o '"body":"[0-9a-f]*"' | wc -c)" $((128000 + 10))
 }
 
 @test "logical: an idle capture confirms the server's progress, so the slot does not hold WAL" {
@@ -458,7 +458,7 @@ idle_in_transaction() {
 }
 
 @test "logical: status updates keep a stalled capture within wal_sender_timeout" {
-	sql -c "ALTER SYSTEM SET wal_sender_timeout = '1s'; SELECT pg_reload_conf()" >/dev/null
+	sql -c "ALTER SYSTEM SET wal_sender_timeout = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
 	create_slot
 	insert_orders 20
 	"${LOGICAL[@]}" -f --ack="$WORK/ack" --window=5 >"$WORK/out" 2>"$WORK/err" 3>&- &
@@ -467,7 +467,7 @@ idle_in_transaction() {
 	sleep 3.5
 	echo 5 >"$WORK/ack.tmp" && mv "$WORK/ack.tmp" "$WORK/ack"
 	wait_for 10 "[ \$(wc -l <'$WORK/out') -eq 10 ]"
-	sql -c "ALTER SYSTEM RESET wal_sender_timeout; SELECT pg_reload_conf()" >/dev/null
+	sql -c "ALTER SYSTEM RESET wal_sender_timeout" -c "SELECT pg_reload_conf()" >/dev/null
 	run cat "$WORK/err"
 	assert_output ""
 	refute grep -q "terminating walsender process due to replication timeout" "$PGTEST_DIR/server.log"

@@ -717,6 +717,9 @@ room(struct emitter *e)
 			return s->opt->window - out;
 		if (sig_stop)
 			return 0;
+		/* the downstream can only acknowledge what it has */
+		if (fflush(stdout) != 0)
+			die("write error:");
 		/* the server hears from us while we wait, or wal_sender_timeout ends the stream */
 		if (s->streaming && status_due(s) < 0)
 			return 0;
@@ -1234,7 +1237,7 @@ on_copy_data(struct logical *s, const char *buf, int len)
 		if (r.bad)
 			return -1;
 		s->ping_out = 0;
-		log_debug("keepalive %X/%X%s", (unsigned)(end >> 32), (unsigned)end, reply ? ", reply asked" : "");
+		log_debug("keepalive %X/%X%s in_txn %d lines %lu acked %lu", (unsigned)(end >> 32), (unsigned)end, reply ? ", reply asked" : "", s->in_txn, (unsigned long)s->e.lines, (unsigned long)s->acked);
 		if (end > s->received)
 			s->received = end;
 		if (!s->in_txn) {
