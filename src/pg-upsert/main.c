@@ -318,6 +318,7 @@ main(int argc, char **argv)
 	}
 	batch_init(&u.batch, opt.batch);
 	log_debug("apply statement: %s", u.target.apply_sql);
+	log_debug("statement for rows with unchanged columns: %s", u.target.merge_sql);
 
 	status = run(&u);
 	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);
