@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# The whole pipeline as a user runs it, cdc-source and cdc-sink, on a
+# throwaway PostgreSQL with durable commits (a source and a warehouse
+# database) and a real Kafka broker (topics of 3 partitions):
+#
+#   drain    N changes (default 1,000,000: 80% inserts, 15% updates, 5%
+#            deletes, in transactions of 1,000) already in the source log, from
+#            the start of both halves until the warehouse holds them all:
+#            events/s end to end, best of RUNS (2), against each stage alone on
+#            the same changes;
+#   latency  order-sim at LATENCY_RATE changes/s (1000) from LATENCY_CLIENTS
+#            connections (4) for LATENCY_SECONDS (60): the latency from the
+#            source commit to the warehouse commit (track_commit_timestamp) of
+#            every change, p50/p90/p99/max, split at the time kafka-pub
+#            produced it (the Kafka message timestamp); a plot of it over time
+#            in build/bench/latency.png, its data beside it;
+#
+# and the peak RSS (VmHWM) of each of the four stages in both.  N=0 skips the
+# drain, LATENCY_SECONDS=0 the latency run.  CDC_TAIL_OPTS, CDC_PUB_OPTS,
+# CDC_SUB_OPTS and CDC_UPSERT_OPTS reach the stages, as with cdc-source and
+# cdc-sink.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$TOP/tests/lib/kafka.bash"
+N=${1:-1000000}
+RUNS=${RUNS:-2}
+LATENCY_SECONDS=${LATENCY_SECONDS:-60}
+LATENCY_RATE=${LATENCY_RATE:-1000}
+LATENCY_CLIENTS=${LATENCY_CLIENTS:-4}
+PLOT_DIR=${PLOT_DIR:-$TOP/build/bench}
+STAGES="pg-cdc-tail kafka-pub kafka-sub pg-upsert"
+# a stage that does not stop is killed sooner than a service's 30 s
+export CDC_STOP_TIMEOUT=10
+
+work=$(mktemp -d)
+source_pid='' sink_pid=''
+cleanup() {
+	local p
+	for p in $source_pid $sink_pid; do kill -TERM "$p" 2>/dev/null || :; done
+	for p in $source_pid $sink_pid; do wait "$p" 2>/dev/null || :; done
+	kafka_destroy
+	pg_destroy
+	rm -rf "$work"
+}
+trap cleanup EXIT
+pg_start fsync=on synchronous_commit=on full_page_writes=on track_commit_timestamp=on >/dev/null
+# the full JIT: the brokers of the tests start fast, this one must run fast
+KAFKA_JAVA_OPTS="-XX:+UseSerialGC" KAFKA_HEAP_OPTS="-Xms512m -Xmx1g" kafka_start >/dev/null
+# the first consumer group creates __consumer_offsets: not what is measured
+echo '{}' | kcat -b "$KAFKA_BROKERS" -P -t warm
+kafka-sub -t warm -g warm -o beginning -e >/dev/null
+createdb warehouse
+sql -d warehouse -f "$TOP/sql/warehouse.sql" >/dev/null
+
+# number FILE: the count in an ack file, 0 while there is none
+number() {
+	local n=0
+	{ read -r n <"$1"; } 2>/dev/null || :
+	echo "${n:-0}"
+}
+
+# pipeline_start NAME SOURCE WAREHOUSE: cdc-source and cdc-sink, topic,
+# consumer name and group NAME, state and logs in $work/NAME; sets pid[STAGE]
+declare -A pid hwm
+pipeline_start() {
+	local d=$work/$1 s p i
+	mkdir -p "$d"
+	CDC_SOURCE="dbname=$2" CDC_NAME=$1 CDC_TOPIC=$1 CDC_STATE_DIR=$d \
+		cdc-source 2>"$d/source.log" &
+	source_pid=$!
+	CDC_WAREHOUSE="dbname=$3" CDC_GROUP=$1 CDC_TOPIC=$1 CDC_STATE_DIR=$d \
+		cdc-sink 2>"$d/sink.log" &
+	sink_pid=$!
+	for s in $STAGES; do
+		case $s in pg-cdc-tail | kafka-pub) p=$source_pid ;; *) p=$sink_pid ;; esac
+		pid[$s]=''
+		for i in $(seq 100); do
+			pid[$s]=$(pgrep -P "$p" -x "$s") && break
+			sleep 0.05
+		done
+		[ -n "${pid[$s]}" ] || { echo "bench: $s did not start" >&2; exit 1; }
+	done
+}
+
+# pipeline_alive NAME: both halves run; their logs' ends otherwise
+pipeline_alive() {
+	kill -0 "$source_pid" 2>/dev/null && kill -0 "$sink_pid" 2>/dev/null && return 0
+	echo "bench: the pipeline stopped" >&2
+	tail -n 5 "$work/$1"/*.log >&2
+	return 1
+}
+
+# pipeline_stop NAME: note each stage's peak RSS in hwm[STAGE] (the larger of
+# this and earlier runs), then stop both halves as a service manager does
+pipeline_stop() {
+	local s k st=0
+	for s in $STAGES; do
+		k=$(awk '/^VmHWM:/ { print $2 }' "/proc/${pid[$s]}/status")
+		if [ "$k" -gt "${hwm[$2.$s]:-0}" ]; then hwm[$2.$s]=$k; fi
+	done
+	kill -TERM "$source_pid" "$sink_pid"
+	wait "$source_pid" || st=1
+	wait "$sink_pid" || st=1
+	source_pid='' sink_pid=''
+	[ "$st" -eq 0 ] || { echo "bench: the pipeline failed" >&2; tail -n 5 "$work/$1"/*.log >&2; exit 1; }
+}
+
+# same SOURCE WAREHOUSE: the warehouse holds the source's live rows, and
+# marks as deleted exactly the rows the source log deleted
+cols="id, user_id, status, amount_cents, currency, country, created_at, updated_at, version"
+same() {
+	local h="count(*) || ' ' || coalesce(sum(hashtext(concat_ws('|', $cols))::numeric), 0)"
+	[ "$(sql -d "$1" -c "SELECT $h FROM orders")" = \
+		"$(sql -d "$2" -c "SELECT $h FROM analytics.fct_orders WHERE NOT is_deleted")" ] &&
+		[ "$(sql -d "$1" -c "SELECT count(DISTINCT key::text) FROM orders_cdc_log WHERE op = 'd'")" = \
+			"$(sql -d "$2" -c "SELECT count(*) FROM analytics.fct_orders WHERE is_deleted")" ]
+}
+
+drain() {
+	local ins=$((N * 8 / 10)) upd=$((N * 15 / 100)) del i s t0 t secs best_secs='' pub_secs
+	ins=$((ins > 0 ? ins : 1))
+	del=$((N - ins - upd))
+	createdb source
+	sql -d source -f "$TOP/sql/cdc.sql" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
+	echo "filling the log with $N changes ($ins inserts, $upd updates, $del deletes)..." >&2
+	sql -d source <<-SQL
+		CREATE INDEX orders_amount ON orders (amount_cents);
+		DO \$\$ BEGIN
+			FOR i IN 0 .. ($ins - 1) / 1000 LOOP
+				INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
+				SELECT gen_random_uuid(), gen_random_uuid(), 'created', g, 'EUR', 'DE'
+				FROM generate_series(i * 1000 + 1, least(i * 1000 + 1000, $ins)) g;
+				COMMIT;
+			END LOOP;
+		END \$\$;
+		DO \$\$ BEGIN
+			FOR i IN 0 .. ($upd - 1) / 1000 LOOP
+				UPDATE orders SET status = 'paid'
+				WHERE amount_cents BETWEEN i * 1000 + 1 AND least(i * 1000 + 1000, $upd);
+				COMMIT;
+			END LOOP;
+		END \$\$;
+		DO \$\$ BEGIN
+			FOR i IN 0 .. ($del - 1) / 1000 LOOP
+				DELETE FROM orders
+				WHERE amount_cents BETWEEN $ins - $del + i * 1000 + 1 AND least($ins - $del + i * 1000 + 1000, $ins);
+				COMMIT;
+			END LOOP;
+		END \$\$;
+		VACUUM ANALYZE orders_cdc_log;
+		CHECKPOINT;
+	SQL
+	[ "$(sql -d source -c 'SELECT count(*) FROM orders_cdc_log')" -eq "$N" ] ||
+		{ echo "bench: the log holds $(sql -d source -c 'SELECT count(*) FROM orders_cdc_log') changes, not $N" >&2; exit 1; }
+
+	for i in $(seq "$RUNS"); do
+		createdb -T warehouse "drain$i"
+		kafka_topic "drain$i" 3
+		t0=$EPOCHREALTIME pub_secs=''
+		pipeline_start "drain$i" source "drain$i"
+		while [ "$(number "$work/drain$i/sink-default.ack")" -lt "$N" ]; do
+			pipeline_alive "drain$i"
+			if [ -z "$pub_secs" ] && [ "$(number "$work/drain$i/source.ack")" -ge "$N" ]; then
+				pub_secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')
+			fi
+			sleep 0.05
+		done
+		t=$EPOCHREALTIME
+		pipeline_stop "drain$i" drain
+		secs=$(awk -v a="$t0" -v b="$t" 'BEGIN { print b - a }')
+		same source "drain$i" || { echo "bench: drain $i: the warehouse differs from the source" >&2; exit 1; }
+		awk -v i="$i" -v s="$secs" -v p="${pub_secs:-$secs}" -v n="$N" 'BEGIN {
+			printf "drain run %d: %.2f s, %.0f events/s; all in Kafka after %.2f s\n", i, s, n / s, p }' >&2
+		if [ -z "$best_secs" ] || awk -v a="$secs" -v b="$best_secs" 'BEGIN { exit !(a < b) }'; then
+			best_secs=$secs
+		fi
+		dropdb "drain$i"
+	done
+
+	# each stage alone on the same changes: pg-cdc-tail to a file, kafka-pub
+	# from it (RUNS times to one topic, which kafka-sub then reads whole),
+	# pg-upsert from it into an empty table
+	createdb -T warehouse alone
+	kafka_topic alone 3
+	header "pipeline drain, $N changes"
+	best pg-cdc-tail "$RUNS" "pg-cdc-tail -d source -t orders -n alone\$RANDOM >'$work/events'"
+	row "pg-cdc-tail > file" "$N"
+	alone_secs[0]=$SECS alone_n[0]=$N hwm[alone.pg-cdc-tail]=$RSS_KB
+	[ "$(wc -l <"$work/events")" -eq "$N" ] || { echo "bench: pg-cdc-tail emitted $(wc -l <"$work/events")" >&2; exit 1; }
+	best kafka-pub "$RUNS" "kafka-pub -t alone -k key <'$work/events'"
+	row "kafka-pub -k key < file" "$N"
+	alone_secs[1]=$SECS alone_n[1]=$N hwm[alone.kafka-pub]=$RSS_KB
+	best kafka-sub "$RUNS" "kafka-sub -t alone -g alone\$RANDOM -o beginning -e >/dev/null"
+	row "kafka-sub -e > /dev/null" "$((N * RUNS))"
+	alone_secs[2]=$SECS alone_n[2]=$((N * RUNS)) hwm[alone.kafka-sub]=$RSS_KB
+	best pg-upsert "$RUNS" "psql -X -q -d alone -c 'TRUNCATE analytics.fct_orders' &&
+		pg-upsert -d alone -t analytics.fct_orders <'$work/events'"
+	row "pg-upsert < file" "$N"
+	alone_secs[3]=$SECS alone_n[3]=$N hwm[alone.pg-upsert]=$RSS_KB
+	# the whole pipeline's memory: its four stages' peaks
+	SECS=$best_secs RSS_KB=0
+	for s in $STAGES; do RSS_KB=$((RSS_KB + ${hwm[drain.$s]})); done
+	row "cdc-source + cdc-sink, end to end" "$N"
+	awk -v n="$N" -v s="$best_secs" -v a="${alone_secs[*]}" -v c="${alone_n[*]}" -v names="$STAGES" 'BEGIN {
+		split(a, t, " "); split(c, k, " "); split(names, nm, " ")
+		for (i = 1; i <= 4; i++) {
+			per = t[i] / k[i]; sum += per
+			if (per > worst) { worst = per; slow = nm[i] }
+		}
+		printf "end-to-end events/s / slowest stage alone (%s):      %.2f\n", slow, (n / s) * worst
+		printf "end-to-end events/s / the four stages one after another: %.2f\n", (n / s) * sum }'
+	dropdb alone
+}
+
+latency() {
+	local total applied
+	createdb latsrc
+	sql -d latsrc -f "$TOP/sql/cdc.sql" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
+	createdb -T warehouse latwh
+	# each row the warehouse applies, with its transaction, for the commit time
+	sql -d latwh >/dev/null <<-'SQL'
+		CREATE TABLE bench_applied (pos bigint, xid xid8);
+		CREATE FUNCTION bench_applied() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO bench_applied VALUES (NEW.cdc_pos, pg_current_xact_id());
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER bench_applied AFTER INSERT OR UPDATE ON analytics.fct_orders
+			FOR EACH ROW EXECUTE FUNCTION bench_applied();
+	SQL
+	kafka_topic lat 3
+	pipeline_start lat latsrc latwh
+	# one change through, so every stage is connected and assigned its partitions
+	sql -d latsrc -c "INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
+		VALUES (gen_random_uuid(), gen_random_uuid(), 'created', 1, 'EUR', 'DE')"
+	for _ in $(seq 600); do
+		[ "$(number "$work/lat/sink-default.ack")" -ge 1 ] && break
+		pipeline_alive lat
+		sleep 0.05
+	done
+	[ "$(number "$work/lat/sink-default.ack")" -ge 1 ] || { echo "bench: the first change never arrived" >&2; exit 1; }
+	sql -d latwh -c "TRUNCATE bench_applied"
+	echo "order-sim: $LATENCY_RATE changes/s from $LATENCY_CLIENTS clients for $LATENCY_SECONDS s..." >&2
+	order-sim -d latsrc --clients "$LATENCY_CLIENTS" --rate "$LATENCY_RATE" --duration "$LATENCY_SECONDS" \
+		--update-ratio 0.3 --delete-ratio 0.05 2>"$work/sim.log" || { cat "$work/sim.log" >&2; exit 1; }
+	sed 's/^/  /' "$work/sim.log" >&2
+	total=$(sql -d latsrc -c 'SELECT count(*) FROM orders_cdc_log')
+	for _ in $(seq 600); do
+		[ "$(number "$work/lat/sink-default.ack")" -ge "$total" ] && break
+		pipeline_alive lat
+		sleep 0.1
+	done
+	pipeline_stop lat latency
+	same latsrc latwh || { echo "bench: latency run: the warehouse differs from the source" >&2; exit 1; }
+
+	# every change's source commit and produce times beside its warehouse commit
+	sql -d latwh -c "CREATE TABLE bench_source (pos bigint PRIMARY KEY, committed timestamptz)" \
+		-c "CREATE TABLE bench_kafka (pos bigint PRIMARY KEY, produced_ms bigint)"
+	sql -d latsrc -c "COPY (SELECT id, pg_xact_commit_timestamp(xid(txid)) FROM orders_cdc_log) TO STDOUT" |
+		sql -d latwh -c "COPY bench_source FROM STDIN"
+	kcat -b "$KAFKA_BROKERS" -C -t lat -o beginning -e -q -f '%T %s\n' |
+		awk 'match($0, /"pos": *[0-9]+/) { s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s); print s "\t" $1 }' |
+		sql -d latwh -c "COPY bench_kafka FROM STDIN"
+	sql -d latwh >/dev/null <<-'SQL'
+		CREATE TABLE bench_latency AS
+		SELECT a.pos,
+			extract(epoch FROM s.committed - min(s.committed) OVER ()) AS t,
+			extract(epoch FROM pg_xact_commit_timestamp(xid(a.xid)) - s.committed) * 1000 AS total_ms,
+			k.produced_ms - extract(epoch FROM s.committed) * 1000 AS capture_ms,
+			extract(epoch FROM pg_xact_commit_timestamp(xid(a.xid))) * 1000 - k.produced_ms AS deliver_ms
+		FROM bench_applied a JOIN bench_source s USING (pos) JOIN bench_kafka k USING (pos);
+	SQL
+	applied=$(sql -d latwh -c "SELECT count(*) FROM bench_latency")
+	echo
+	echo "commit-to-warehouse latency, $applied changes applied of $total written ($LATENCY_RATE/s for $LATENCY_SECONDS s)"
+	printf "%-40s %8s %8s %8s %8s\n" "ms" p50 p90 p99 max
+	sql -d latwh -F '|' -c "
+		SELECT l, p[1], p[2], p[3], m
+		FROM (SELECT 1 AS o, 'source commit -> warehouse commit' AS l,
+			percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY total_ms) AS p, max(total_ms) AS m FROM bench_latency
+		UNION ALL SELECT 2, '  source commit -> kafka-pub produce',
+			percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY capture_ms), max(capture_ms) FROM bench_latency
+		UNION ALL SELECT 3, '  kafka-pub produce -> warehouse commit',
+			percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY deliver_ms), max(deliver_ms) FROM bench_latency) q
+		ORDER BY o" |
+		awk -F '|' '{ printf "%-40s %8.1f %8.1f %8.1f %8.1f\n", $1, $2, $3, $4, $5 }'
+
+	mkdir -p "$PLOT_DIR"
+	sql -d latwh -F ' ' -c "SELECT round(t::numeric, 3), round(total_ms::numeric, 2) FROM bench_latency ORDER BY t" \
+		>"$PLOT_DIR/latency.dat"
+	sql -d latwh -F ' ' -c "SELECT s, round(p[1]::numeric, 2), round(p[2]::numeric, 2)
+		FROM (SELECT floor(t) AS s, percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY total_ms) AS p
+		      FROM bench_latency GROUP BY 1) q ORDER BY s" >"$PLOT_DIR/latency-1s.dat"
+	gnuplot <<-EOF
+		set terminal pngcairo size 1000,560
+		set output '$PLOT_DIR/latency.png'
+		set title "commit-to-warehouse latency, order-sim at $LATENCY_RATE changes/s ($applied changes)"
+		set xlabel 'seconds since the first commit'
+		set ylabel 'milliseconds'
+		set yrange [0:*]
+		set key top left
+		set grid
+		plot '$PLOT_DIR/latency.dat' using 1:2 with points pt 7 ps 0.2 lc rgb '#a0a0d0' title 'each change', \
+			'$PLOT_DIR/latency-1s.dat' using (\$1 + 0.5):2 with lines lw 2 lc rgb '#2060c0' title 'p50 of each second', \
+			'' using (\$1 + 0.5):3 with lines lw 2 lc rgb '#c03020' title 'p99 of each second', \
+			50 with lines dt 2 lc rgb 'black' title 'goal: p99 50 ms'
+	EOF
+	echo "plot: $PLOT_DIR/latency.png (data: latency.dat, per second: latency-1s.dat)"
+}
+
+declare -a alone_secs alone_n
+[ "$N" -gt 0 ] && drain
+[ "$LATENCY_SECONDS" != 0 ] && latency
+echo
+printf "%-40s %10s %10s %10s\n" "peak RSS (MiB)" "alone" "drain" "latency"
+for s in $STAGES; do
+	awk -v s="$s" -v a="${hwm[alone.$s]:-}" -v d="${hwm[drain.$s]:-}" -v l="${hwm[latency.$s]:-}" 'BEGIN {
+		printf "%-40s %10s %10s %10s\n", s, a == "" ? "-" : sprintf("%.1f", a / 1024),
+			d == "" ? "-" : sprintf("%.1f", d / 1024), l == "" ? "-" : sprintf("%.1f", l / 1024) }'
+done
