@@ -314,9 +314,8 @@ idle_in_transaction() {
 	BG=$!
 	wait_for 10 "[ \$(wc -l <'$WORK/out') -eq 5 ]"
 	kill -TERM $BG
-	run wait $BG
+	wait $BG
 	BG=
-	assert_success
 	run tail_l
 	assert_output ""
 }
@@ -421,7 +420,9 @@ idle_in_transaction() {
 	sql -d "$DB" -c "CREATE TABLE big (id int PRIMARY KEY, v text)"
 	create_slot big
 	sql -d "$DB" -c "INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 1000000) g"
-	command time -f %M -o "$WORK/rss" pg-cdc-tail -d "$DB" --mode=logical --slot="$SLOT" \
+	# (an ASan build would keep 256 MiB of freed blocks in quarantine)
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1 \
+		command time -f %M -o "$WORK/rss" pg-cdc-tail -d "$DB" --mode=logical --slot="$SLOT" \
 		--publication=pub | wc -l >"$WORK/n"
 	assert_equal "$(cat "$WORK/n")" 1000000
 	# a whole transaction held in memory would be well over 100 MiB
