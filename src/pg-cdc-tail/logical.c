@@ -112,16 +112,6 @@ struct logical {
 
 static const int64_t PG_EPOCH_MS = 946684800000LL;	/* 2000-01-01 in Unix ms */
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		die("out of memory");
-	return d;
-}
-
 static void *
 xcalloc(size_t n, size_t size)
 {
@@ -139,14 +129,6 @@ ms_since(const struct timespec *t)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 static void
@@ -240,19 +222,6 @@ query_lit(PGconn *conn, const char *fmt, const char *lit, ExecStatusType want)
 	return res;
 }
 
-static char *
-quote_ident(PGconn *conn, const char *name)
-{
-	char *q = PQescapeIdentifier(conn, name, strlen(name));
-	char *d;
-
-	if (q == NULL)
-		die("out of memory");
-	d = xstrdup(q);
-	PQfreemem(q);
-	return d;
-}
-
 static int
 publication_exists(struct logical *s, int *exists)
 {
@@ -267,20 +236,6 @@ publication_exists(struct logical *s, int *exists)
 	return 0;
 }
 
-/* A literal for this connection's SQL, malloc'd. */
-static char *
-literal(PGconn *conn, const char *v)
-{
-	char *q = PQescapeLiteral(conn, v, strlen(v));
-	char *d;
-
-	if (q == NULL)
-		die("out of memory");
-	d = xstrdup(q);
-	PQfreemem(q);
-	return d;
-}
-
 /*
  * --create-slot: make sure the publication exists and holds every -t table.
  * Without it the publication must exist.
@@ -288,8 +243,8 @@ literal(PGconn *conn, const char *v)
 static int
 ensure_publication(struct logical *s)
 {
-	char *pub = quote_ident(s->conn, s->opt->publication);
-	char *publit = literal(s->conn, s->opt->publication);
+	char *pub = pg_quote_ident(s->conn, s->opt->publication);
+	char *publit = pg_quote_literal(s->conn, s->opt->publication);
 	char sql[2048];
 	int exists, i, rc = -1;
 	PGresult *res;
@@ -309,7 +264,7 @@ ensure_publication(struct logical *s)
 		goto out;
 	}
 	for (i = 0; i < s->opt->ntables; i++) {
-		char *tab = literal(s->conn, s->opt->tables[i]);
+		char *tab = pg_quote_literal(s->conn, s->opt->tables[i]);
 		char *rel;
 
 		snprintf(sql, sizeof sql,
@@ -541,7 +496,7 @@ slot_exists(struct logical *s)
 static int
 create_slot(struct logical *s, char **snapshot)
 {
-	char *slot = quote_ident(s->conn, s->opt->slot);
+	char *slot = pg_quote_ident(s->conn, s->opt->slot);
 	char sql[512];
 	PGresult *res;
 
@@ -570,7 +525,7 @@ logical_drop_slot(const struct options *o)
 		return -1;
 	n = slot_exists(&s);
 	if (n == 1) {
-		slot = quote_ident(s.conn, o->slot);
+		slot = pg_quote_ident(s.conn, o->slot);
 		snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT %s WAIT", slot);
 		free(slot);
 		res = query(s.conn, sql, PGRES_COMMAND_OK);
@@ -1113,8 +1068,8 @@ static long sender_timeout(struct logical *s);
 static int
 start_streaming(struct logical *s)
 {
-	char *slot = quote_ident(s->conn, s->opt->slot);
-	char *pubid = quote_ident(s->conn, s->opt->publication);
+	char *slot = pg_quote_ident(s->conn, s->opt->slot);
+	char *pubid = pg_quote_ident(s->conn, s->opt->publication);
 	char *publit = PQescapeLiteral(s->conn, pubid, strlen(pubid));
 	char sql[1024];
 	PGresult *res;

@@ -166,14 +166,6 @@ elapsed(const struct timespec *since)
 	return (now.tv_sec - since->tv_sec) + (now.tv_nsec - since->tv_nsec) / 1e9;
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);	/* a signal cuts it short */
-}
-
 /* Connect; with --follow keep trying with backoff until it works or a signal comes. */
 static int
 connect_source(struct tail *s)

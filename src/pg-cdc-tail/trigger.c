@@ -81,16 +81,6 @@ pos_equal(const struct pos *a, const struct pos *b)
 	return a->last == b->last && snap_equal(a->lo, b->lo) && snap_equal(a->hi, b->hi);
 }
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		die("out of memory");
-	return d;
-}
-
 /* Run a one-row query with text parameters; NULL (logged) on error or no row. */
 static PGresult *
 query_row(PGconn *conn, const char *sql, int n, const char *const *params)

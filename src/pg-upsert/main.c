@@ -115,14 +115,6 @@ now_ms(void)
 }
 
 static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static void
 batch_init(struct batch *b, size_t max)
 {
 	memset(b, 0, sizeof *b);

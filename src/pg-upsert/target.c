@@ -18,30 +18,6 @@ struct col {
 	char *type;
 };
 
-static char *
-quote_ident(PGconn *conn, const char *s)
-{
-	char *q = PQescapeIdentifier(conn, s, strlen(s));
-	char *r;
-
-	if (q == NULL || (r = strdup(q)) == NULL)
-		die("out of memory");
-	PQfreemem(q);
-	return r;
-}
-
-static char *
-quote_lit(PGconn *conn, const char *s)
-{
-	char *q = PQescapeLiteral(conn, s, strlen(s));
-	char *r;
-
-	if (q == NULL || (r = strdup(q)) == NULL)
-		die("out of memory");
-	PQfreemem(q);
-	return r;
-}
-
 /* A growing string, for building statements. */
 struct sbuf {
 	char *s;
@@ -165,7 +141,7 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 	if (qk == NULL)
 		die("out of memory");
 	for (i = 0; i < t->nkeys; i++)
-		qk[i] = quote_ident(conn, t->keys[i]);
+		qk[i] = pg_quote_ident(conn, t->keys[i]);
 	sb_open(&b);
 	/*
 	 * The client sends each event's row (after; for a delete its old row, or
@@ -301,8 +277,8 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 	}
 	oid = strdup(PQgetvalue(res, 0, 0));
 	{
-		char *s = quote_ident(conn, PQgetvalue(res, 0, 1));
-		char *r = quote_ident(conn, PQgetvalue(res, 0, 2));
+		char *s = pg_quote_ident(conn, PQgetvalue(res, 0, 1));
+		char *r = pg_quote_ident(conn, PQgetvalue(res, 0, 2));
 		size_t len = strlen(s) + strlen(r) + 2;
 
 		table = malloc(len);
@@ -331,30 +307,30 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		die("out of memory");
 	for (i = 0; i < n; i++) {
 		cols[i].plain = strdup(PQgetvalue(res, i, 0));
-		cols[i].name = quote_ident(conn, PQgetvalue(res, i, 0));
-		cols[i].lit = quote_lit(conn, PQgetvalue(res, i, 0));
+		cols[i].name = pg_quote_ident(conn, PQgetvalue(res, i, 0));
+		cols[i].lit = pg_quote_literal(conn, PQgetvalue(res, i, 0));
 		cols[i].type = strdup(PQgetvalue(res, i, 1));
 	}
 	PQclear(res);
 	{
 		char *q;
 
-		q = quote_ident(conn, opt->pos_column);
+		q = pg_quote_ident(conn, opt->pos_column);
 		pos = find(cols, n, q);
 		free(q);
-		q = quote_ident(conn, "is_deleted");
+		q = pg_quote_ident(conn, "is_deleted");
 		deleted = find(cols, n, q);
 		free(q);
-		q = quote_ident(conn, "last_cdc_ts");
+		q = pg_quote_ident(conn, "last_cdc_ts");
 		ts = find(cols, n, q);
 		free(q);
-		q = quote_ident(conn, "extra");
+		q = pg_quote_ident(conn, "extra");
 		extra = find(cols, n, q);
 		free(q);
 	}
 	k = 0;
 	for (i = 0; i < t->nkeys; i++) {
-		char *q = quote_ident(conn, t->keys[i]);
+		char *q = pg_quote_ident(conn, t->keys[i]);
 
 		if (find(cols, n, q) < 0) {
 			log_error("table \"%s\" has no column \"%s\"", t->name, t->keys[i]);
@@ -441,8 +417,8 @@ dlq_table_load(PGconn *conn, const char *name, struct target *t)
 		PQclear(res);
 		return -1;
 	}
-	s = quote_ident(conn, PQgetvalue(res, 0, 0));
-	r = quote_ident(conn, PQgetvalue(res, 0, 1));
+	s = pg_quote_ident(conn, PQgetvalue(res, 0, 0));
+	r = pg_quote_ident(conn, PQgetvalue(res, 0, 1));
 	sb_open(&b);
 	fprintf(b.f, "INSERT INTO %s.%s (raw_value, error_message) VALUES ($1, $2)", s, r);
 	t->dlq_sql = sb_close(&b);
