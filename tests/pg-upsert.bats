@@ -1020,3 +1020,14 @@ doc_event() {
 	assert_equal "$(sql -d "$WH" -c "SELECT cdc_pos FROM doc")" 5
 	[[ "$stderr" == *"not an event: \\\"unchanged\\\" is not an array of column names"* ]]
 }
+
+@test "what the ack file counts survives a crash of the warehouse, even with synchronous_commit=off" {
+	# the test cluster commits asynchronously unless pg-upsert asks for more
+	for i in $(seq 20000); do order c "$i" "$i" created; done >"$WORK/in"
+	{ cat "$WORK/in"; sleep 30; } | pg-upsert -d "$WH" -t analytics.fct_orders --ack="$WORK/ack" 2>/dev/null 3>&- &
+	BG=$!
+	wait_for 30 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 20000 ]'
+	pg_kill
+	pg_resume
+	assert_equal "$(sql -d "$WH" -c "SELECT count(*) FROM analytics.fct_orders")" 20000
+}

@@ -343,7 +343,7 @@ round_once(struct tail *s)
 {
 	char *snap = NULL;
 	long total = 0, n, limit;
-	int i;
+	int i, unflushed = 0;
 
 	for (i = 0; i < s->ntables && !sig_stop; i++) {
 		struct table *t = &s->tables[i];
@@ -355,12 +355,20 @@ round_once(struct tail *s)
 				t->done = 1;
 				continue;
 			}
-			if (snap == NULL && (snap = current_snapshot(s->conn)) == NULL)
+			if (snap == NULL && (snap = current_snapshot(s->conn, &unflushed)) == NULL)
 				return -1;
 			t->final_batch = 1;
 			if (t->cur.lo && strcmp(t->cur.lo->text, snap) == 0) {
 				t->done = !s->opt->follow;
 				continue;
+			}
+			/* emit only what a crash of the source cannot take back */
+			if (unflushed) {
+				if (flush_wal(s->conn) < 0) {
+					free(snap);
+					return -1;
+				}
+				unflushed = 0;
 			}
 			t->cur.hi = snap_new(snap);
 		}

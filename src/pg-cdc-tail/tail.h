@@ -83,7 +83,9 @@ void table_free(struct table *t);
 int position_load(PGconn *conn, const char *consumer, struct table *t);
 int position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p);
 int prune_log(PGconn *conn, struct table *t);
-char *current_snapshot(PGconn *conn);
+/* The current snapshot's text; *unflushed says whether WAL is not all on disk yet. */
+char *current_snapshot(PGconn *conn, int *unflushed);
+int flush_wal(PGconn *conn);
 
 /* Write one page of t's batch; returns rows written or -1. */
 struct emitter {

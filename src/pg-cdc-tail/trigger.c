@@ -253,16 +253,33 @@ prune_log(PGconn *conn, struct table *t)
 }
 
 char *
-current_snapshot(PGconn *conn)
+current_snapshot(PGconn *conn, int *unflushed)
 {
-	PGresult *res = query_row(conn, "SELECT pg_current_snapshot()::text", 0, NULL);
+	PGresult *res = query_row(conn, "SELECT pg_current_snapshot()::text,"
+	    " pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()", 0, NULL);
 	char *s;
 
 	if (res == NULL)
 		return NULL;
 	s = xstrdup(PQgetvalue(res, 0, 0));
+	if (unflushed)
+		*unflushed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
 	return s;
+}
+
+/*
+ * Make sure the WAL is on disk up to here: a transaction committed with
+ * synchronous_commit=off is visible before it is durable, and one emitted
+ * then lost by a crash of the source would stay in the warehouse.  A commit
+ * of our own with a flush writes out everything before it.
+ */
+int
+flush_wal(PGconn *conn)
+{
+	/* a commit flushes only when its transaction wrote WAL: this writes a little */
+	return pg_command(conn, "BEGIN; SET LOCAL synchronous_commit = local;"
+	    " SELECT pg_logical_emit_message(true, 'pgcdc', ''); COMMIT");
 }
 
 static void
@@ -362,7 +379,7 @@ emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
 		if (pg_command(conn, set) < 0)
 			goto fail;
 	}
-	if ((text = current_snapshot(conn)) == NULL)
+	if ((text = current_snapshot(conn, NULL)) == NULL)
 		goto fail;
 	{
 		size_t len = strlen(t->snapshot_sql) + 64;

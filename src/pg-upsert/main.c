@@ -191,10 +191,28 @@ struct upsert {
 	unsigned long long applied, dead;
 };
 
+/*
+ * Connect.  The ack file promises the lines are durable, so commits must be
+ * flushed before it moves: under synchronous_commit=off a warehouse crash
+ * would lose batches already acknowledged, which nothing would send again.
+ */
+static PGconn *
+connect_warehouse(const char *conninfo)
+{
+	PGconn *conn = pg_connect(conninfo);
+
+	if (conn && pg_command(conn, "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' THEN"
+	    " PERFORM set_config('synchronous_commit', 'local', false); END IF; END $$") < 0) {
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
 static int
 connect_db(struct upsert *u)
 {
-	u->conn = pg_connect(u->opt->conninfo);
+	u->conn = connect_warehouse(u->opt->conninfo);
 	return u->conn ? 0 : -1;
 }
 
@@ -212,7 +230,7 @@ flush_batch(struct upsert *u)
 	for (;;) {
 		if (u->conn == NULL || pg_conn_lost(u->conn)) {
 			PQfinish(u->conn);
-			u->conn = pg_connect(u->opt->conninfo);
+			u->conn = connect_warehouse(u->opt->conninfo);
 		}
 		o = u->conn ? batch_apply(u->conn, &u->target, b) : TRANSIENT;
 		if (o == APPLIED)
