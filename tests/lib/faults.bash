@@ -13,8 +13,8 @@
 #   fault_setup_file / fault_teardown_file   clusters and broker, once a file
 #   fault_setup / fault_teardown             databases, topic, env files of a test
 #   fault_scenario_kill_stage STAGE          kill -9 one stage FAULT_KILLS times
-#   fault_scenario_restart_broker            restart the Kafka broker mid-run
-#   fault_scenario_restart_pg src|wh         restart one PostgreSQL cluster mid-run
+#   fault_scenario_restart_broker [kill]     restart (or crash) the Kafka broker mid-run
+#   fault_scenario_restart_pg src|wh [kill]  restart (or crash) one PostgreSQL cluster
 #   fault_scenario_poison                    kcat writes bad messages into the topic
 #   fault_scenario_sink_group                three partitions, three sinks, one killed
 #
@@ -454,33 +454,53 @@ fault_scenario_kill_stage() {
 	assert_equal "$(grep -c "was killed by signal 9" "$WORK/$name.err")" "$FAULT_KILLS"
 }
 
+# _fault_restart_broker stop|kill: stop the broker (SIGTERM, a controlled
+# shutdown) or crash it (SIGKILL), leave it down a moment, start it again
 _fault_restart_broker() {
 	_fault_pause 5 15
-	kafka_restart
+	if [ "$1" = kill ]; then
+		kafka_kill_broker 1
+	else
+		kafka_stop_broker 1
+	fi
+	_fault_pause 5 15
+	kafka_start_broker 1
 	fault_wait_progress 60
 }
 
-# fault_scenario_restart_broker: and the halves ride it out (the Kafka tools
-# retry), neither is restarted
+# fault_scenario_restart_broker [stop|kill]: and the halves ride it out (the
+# Kafka tools retry), neither is restarted
 fault_scenario_restart_broker() {
-	fault_run _fault_restart_broker
+	fault_run _fault_restart_broker "${1:-stop}"
 	assert_equal "$(fault_starts source) $(fault_starts sink-default)" "1 1"
 }
 
-# _fault_restart_pg src|wh: stop the cluster (fast: connections are cut),
-# leave it down a moment, start it again
+# _fault_restart_pg src|wh stop|kill: stop the cluster (fast: connections
+# are cut) or crash it (SIGKILL to the postmaster: crash recovery at the
+# start), leave it down a moment, start it again
 _fault_restart_pg() {
 	_fault_pause 5 15
-	fault_pg "$1" pg_stop
+	if [ "$2" = kill ]; then
+		fault_pg "$1" pg_kill
+	else
+		fault_pg "$1" pg_stop
+	fi
 	_fault_pause 5 15
-	fault_pg "$1" pg_resume
+	fault_pg "$1" pg_resume 2>/dev/null	# (pg_ctl's note on a stale pid file)
 	fault_wait_progress 60
 }
 
-# fault_scenario_restart_pg src|wh: and the halves ride it out (pg-cdc-tail
-# reconnects, pg-upsert retries), neither is restarted
+# fault_scenario_restart_pg src|wh [stop|kill]: and the halves ride it out
+# (pg-cdc-tail reconnects, pg-upsert retries), neither is restarted.  Before
+# a crash of the source, its transactions are made to commit durably
+# (synchronous_commit=on for its database, where the test clusters have it
+# off): a change the source itself loses in a crash, after the capture has
+# read it, is not the pipeline's to undo.  The warehouse keeps the server's
+# setting: what pg-upsert acknowledges must be durable whatever it is.
 fault_scenario_restart_pg() {
-	fault_run _fault_restart_pg "$1"
+	[ "${2:-stop}" = stop ] || [ "$1" = wh ] ||
+		src_sql -c "ALTER DATABASE $DB SET synchronous_commit = on"
+	fault_run _fault_restart_pg "$1" "${2:-stop}"
 	assert_equal "$(fault_starts source) $(fault_starts sink-default)" "1 1"
 }
 
