@@ -55,12 +55,24 @@ teardown() {
 	fault_scenario_restart_broker
 }
 
+@test "the Kafka broker crashed (kill -9) mid-run: the warehouse equals the source" {
+	fault_scenario_restart_broker kill
+}
+
 @test "the source PostgreSQL restarted mid-run: the warehouse equals the source" {
 	fault_scenario_restart_pg src
 }
 
 @test "the warehouse PostgreSQL restarted mid-run: the warehouse equals the source" {
 	fault_scenario_restart_pg wh
+}
+
+@test "the source PostgreSQL crashed (kill -9) mid-run: the warehouse equals the source" {
+	fault_scenario_restart_pg src kill
+}
+
+@test "the warehouse PostgreSQL crashed (kill -9) mid-run: the warehouse equals the source" {
+	fault_scenario_restart_pg wh kill
 }
 
 @test "poison messages produced into the topic are dead-lettered and the pipeline goes on" {
