@@ -71,8 +71,9 @@ build/unit/%: tests/unit/%.c $(LIB) build/flags
 deps:
 	./scripts/install-deps
 
+# TESTS: the suites to run (default: every tests/*.bats)
 check: deps all unit
-	tests/run
+	tests/run $(TESTS)
 
 demo: deps all
 	./scripts/demo $(if $(DURATION),--duration $(DURATION))

@@ -68,12 +68,7 @@ teardown() {
 	fault_scenario_restart_pg src kill
 }
 
-# A warehouse running with synchronous_commit=off loses on a crash the last
-# transactions pg-upsert has committed and acknowledged, and kafka-sub has
-# committed the offsets past them: the changes are lost for good.
 @test "the warehouse PostgreSQL crashed (kill -9) mid-run: the warehouse equals the source" {
-	[ -n "${FAULT_KNOWN_BUGS:-}" ] ||
-		skip "pg-upsert acknowledges commits that synchronous_commit=off has not made durable (FAULT_KNOWN_BUGS=1 runs it)"
 	fault_scenario_restart_pg wh kill
 }
 

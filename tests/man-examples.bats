@@ -352,9 +352,9 @@ $(shown_dead_letter kafka-pub)"
 
 # ------------------------------------------------------------- pg-cdc-tail(1)
 
-@test "pg-cdc-tail(1) examples: drain, follow into Kafka as far as it acknowledges, snapshot a second consumer" {
+@test "pg-cdc-tail(1) examples: drain, follow into Kafka as far as it acknowledges, snapshot a second consumer, logical mode" {
 	examples pg-cdc-tail
-	assert_equal "${#EX[@]}" 3
+	assert_equal "${#EX[@]}" 4
 	new_shop
 
 	run_example "${EX[0]}"
@@ -392,6 +392,14 @@ $(shown_dead_letter kafka-pub)"
 	assert_equal "$stderr" ""
 	assert_equal "$(jq -r '[.op, .pos] | join(" ")' <<<"$output" | sort -u)" "r 0"
 	assert_equal "$(jq -r .key.id <<<"$output" | sort)" "$(order_ids)"
+
+	# logical mode: a slot and publication made, the table copied, the slot dropped
+	run_example "${EX[3]}"
+	assert_success
+	assert_equal "$(jq -r '[.op, .pos] | join(" ")' audit.ndjson | sort -u)" "r 0"
+	assert_equal "$(jq -r .key.id audit.ndjson | sort)" "$(order_ids)"
+	assert_equal "$(sql -d shop -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'audit'")" 0
+	assert_equal "$(sql -d shop -c "SELECT string_agg(tablename, ',') FROM pg_publication_tables WHERE pubname = 'orders_pub'")" orders
 	kill "$MOCK"
 	wait "$MOCK"
 	waited "$MOCK"

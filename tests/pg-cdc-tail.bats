@@ -413,3 +413,13 @@ log_count() {
 	SQL
 	assert_output 1
 }
+
+@test "what it emits survives a crash of the source, even with synchronous_commit=off" {
+	# the test cluster commits asynchronously: a commit is visible before it is on disk
+	insert_orders 5000
+	pg-cdc-tail -d "$DB" -t orders >"$WORK/out"
+	pg_kill
+	pg_resume
+	assert_equal "$(wc -l <"$WORK/out")" 5000
+	assert_equal "$(sql -d "$DB" -c "SELECT count(*) FROM orders")" 5000
+}

@@ -993,3 +993,41 @@ not an event: "pos" is not an unsigned 64-bit integer'
 	assert_output ""
 	dropdb shop
 }
+
+# doc_event OP POS N BODY|-: an event of doc 1; "-" names body unchanged, as logical capture does
+doc_event() {
+	if [ "$4" = - ]; then
+		printf '{"op":"%s","table":"public.doc","key":{"id":1},"before":null,"after":{"id":1,"n":%s},"unchanged":["body"],"pos":%s}\n' "$1" "$3" "$2"
+	else
+		printf '{"op":"%s","table":"public.doc","key":{"id":1},"before":null,"after":{"id":1,"n":%s,"body":"%s"},"pos":%s}\n' "$1" "$3" "$4" "$2"
+	fi
+}
+
+@test "columns an event names \"unchanged\" keep their value, from the table or an earlier event of the batch" {
+	sql -d "$WH" -c "CREATE TABLE doc (id int PRIMARY KEY, n int, body text, cdc_pos numeric(20,0), is_deleted boolean)"
+	# across batches: the value in the table stays
+	{ doc_event c 1 0 first; } | pg-upsert -d "$WH" -t doc
+	{ doc_event u 2 1 -; } | pg-upsert -d "$WH" -t doc
+	assert_equal "$(sql -d "$WH" -c "SELECT n, body, cdc_pos FROM doc")" "1|first|2"
+	# in one batch: the latest earlier change of the key gives it, whatever the order of lines
+	{ doc_event u 4 3 -; doc_event u 3 2 second; doc_event u 5 4 -; } | pg-upsert -d "$WH" -t doc
+	assert_equal "$(sql -d "$WH" -c "SELECT n, body, cdc_pos FROM doc")" "4|second|5"
+	# an old change replayed never wins, with or without unchanged columns
+	{ doc_event u 3 2 second; doc_event u 2 1 -; doc_event u 1 0 first; } | pg-upsert -d "$WH" -t doc
+	assert_equal "$(sql -d "$WH" -c "SELECT n, body, cdc_pos FROM doc")" "4|second|5"
+	run --separate-stderr pg-upsert -d "$WH" -t doc <<<'{"op":"u","key":{"id":1},"after":{"id":1},"unchanged":"body","pos":9}'
+	assert_success
+	assert_equal "$(sql -d "$WH" -c "SELECT cdc_pos FROM doc")" 5
+	[[ "$stderr" == *"not an event: \\\"unchanged\\\" is not an array of column names"* ]]
+}
+
+@test "what the ack file counts survives a crash of the warehouse, even with synchronous_commit=off" {
+	# the test cluster commits asynchronously unless pg-upsert asks for more
+	for i in $(seq 20000); do order c "$i" "$i" created; done >"$WORK/in"
+	{ cat "$WORK/in"; sleep 30; } | pg-upsert -d "$WH" -t analytics.fct_orders --ack="$WORK/ack" 2>/dev/null 3>&- &
+	BG=$!
+	wait_for 30 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 20000 ]'
+	pg_kill
+	pg_resume
+	assert_equal "$(sql -d "$WH" -c "SELECT count(*) FROM analytics.fct_orders")" 20000
+}

@@ -70,3 +70,13 @@ usage_error(const char *fmt, ...)
 	fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
 	exit(EXIT_USAGE);
 }
+
+char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		die("out of memory");
+	return d;
+}

@@ -28,6 +28,9 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* strdup, or die "out of memory". */
+char *xstrdup(const char *s);
+
 /* "prog: error: msg" then the --help hint; exits with EXIT_USAGE. */
 noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

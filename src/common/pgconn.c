@@ -62,3 +62,29 @@ pg_conn_lost(PGconn *conn)
 {
 	return PQstatus(conn) != CONNECTION_OK;
 }
+
+char *
+pg_quote_ident(PGconn *conn, const char *name)
+{
+	char *q = PQescapeIdentifier(conn, name, strlen(name));
+	char *d;
+
+	if (q == NULL)
+		die("out of memory");
+	d = xstrdup(q);
+	PQfreemem(q);
+	return d;
+}
+
+char *
+pg_quote_literal(PGconn *conn, const char *s)
+{
+	char *q = PQescapeLiteral(conn, s, strlen(s));
+	char *d;
+
+	if (q == NULL)
+		die("out of memory");
+	d = xstrdup(q);
+	PQfreemem(q);
+	return d;
+}

@@ -19,4 +19,8 @@ const char *pg_errmsg(PGconn *conn);
 /* True when the server connection is gone (as opposed to an SQL error). */
 int pg_conn_lost(PGconn *conn);
 
+/* name quoted as an SQL identifier, or s as a string literal, for conn; malloc'd. */
+char *pg_quote_ident(PGconn *conn, const char *name);
+char *pg_quote_literal(PGconn *conn, const char *s);
+
 #endif

@@ -1,5 +1,6 @@
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "sig.h"
 
@@ -25,4 +26,12 @@ sig_install(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+}
+
+void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);	/* a signal cuts it short */
 }

@@ -10,4 +10,7 @@ extern volatile sig_atomic_t sig_count;	/* how many were caught */
 /* Catch SIGINT and SIGTERM (without SA_RESTART, so blocking calls return EINTR); ignore SIGPIPE. */
 void sig_install(void);
 
+/* Sleep ms milliseconds, or less when a signal comes. */
+void sleep_ms(long ms);
+
 #endif

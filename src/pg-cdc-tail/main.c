@@ -23,13 +23,21 @@
 
 static const char usage_text[] =
 "Usage: pg-cdc-tail [OPTION]... -t TABLE...\n"
+"       pg-cdc-tail --mode=logical --slot=NAME --publication=NAME [OPTION]... [-t TABLE]...\n"
 "Emit the committed changes of captured PostgreSQL tables as CDC events, one\n"
-"JSON object per line, from the position stored under the consumer name.\n"
+"JSON object per line, from the position stored under the consumer name\n"
+"(trigger mode) or in a replication slot (logical mode).\n"
 "\n"
 "Options:\n"
 "  -d, --dbname=CONNINFO   source database (default: the PG* environment)\n"
-"  -t, --table=TABLE       captured table to read; repeatable, at least one\n"
+"  -t, --table=TABLE       table to read; repeatable; at least one in trigger mode,\n"
+"                          every table of the publication by default in logical mode\n"
 "  -n, --name=NAME         consumer whose position is stored (default: pg-cdc-tail)\n"
+"      --mode=MODE         trigger (change-log tables, the default) or logical (WAL)\n"
+"      --slot=NAME         logical mode: the replication slot holding the position\n"
+"      --publication=NAME  logical mode: the publication whose tables are streamed\n"
+"      --create-slot       logical mode: create the slot and publication if missing\n"
+"      --drop-slot         logical mode: drop the slot and exit\n"
 "  -f, --follow            keep tailing; without it, drain what is committed and exit\n"
 "      --poll=MS           poll interval when no notification comes (default: 1000)\n"
 "      --batch=N           log rows read per query (default: 5000)\n"
@@ -57,7 +65,10 @@ struct tail {
 	int warned;		/* the ack file said too much, once */
 };
 
-enum { OPT_POLL = 256, OPT_BATCH, OPT_ACK, OPT_WINDOW, OPT_ACK_TIMEOUT, OPT_SNAPSHOT, OPT_PRUNE };
+enum {
+	OPT_POLL = 256, OPT_BATCH, OPT_ACK, OPT_WINDOW, OPT_ACK_TIMEOUT, OPT_SNAPSHOT, OPT_PRUNE,
+	OPT_MODE, OPT_SLOT, OPT_PUBLICATION, OPT_CREATE_SLOT, OPT_DROP_SLOT
+};
 
 static void
 parse_options(int argc, char **argv, struct options *o)
@@ -68,6 +79,11 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "table", required_argument, NULL, 't' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "slot", required_argument, NULL, OPT_SLOT },
+		{ "publication", required_argument, NULL, OPT_PUBLICATION },
+		{ "create-slot", no_argument, NULL, OPT_CREATE_SLOT },
+		{ "drop-slot", no_argument, NULL, OPT_DROP_SLOT },
 		/* reading */
 		{ "follow", no_argument, NULL, 'f' },
 		{ "poll", required_argument, NULL, OPT_POLL },
@@ -105,13 +121,36 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_SNAPSHOT: o->snapshot = 1; break;
 		case OPT_PRUNE: o->prune = 1; break;
+		case OPT_MODE:
+			if (strcmp(optarg, "trigger") == 0)
+				o->logical = 0;
+			else if (strcmp(optarg, "logical") == 0)
+				o->logical = 1;
+			else
+				usage_error("invalid value \"%s\" for option --mode (trigger or logical)", optarg);
+			break;
+		case OPT_SLOT: o->slot = optarg; break;
+		case OPT_PUBLICATION: o->publication = optarg; break;
+		case OPT_CREATE_SLOT: o->create_slot = 1; break;
+		case OPT_DROP_SLOT: o->drop_slot = 1; break;
 		default: opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (o->ntables == 0)
-		usage_error("no table given (use -t TABLE)");
+	if (o->logical) {
+		if (o->slot == NULL || *o->slot == '\0')
+			usage_error("logical mode needs a slot (use --slot=NAME)");
+		if (!o->drop_slot && (o->publication == NULL || *o->publication == '\0'))
+			usage_error("logical mode needs a publication (use --publication=NAME)");
+		if (o->prune)
+			usage_error("--prune applies to trigger mode only");
+	} else {
+		if (o->slot || o->publication || o->create_slot || o->drop_slot)
+			usage_error("--slot, --publication, --create-slot and --drop-slot need --mode=logical");
+		if (o->ntables == 0)
+			usage_error("no table given (use -t TABLE)");
+	}
 	if (*o->name == '\0')
 		usage_error("consumer name must not be empty");
 	if (o->ack && *o->ack == '\0')
@@ -125,14 +164,6 @@ elapsed(const struct timespec *since)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (now.tv_sec - since->tv_sec) + (now.tv_nsec - since->tv_nsec) / 1e9;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);	/* a signal cuts it short */
 }
 
 /* Connect; with --follow keep trying with backoff until it works or a signal comes. */
@@ -312,7 +343,7 @@ round_once(struct tail *s)
 {
 	char *snap = NULL;
 	long total = 0, n, limit;
-	int i;
+	int i, unflushed = 0;
 
 	for (i = 0; i < s->ntables && !sig_stop; i++) {
 		struct table *t = &s->tables[i];
@@ -324,12 +355,20 @@ round_once(struct tail *s)
 				t->done = 1;
 				continue;
 			}
-			if (snap == NULL && (snap = current_snapshot(s->conn)) == NULL)
+			if (snap == NULL && (snap = current_snapshot(s->conn, &unflushed)) == NULL)
 				return -1;
 			t->final_batch = 1;
 			if (t->cur.lo && strcmp(t->cur.lo->text, snap) == 0) {
 				t->done = !s->opt->follow;
 				continue;
+			}
+			/* emit only what a crash of the source cannot take back */
+			if (unflushed) {
+				if (flush_wal(s->conn) < 0) {
+					free(snap);
+					return -1;
+				}
+				unflushed = 0;
 			}
 			t->cur.hi = snap_new(snap);
 		}
@@ -360,7 +399,7 @@ take_snapshots(struct tail *s)
 	for (i = 0; i < s->ntables && !sig_stop; i++) {
 		struct table *t = &s->tables[i];
 
-		while ((n = emit_snapshot(s->conn, t, &s->e, s->opt->batch, &taken)) < 0)
+		while ((n = emit_snapshot(s->conn, t, &s->e, s->opt->batch, NULL, &taken)) < 0)
 			if (sig_stop || recover(s) < 0)
 				return sig_stop ? 0 : -1;
 		log_debug("%s: snapshot of %ld rows at %s", t->name, n, taken->text);
@@ -473,6 +512,11 @@ main(int argc, char **argv)
 	log_init(argv[0]);
 	parse_options(argc, argv, &opt);
 	sig_install();
+	if (opt.logical) {
+		status = opt.drop_slot ? logical_drop_slot(&opt) : logical_run(&opt);
+		free(opt.tables);
+		return status ? EXIT_RUNTIME : EXIT_OK;
+	}
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	s.ntables = opt.ntables;
 	s.tables = calloc(opt.ntables, sizeof *s.tables);

@@ -20,6 +20,12 @@ struct options {
 	long long batch;
 	long long window;
 	long long ack_timeout_ms;
+	/* logical mode */
+	int logical;
+	const char *slot;
+	const char *publication;
+	int create_slot;
+	int drop_slot;
 };
 
 /* A transaction snapshot ("xmin:xmax:xip,..."), shared by the lines emitted under it. */
@@ -77,7 +83,9 @@ void table_free(struct table *t);
 int position_load(PGconn *conn, const char *consumer, struct table *t);
 int position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p);
 int prune_log(PGconn *conn, struct table *t);
-char *current_snapshot(PGconn *conn);
+/* The current snapshot's text; *unflushed says whether WAL is not all on disk yet. */
+char *current_snapshot(PGconn *conn, int *unflushed);
+int flush_wal(PGconn *conn);
 
 /* Write one page of t's batch; returns rows written or -1. */
 struct emitter {
@@ -89,6 +97,11 @@ struct emitter {
 	long (*room)(struct emitter *e);
 };
 long emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit);
-long emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, struct snap **taken);
+long emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
+    const char *import, struct snap **taken);
+
+/* logical.c */
+int logical_run(struct options *o);
+int logical_drop_slot(const struct options *o);
 
 #endif

@@ -81,16 +81,6 @@ pos_equal(const struct pos *a, const struct pos *b)
 	return a->last == b->last && snap_equal(a->lo, b->lo) && snap_equal(a->hi, b->hi);
 }
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		die("out of memory");
-	return d;
-}
-
 /* Run a one-row query with text parameters; NULL (logged) on error or no row. */
 static PGresult *
 query_row(PGconn *conn, const char *sql, int n, const char *const *params)
@@ -263,16 +253,33 @@ prune_log(PGconn *conn, struct table *t)
 }
 
 char *
-current_snapshot(PGconn *conn)
+current_snapshot(PGconn *conn, int *unflushed)
 {
-	PGresult *res = query_row(conn, "SELECT pg_current_snapshot()::text", 0, NULL);
+	PGresult *res = query_row(conn, "SELECT pg_current_snapshot()::text,"
+	    " pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()", 0, NULL);
 	char *s;
 
 	if (res == NULL)
 		return NULL;
 	s = xstrdup(PQgetvalue(res, 0, 0));
+	if (unflushed)
+		*unflushed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
 	return s;
+}
+
+/*
+ * Make sure the WAL is on disk up to here: a transaction committed with
+ * synchronous_commit=off is visible before it is durable, and one emitted
+ * then lost by a crash of the source would stay in the warehouse.  A commit
+ * of our own with a flush writes out everything before it.
+ */
+int
+flush_wal(PGconn *conn)
+{
+	/* a commit flushes only when its transaction wrote WAL: this writes a little */
+	return pg_command(conn, "BEGIN; SET LOCAL synchronous_commit = local;"
+	    " SELECT pg_logical_emit_message(true, 'pgcdc', ''); COMMIT");
 }
 
 static void
@@ -343,10 +350,13 @@ emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
  * --snapshot: write t's rows as op "r" events, read in one repeatable-read
  * transaction whose snapshot is returned in *taken: the stream that follows
  * continues with exactly the transactions that snapshot did not see.
+ * With import, the transaction takes that exported snapshot (logical mode:
+ * the replication slot's starting point) instead of a fresh one.
  * Snapshot rows carry pos 0, below any change.  Returns the rows written or -1.
  */
 long
-emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, struct snap **taken)
+emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
+    const char *import, struct snap **taken)
 {
 	char fetch[64], ts[32];
 	char *text = NULL;
@@ -356,8 +366,20 @@ emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch, stru
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	snprintf(ts, sizeof ts, "%lld", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") < 0 ||
-	    (text = current_snapshot(conn)) == NULL)
+	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") < 0)
+		goto fail;
+	if (import) {
+		char *lit = PQescapeLiteral(conn, import, strlen(import));
+		char set[256];
+
+		if (lit == NULL)
+			goto fail;
+		snprintf(set, sizeof set, "SET TRANSACTION SNAPSHOT %s", lit);
+		PQfreemem(lit);
+		if (pg_command(conn, set) < 0)
+			goto fail;
+	}
+	if ((text = current_snapshot(conn, NULL)) == NULL)
 		goto fail;
 	{
 		size_t len = strlen(t->snapshot_sql) + 64;

@@ -16,7 +16,7 @@
 #include "pgconn.h"
 #include "upsert.h"
 
-enum { F_OP, F_POS, F_KEY, F_AFTER, F_BEFORE, F_TS, NFIELDS };
+enum { F_OP, F_POS, F_KEY, F_AFTER, F_BEFORE, F_TS, F_UNCHANGED, NFIELDS };
 
 /* Why the object obj lacks a key column, or NULL. */
 static const char *
@@ -44,7 +44,9 @@ key_present(const char *obj, size_t len, const struct target *t, const char *wha
 const char *
 event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
 {
-	static const char *const fields[NFIELDS] = { "op", "pos", "key", "after", "before", "ts_ms" };
+	static const char *const fields[NFIELDS] = {
+		"op", "pos", "key", "after", "before", "ts_ms", "unchanged"
+	};
 	const char *v[NFIELDS], *why, *p = line;
 	size_t vl[NFIELDS];
 	int row;
@@ -64,6 +66,9 @@ event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
 	if (v[F_TS] && !(vl[F_TS] == 4 && memcmp(v[F_TS], "null", 4) == 0) &&
 	    strspn(v[F_TS], "-0123456789") != vl[F_TS])
 		return "not an event: \"ts_ms\" is not an integer";
+	if (v[F_UNCHANGED] && v[F_UNCHANGED][0] != '[' &&
+	    !(vl[F_UNCHANGED] == 4 && memcmp(v[F_UNCHANGED], "null", 4) == 0))
+		return "not an event: \"unchanged\" is not an array of column names";
 	if (v[F_KEY] == NULL || v[F_KEY][0] != '{')
 		return "missing key: no \"key\" object";
 	if (v[F_OP][1] != 'd' && (v[F_AFTER] == NULL || v[F_AFTER][0] != '{'))
@@ -95,6 +100,12 @@ event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
 	ev->pos_len = vl[F_POS];
 	ev->ts = v[F_TS] ? (size_t)(v[F_TS] - line) : 0;
 	ev->ts_len = v[F_TS] && !(vl[F_TS] == 4 && memcmp(v[F_TS], "null", 4) == 0) ? vl[F_TS] : 0;
+	/* logical capture names the unchanged TOASTed columns it could not send */
+	ev->un_len = 0;
+	if (row == F_AFTER && v[F_UNCHANGED] && v[F_UNCHANGED][0] == '[') {
+		ev->un = (size_t)(v[F_UNCHANGED] - line);
+		ev->un_len = vl[F_UNCHANGED];
+	}
 	return NULL;
 }
 
@@ -152,6 +163,10 @@ struct params {
 	FILE *pos, *op, *ts, *ex;	/* text[] literals */
 	char *pos_s, *op_s, *ts_s, *ex_s;
 	size_t pos_n, op_n, ts_n, ex_n;
+	FILE *un;		/* JSON array: each row's "unchanged", or null */
+	char *un_s;
+	size_t un_n;
+	int has_un;		/* some row has one: the merge statement applies */
 	size_t count;
 };
 
@@ -189,12 +204,14 @@ params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
 	pr->op = open_memstream(&pr->op_s, &pr->op_n);
 	pr->ts = open_memstream(&pr->ts_s, &pr->ts_n);
 	pr->ex = open_memstream(&pr->ex_s, &pr->ex_n);
-	if (!pr->pos || !pr->op || !pr->ts || !pr->ex)
+	pr->un = open_memstream(&pr->un_s, &pr->un_n);
+	if (!pr->pos || !pr->op || !pr->ts || !pr->ex || !pr->un)
 		die("out of memory");
 	fputc('{', pr->pos);
 	fputc('{', pr->op);
 	fputc('{', pr->ts);
 	fputc('{', pr->ex);
+	fputc('[', pr->un);
 	for (i = lo; i < hi; i++) {
 		const struct ev *e = &b->ev[i];
 		const char *line = b->text + b->off[i];
@@ -208,6 +225,11 @@ params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
 		fprintf(pr->pos, "%s%.*s", first ? "" : ",", (int)e->pos_len, line + e->pos);
 		fprintf(pr->op, "%s%c", first ? "" : ",", e->op);
 		fprintf(pr->ex, "%s%c", first ? "" : ",", e->extra ? 't' : 'f');
+		if (e->un_len)
+			fprintf(pr->un, "%s%.*s", first ? "" : ",", (int)e->un_len, line + e->un);
+		else
+			fprintf(pr->un, "%snull", first ? "" : ",");
+		pr->has_un |= e->un_len > 0;
 		if (e->ts_len)
 			fprintf(pr->ts, "%s%.*s", first ? "" : ",", (int)e->ts_len, line + e->ts);
 		else
@@ -217,6 +239,8 @@ params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
 	fputc('}', pr->op);
 	fputc('}', pr->ts);
 	fputc('}', pr->ex);
+	fputc(']', pr->un);
+	fclose(pr->un);
 	fclose(pr->pos);
 	fclose(pr->op);
 	fclose(pr->ts);
@@ -232,6 +256,7 @@ params_free(struct params *pr)
 	free(pr->op_s);
 	free(pr->ts_s);
 	free(pr->ex_s);
+	free(pr->un_s);
 }
 
 /* Apply lines [lo, hi) under a savepoint, splitting on data errors. */
@@ -239,8 +264,8 @@ static enum outcome
 apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, size_t hi)
 {
 	struct params pr;
-	const char *values[5];
-	int lengths[5] = { 0 }, formats[5] = { 1, 0, 0, 0, 0 };
+	const char *values[6];
+	int lengths[6] = { 0 }, formats[6] = { 1, 0, 0, 0, 0, 0 };
 	PGresult *res;
 	enum outcome o;
 	size_t i;
@@ -258,7 +283,11 @@ apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, si
 	values[2] = pr.op_s;
 	values[3] = pr.ts_s;
 	values[4] = pr.ex_s;
-	res = PQexecParams(conn, t->apply_sql, 5, NULL, values, lengths, formats, 0);
+	values[5] = pr.un_s;
+	if (pr.has_un)
+		log_debug("batch of %zu with unchanged columns: %s", pr.count, pr.un_s);
+	res = PQexecParams(conn, pr.has_un ? t->merge_sql : t->apply_sql, pr.has_un ? 6 : 5, NULL,
+	    values, lengths, formats, 0);
 	params_free(&pr);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
 		PQclear(res);

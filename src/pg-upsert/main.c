@@ -115,14 +115,6 @@ now_ms(void)
 }
 
 static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static void
 batch_init(struct batch *b, size_t max)
 {
 	memset(b, 0, sizeof *b);
@@ -199,10 +191,28 @@ struct upsert {
 	unsigned long long applied, dead;
 };
 
+/*
+ * Connect.  The ack file promises the lines are durable, so commits must be
+ * flushed before it moves: under synchronous_commit=off a warehouse crash
+ * would lose batches already acknowledged, which nothing would send again.
+ */
+static PGconn *
+connect_warehouse(const char *conninfo)
+{
+	PGconn *conn = pg_connect(conninfo);
+
+	if (conn && pg_command(conn, "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' THEN"
+	    " PERFORM set_config('synchronous_commit', 'local', false); END IF; END $$") < 0) {
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
 static int
 connect_db(struct upsert *u)
 {
-	u->conn = pg_connect(u->opt->conninfo);
+	u->conn = connect_warehouse(u->opt->conninfo);
 	return u->conn ? 0 : -1;
 }
 
@@ -220,7 +230,7 @@ flush_batch(struct upsert *u)
 	for (;;) {
 		if (u->conn == NULL || pg_conn_lost(u->conn)) {
 			PQfinish(u->conn);
-			u->conn = pg_connect(u->opt->conninfo);
+			u->conn = connect_warehouse(u->opt->conninfo);
 		}
 		o = u->conn ? batch_apply(u->conn, &u->target, b) : TRANSIENT;
 		if (o == APPLIED)
@@ -318,6 +328,7 @@ main(int argc, char **argv)
 	}
 	batch_init(&u.batch, opt.batch);
 	log_debug("apply statement: %s", u.target.apply_sql);
+	log_debug("statement for rows with unchanged columns: %s", u.target.merge_sql);
 
 	status = run(&u);
 	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);

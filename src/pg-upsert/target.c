@@ -18,30 +18,6 @@ struct col {
 	char *type;
 };
 
-static char *
-quote_ident(PGconn *conn, const char *s)
-{
-	char *q = PQescapeIdentifier(conn, s, strlen(s));
-	char *r;
-
-	if (q == NULL || (r = strdup(q)) == NULL)
-		die("out of memory");
-	PQfreemem(q);
-	return r;
-}
-
-static char *
-quote_lit(PGconn *conn, const char *s)
-{
-	char *q = PQescapeLiteral(conn, s, strlen(s));
-	char *r;
-
-	if (q == NULL || (r = strdup(q)) == NULL)
-		die("out of memory");
-	PQfreemem(q);
-	return r;
-}
-
 /* A growing string, for building statements. */
 struct sbuf {
 	char *s;
@@ -156,7 +132,7 @@ load_keys(PGconn *conn, const struct options *opt, const char *oid, struct targe
 /* Build the statement that applies a batch; cols are the table's columns. */
 static char *
 build_apply(PGconn *conn, const struct options *opt, const char *table, struct col *cols, int ncols,
-    struct target *t, int pos, int deleted, int ts, int extra)
+    struct target *t, int pos, int deleted, int ts, int extra, int merge)
 {
 	struct sbuf b;
 	int i, first;
@@ -165,7 +141,7 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 	if (qk == NULL)
 		die("out of memory");
 	for (i = 0; i < t->nkeys; i++)
-		qk[i] = quote_ident(conn, t->keys[i]);
+		qk[i] = pg_quote_ident(conn, t->keys[i]);
 	sb_open(&b);
 	/*
 	 * The client sends each event's row (after; for a delete its old row, or
@@ -173,15 +149,46 @@ build_apply(PGconn *conn, const struct options *opt, const char *table, struct c
 	 * ts_ms as arrays beside it: the server parses each row's JSON once.
 	 */
 	fputs("WITH ev AS (SELECT u.p::numeric AS p, u.o IN ('d', 'k') AS d, u.o = 'k' AS k,"
-	    " coalesce(to_timestamp(u.t::numeric / 1000), clock_timestamp()) AS ts, u.row::json AS row, u.x::bool AS x"
-	    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(row, p, o, t, x)),", b.f);
-	fputs(" typed AS (SELECT DISTINCT ON (", b.f);
-	for (i = 0; i < t->nkeys; i++)
-		fprintf(b.f, "%sr.%s", i ? ", " : "", qk[i]);
-	fprintf(b.f, ") ev.p, ev.d, ev.k, ev.ts, ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
-	for (i = 0; i < t->nkeys; i++)
-		fprintf(b.f, "r.%s, ", qk[i]);
-	fputs("ev.p DESC)", b.f);
+	    " coalesce(to_timestamp(u.t::numeric / 1000), clock_timestamp()) AS ts, u.row::json AS row, u.x::bool AS x", b.f);
+	if (!merge) {
+		fputs(" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(row, p, o, t, x)),", b.f);
+		fputs(" typed AS (SELECT DISTINCT ON (", b.f);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "%sr.%s", i ? ", " : "", qk[i]);
+		fprintf(b.f, ") ev.p, ev.d, ev.k, ev.ts, ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "r.%s, ", qk[i]);
+		fputs("ev.p DESC)", b.f);
+	} else {
+		/*
+		 * Rows naming "unchanged" columns (TOASTed values logical capture
+		 * could not send) take those columns from the batch's latest earlier
+		 * change of the key that has them, else from the table as it is.
+		 */
+		fputs(", nullif($6::jsonb -> (u.n - 1)::int, 'null') AS un"
+		    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+		    " WITH ORDINALITY AS u(row, p, o, t, x, n)),", b.f);
+		fprintf(b.f, " allr AS (SELECT ev.*, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r),", table);
+		fputs(" latest AS (SELECT DISTINCT ON (", b.f);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "%s(r).%s", i ? ", " : "", qk[i]);
+		fputs(") * FROM allr ORDER BY ", b.f);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "(r).%s, ", qk[i]);
+		fputs("p DESC),", b.f);
+		fputs(" typed AS (SELECT l.p, l.d, l.k, l.ts, m.row, l.x, merged AS r FROM latest l, LATERAL (SELECT CASE"
+		    " WHEN l.un IS NULL THEN l.row ELSE (coalesce((SELECT to_jsonb(w) FROM ", b.f);
+		fprintf(b.f, "%s AS w WHERE ", table);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "%sw.%s = (l.r).%s", i ? " AND " : "", qk[i], qk[i]);
+		fputs("), '{}') || coalesce((SELECT jsonb_object_agg(kv.key, kv.value ORDER BY a.p)"
+		    " FROM allr AS a, jsonb_each(a.row::jsonb) AS kv WHERE ", b.f);
+		for (i = 0; i < t->nkeys; i++)
+			fprintf(b.f, "(a.r).%s = (l.r).%s AND ", qk[i], qk[i]);
+		fputs("a.p < l.p AND NOT a.d AND NOT coalesce(a.un ? kv.key, false)), '{}')"
+		    " || l.row::jsonb)::json END AS row) AS m,", b.f);
+		fprintf(b.f, " json_populate_record(NULL::%s, m.row) AS merged)", table);
+	}
 	if (opt->del == DELETE_HARD) {
 		fprintf(b.f, ", gone AS (DELETE FROM %s AS t USING typed WHERE typed.d", table);
 		for (i = 0; i < t->nkeys; i++)
@@ -270,8 +277,8 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 	}
 	oid = strdup(PQgetvalue(res, 0, 0));
 	{
-		char *s = quote_ident(conn, PQgetvalue(res, 0, 1));
-		char *r = quote_ident(conn, PQgetvalue(res, 0, 2));
+		char *s = pg_quote_ident(conn, PQgetvalue(res, 0, 1));
+		char *r = pg_quote_ident(conn, PQgetvalue(res, 0, 2));
 		size_t len = strlen(s) + strlen(r) + 2;
 
 		table = malloc(len);
@@ -300,30 +307,30 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		die("out of memory");
 	for (i = 0; i < n; i++) {
 		cols[i].plain = strdup(PQgetvalue(res, i, 0));
-		cols[i].name = quote_ident(conn, PQgetvalue(res, i, 0));
-		cols[i].lit = quote_lit(conn, PQgetvalue(res, i, 0));
+		cols[i].name = pg_quote_ident(conn, PQgetvalue(res, i, 0));
+		cols[i].lit = pg_quote_literal(conn, PQgetvalue(res, i, 0));
 		cols[i].type = strdup(PQgetvalue(res, i, 1));
 	}
 	PQclear(res);
 	{
 		char *q;
 
-		q = quote_ident(conn, opt->pos_column);
+		q = pg_quote_ident(conn, opt->pos_column);
 		pos = find(cols, n, q);
 		free(q);
-		q = quote_ident(conn, "is_deleted");
+		q = pg_quote_ident(conn, "is_deleted");
 		deleted = find(cols, n, q);
 		free(q);
-		q = quote_ident(conn, "last_cdc_ts");
+		q = pg_quote_ident(conn, "last_cdc_ts");
 		ts = find(cols, n, q);
 		free(q);
-		q = quote_ident(conn, "extra");
+		q = pg_quote_ident(conn, "extra");
 		extra = find(cols, n, q);
 		free(q);
 	}
 	k = 0;
 	for (i = 0; i < t->nkeys; i++) {
-		char *q = quote_ident(conn, t->keys[i]);
+		char *q = pg_quote_ident(conn, t->keys[i]);
 
 		if (find(cols, n, q) < 0) {
 			log_error("table \"%s\" has no column \"%s\"", t->name, t->keys[i]);
@@ -348,7 +355,9 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 	if (extra >= 0 && strcmp(cols[extra].type, "jsonb") != 0)
 		extra = -1;
 	if (k == 0)
-		t->apply_sql = build_apply(conn, opt, table, cols, n, t, pos, deleted, ts, extra);
+		t->apply_sql = build_apply(conn, opt, table, cols, n, t, pos, deleted, ts, extra, 0);
+	if (t->apply_sql)
+		t->merge_sql = build_apply(conn, opt, table, cols, n, t, pos, deleted, ts, extra, 1);
 	if (extra >= 0 && n <= 256) {
 		/* rows are checked for members beyond these, which go to extra */
 		if ((t->cols = calloc(n, sizeof *t->cols)) == NULL)
@@ -383,6 +392,7 @@ target_free(struct target *t)
 	free(t->cols);
 	free(t->name);
 	free(t->apply_sql);
+	free(t->merge_sql);
 	free(t->dlq_sql);
 }
 
@@ -407,8 +417,8 @@ dlq_table_load(PGconn *conn, const char *name, struct target *t)
 		PQclear(res);
 		return -1;
 	}
-	s = quote_ident(conn, PQgetvalue(res, 0, 0));
-	r = quote_ident(conn, PQgetvalue(res, 0, 1));
+	s = pg_quote_ident(conn, PQgetvalue(res, 0, 0));
+	r = pg_quote_ident(conn, PQgetvalue(res, 0, 1));
 	sb_open(&b);
 	fprintf(b.f, "INSERT INTO %s.%s (raw_value, error_message) VALUES ($1, $2)", s, r);
 	t->dlq_sql = sb_close(&b);

@@ -28,6 +28,7 @@ struct target {
 	char **keys;		/* key column names */
 	int nkeys;
 	char *apply_sql;	/* $1..$5: rows, pos, op, ts_ms, has-extra */
+	char *merge_sql;	/* the same and $6, "unchanged": for batches with such rows */
 	char **cols;		/* with an extra column: the names rows may hold */
 	int ncols;
 	char *dlq_sql;		/* $1: raw bytes, $2: error; NULL without --dlq-table */
@@ -45,6 +46,7 @@ struct ev {
 	size_t ts, ts_len;	/* ts_len 0: none */
 	char op;
 	char extra;		/* the row has members the table has no column for */
+	size_t un, un_len;	/* "unchanged": columns the row leaves as they are; un_len 0: none */
 };
 
 enum line_state { LINE_OK, LINE_REJECTED, LINE_REFUSED };
