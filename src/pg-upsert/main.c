@@ -36,7 +36,7 @@ static const char usage_text[] =
 "      --pos-column=COL    guard column holding the event's pos (default: cdc_pos)\n"
 "      --delete=MODE       soft (set is_deleted) or hard (default: soft)\n"
 "      --batch=N           most events per transaction (default: 5000)\n"
-"      --linger=MS         longest wait to fill a batch (default: 20)\n"
+"      --linger=MS         longest wait to fill a batch (default: 5)\n"
 "      --ack=FILE          keep the count of input lines committed in FILE\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
 "      --dlq-table=TABLE   also insert dead letters into TABLE (raw_value, error_message)\n"
@@ -312,7 +312,7 @@ run(struct upsert *u)
 int
 main(int argc, char **argv)
 {
-	struct options opt = { .pos_column = "cdc_pos", .batch = 5000, .linger_ms = 20 };
+	struct options opt = { .pos_column = "cdc_pos", .batch = 5000, .linger_ms = 5 };
 	struct upsert u = { .opt = &opt };
 	int status;
 
