@@ -63,10 +63,10 @@ pg_conn_lost(PGconn *conn)
 	return PQstatus(conn) != CONNECTION_OK;
 }
 
-char *
-pg_quote_ident(PGconn *conn, const char *name)
+/* A copy of what libpq escaped, in memory of our own. */
+static char *
+escaped(char *q)
 {
-	char *q = PQescapeIdentifier(conn, name, strlen(name));
 	char *d;
 
 	if (q == NULL)
@@ -77,14 +77,13 @@ pg_quote_ident(PGconn *conn, const char *name)
 }
 
 char *
+pg_quote_ident(PGconn *conn, const char *name)
+{
+	return escaped(PQescapeIdentifier(conn, name, strlen(name)));
+}
+
+char *
 pg_quote_literal(PGconn *conn, const char *s)
 {
-	char *q = PQescapeLiteral(conn, s, strlen(s));
-	char *d;
-
-	if (q == NULL)
-		die("out of memory");
-	d = xstrdup(q);
-	PQfreemem(q);
-	return d;
+	return escaped(PQescapeLiteral(conn, s, strlen(s)));
 }
