@@ -302,6 +302,20 @@ out:
 	return rc;
 }
 
+/* Is the table with this oid among those to emit? */
+static int
+wanted(const struct logical *s, uint32_t oid)
+{
+	int i;
+
+	if (s->nwanted == 0)
+		return 1;
+	for (i = 0; i < s->nwanted; i++)
+		if (s->wanted[i] == oid)
+			return 1;
+	return 0;
+}
+
 /*
  * The published tables, with their primary keys and the query a snapshot
  * reads them with; and the -t tables, each of which must be published.
@@ -383,7 +397,7 @@ load_tables(struct logical *s)
 		s->wanted[s->nwanted++] = oid;
 	}
 	for (i = 0; i < s->ninfo; i++) {
-		if (s->info[i].npk == 0 && (s->nwanted == 0 || s->info[i].oid == s->wanted[0]))
+		if (s->info[i].npk == 0 && wanted(s, s->info[i].oid))
 			log_warning("table \"%s\" has no primary key: its replica identity is its key",
 			    s->info[i].name);
 	}
@@ -404,19 +418,6 @@ load_tables(struct logical *s)
 		s->domains[2 * i + 1] = strtoul(PQgetvalue(res, i, 1), NULL, 10);
 	}
 	PQclear(res);
-	return 0;
-}
-
-static int
-wanted(const struct logical *s, uint32_t oid)
-{
-	int i;
-
-	if (s->nwanted == 0)
-		return 1;
-	for (i = 0; i < s->nwanted; i++)
-		if (s->wanted[i] == oid)
-			return 1;
 	return 0;
 }
 
