@@ -25,6 +25,7 @@ setup() {
 
 teardown() {
 	[ -n "${BG:-}" ] && kill -9 $BG 2>/dev/null
+	[ -n "${TAIL:-}" ] && kill -9 $TAIL 2>/dev/null
 	[ -n "${PSQL_A:-}" ] && kill $PSQL_A 2>/dev/null
 	# a slot holds WAL back and its database open: drop it once nothing uses it
 	wait_for 10 "[ \"\$(sql -c \"SELECT count(*) FROM pg_replication_slots
@@ -270,15 +271,15 @@ idle_in_transaction() {
 	BG=$!
 	sleep 0.5
 	"${LOGICAL[@]}" --create-slot -t orders --snapshot -f >"$WORK/out" 2>"$WORK/err" 3>&- &
-	local tail=$!
+	TAIL=$!
 	wait $BG
-	BG=$tail
+	BG=
 	wait_for 20 "[ \$(wc -l <'$WORK/out') -gt 0 ] && [ \"\$(confirmed)\" -ge \"\$(sql -c \"SELECT pg_current_wal_lsn() - '0/0'\")\" ]" ||
 		wait_for 10 false || true
 	sleep 1
-	kill -TERM $tail
-	wait $tail
-	BG=
+	kill -TERM $TAIL
+	wait $TAIL
+	TAIL=
 	grep -q '"op":"r"' "$WORK/out"
 	# the last event of each key gives the source's state exactly
 	sql -d "$DB" -c "CREATE TABLE ev (n serial, e jsonb)"
