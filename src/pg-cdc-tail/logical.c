@@ -137,7 +137,7 @@ lsn_text(char *buf, size_t size, uint64_t lsn)
 	snprintf(buf, size, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
 }
 
-/* Parse "XXX/YYY"; 0 if s is NULL or malformed. */
+/* Parse an LSN as PostgreSQL writes it ("16/B374D848"); 0 if s is NULL or malformed. */
 static uint64_t
 lsn_parse(const char *s)
 {
@@ -902,25 +902,6 @@ rel_clear(struct relation *rel)
 	memset(rel, 0, sizeof *rel);
 }
 
-static char *
-event_prefix(const char *nsp, const char *name)
-{
-	char *buf = NULL, *full;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (f == NULL)
-		die("out of memory");
-	full = xcalloc(strlen(nsp) + strlen(name) + 2, 1);
-	sprintf(full, "%s.%s", nsp, name);
-	fputs(",\"table\":", f);
-	json_put_string(f, full, strlen(full));
-	fputs(",\"key\":", f);
-	fclose(f);
-	free(full);
-	return buf;
-}
-
 /* A Relation message: the table's columns, replacing what was known of it. */
 static int
 on_relation(struct logical *s, struct reader *r)
@@ -945,7 +926,13 @@ on_relation(struct logical *s, struct reader *r)
 	}
 	rel->oid = oid;
 	rel->emit = wanted(s, oid);
-	rel->prefix = event_prefix(*nsp ? nsp : "pg_catalog", name);
+	{
+		char *full = xcalloc(strlen(nsp) + strlen(name) + 12, 1);
+
+		sprintf(full, "%s.%s", *nsp ? nsp : "pg_catalog", name);
+		rel->prefix = event_prefix(full);
+		free(full);
+	}
 	rel->ncols = (int)get_n(r, 2);
 	rel->cols = xcalloc(rel->ncols, sizeof *rel->cols);
 	rel->key = xcalloc(rel->ncols, sizeof *rel->key);
@@ -1193,7 +1180,12 @@ on_copy_data(struct logical *s, const char *buf, int len)
 		if (r.bad)
 			return -1;
 		s->ping_out = 0;
-		log_debug("keepalive %X/%X%s in_txn %d lines %lu acked %lu", (unsigned)(end >> 32), (unsigned)end, reply ? ", reply asked" : "", s->in_txn, (unsigned long)s->e.lines, (unsigned long)s->acked);
+		if (log_level >= LOG_DEBUG) {
+			char a[32];
+
+			lsn_text(a, sizeof a, end);
+			log_debug("keepalive at %s%s", a, reply ? ", reply asked" : "");
+		}
 		if (end > s->received)
 			s->received = end;
 		if (!s->in_txn) {
@@ -1363,7 +1355,6 @@ logical_snapshot(struct logical *s, const char *exported)
 		struct table_info *ti = &s->info[i];
 		struct table t = { 0 };
 		struct snap *taken = NULL;
-		char *dot = strchr(ti->name, '.');
 
 		if (!wanted(s, ti->oid))
 			continue;
@@ -1372,9 +1363,7 @@ logical_snapshot(struct logical *s, const char *exported)
 			rc = -1;
 			break;
 		}
-		*dot = '\0';
-		t.prefix = event_prefix(ti->name, dot + 1);
-		*dot = '.';
+		t.prefix = event_prefix(ti->name);
 		t.snapshot_sql = ti->snapshot_sql;
 		t.name = ti->name;
 		if (emit_snapshot(conn, &t, &s->e, s->opt->batch, exported, &taken) < 0)

@@ -85,6 +85,8 @@ int position_store(PGconn *conn, const char *consumer, struct table *t, const st
 int prune_log(PGconn *conn, struct table *t);
 /* The current snapshot's text; *unflushed says whether WAL is not all on disk yet. */
 char *current_snapshot(PGconn *conn, int *unflushed);
+/* ,"table":"schema.table","key": as every event of that table has it */
+char *event_prefix(const char *name);
 int flush_wal(PGconn *conn);
 
 /* Write one page of t's batch; returns rows written or -1. */

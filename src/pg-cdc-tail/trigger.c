@@ -97,7 +97,7 @@ query_row(PGconn *conn, const char *sql, int n, const char *const *params)
 }
 
 /* The JSON fragment every event of this table starts its "table" field with. */
-static char *
+char *
 event_prefix(const char *name)
 {
 	char *buf = NULL;
