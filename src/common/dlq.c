@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "jsonout.h"
 #include "jsonscan.h"
 #include "log.h"
+#include "privfile.h"
 
 struct dlq {
 	int fd;
@@ -25,9 +25,9 @@ dlq_open(const char *path)
 	if (d == NULL)
 		die("out of memory");
 	d->path = path ? path : "stderr";
-	d->fd = path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : STDERR_FILENO;
+	/* dead letters hold the rejected data itself: private, and never through a link */
+	d->fd = path ? open_private_append(path, "dead-letter file") : STDERR_FILENO;
 	if (d->fd < 0) {
-		log_error("cannot open dead-letter file \"%s\":", path);
 		free(d);
 		return NULL;
 	}

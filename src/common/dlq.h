@@ -11,7 +11,11 @@
 
 struct dlq;
 
-/* Append to path, or write to stderr when path is NULL; NULL (logged) on error. */
+/*
+ * Append to path (opened by open_private_append: 0600, no symbolic link, a
+ * directory only the user or root may write), or write to stderr when path
+ * is NULL; NULL (logged) on error.
+ */
 struct dlq *dlq_open(const char *path);
 
 /* One record; context is pre-rendered JSON members (",\"offset\":5") or NULL. */
