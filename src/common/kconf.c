@@ -6,34 +6,95 @@
 #include "kconf.h"
 #include "log.h"
 
+/* Does s read as an integer (librdkafka may show it normalised, 0x10 as 16)? */
+static int
+is_integer(const char *s)
+{
+	char *end;
+
+	errno = 0;
+	(void)strtoll(s, &end, 0);
+	return end != s && errno == 0 && end[strspn(end, " \t")] == '\0';
+}
+
+/*
+ * Might err show val or part of it?  librdkafka quotes a refused value
+ * ("Invalid value \"...\" for configuration property"), only the bad item
+ * of a list ("debug=broker,xyz"), or a number normalised ("0x10" as 16).
+ */
+static int
+shows(const char *err, const char *val)
+{
+	char *copy, *tok, *save;
+	int found = strcasestr(err, val) != NULL || is_integer(val);
+
+	copy = xstrdup(val);
+	for (tok = strtok_r(copy, ",; \t", &save); tok && !found; tok = strtok_r(NULL, ",; \t", &save))
+		found = strlen(tok) >= 4 && strcasestr(err, tok) != NULL;
+	free(copy);
+	return found;
+}
+
+/*
+ * Why librdkafka refused val for key, never showing val: a value can be a
+ * secret (sasl.password).  A range is kept: it comes from the property.
+ */
 static void
-set(rd_kafka_conf_t *conf, const char *where, const char *key, const char *val)
+refused(const char *at, const char *key, const char *val, char *err)
+{
+	const char *range = strstr(err, "outside allowed range ");
+
+	err[strcspn(err, "\n")] = '\0';
+	if (*val == '\0' || !shows(err, val))
+		usage_error("%s%s: %s", at, key, err);
+	if (range)
+		usage_error("%s%s: invalid value (%s)", at, key, range);
+	usage_error("%s%s: invalid value", at, key);
+}
+
+/* at prefixes the key in messages: "-X " or "FILE:LINE: ". */
+static void
+set(rd_kafka_conf_t *conf, const char *at, const char *key, const char *val)
 {
 	char err[512];
 
-	if (rd_kafka_conf_set(conf, key, val, err, sizeof err) != RD_KAFKA_CONF_OK)
-		usage_error("%s: %s", where, err);
+	switch (rd_kafka_conf_set(conf, key, val, err, sizeof err)) {
+	case RD_KAFKA_CONF_OK:
+		return;
+	case RD_KAFKA_CONF_UNKNOWN:
+		usage_error("%s%s: no such configuration property", at, key);
+	default:
+		refused(at, key, val, err);
+	}
+}
+
+/* A "key=value" property; where is "-X" or "FILE:LINE". */
+static void
+set_kv(rd_kafka_conf_t *conf, const char *where, const char *sep, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	char key[256], at[4200];
+
+	/* without a '=' the whole argument may be a mistyped secret: not shown */
+	if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof key)
+		usage_error("%s: expected KEY=VALUE", where);
+	memcpy(key, kv, eq - kv);
+	key[eq - kv] = '\0';
+	snprintf(at, sizeof at, "%s%s", where, sep);
+	set(conf, at, key, eq + 1);
 }
 
 void
 kconf_set(rd_kafka_conf_t *conf, const char *opt, const char *kv)
 {
-	const char *eq = strchr(kv, '=');
-	char key[256], where[300];
-
-	snprintf(where, sizeof where, "%s %s", opt, kv);
-	if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof key)
-		usage_error("%s: expected KEY=VALUE", where);
-	memcpy(key, kv, eq - kv);
-	key[eq - kv] = '\0';
-	set(conf, where, key, eq + 1);
+	set_kv(conf, opt, " ", kv);
 }
 
 void
 kconf_file(rd_kafka_conf_t *conf, const char *path)
 {
 	FILE *f = fopen(path, "r");
-	char *line = NULL, *p, *end, where[4200];
+	char *line = NULL, *p, *end, where[4100];
 	size_t cap = 0;
 	long no = 0;
 
@@ -49,7 +110,7 @@ kconf_file(rd_kafka_conf_t *conf, const char *path)
 		if (*p == '\0' || *p == '#')
 			continue;
 		snprintf(where, sizeof where, "%.4000s:%ld", path, no);
-		kconf_set(conf, where, p);
+		set_kv(conf, where, ": ", p);
 	}
 	free(line);
 	fclose(f);
@@ -68,7 +129,7 @@ kconf_brokers(rd_kafka_conf_t *conf, const char *brokers)
 			return;
 		brokers = env && *env ? env : "localhost:9092";
 	}
-	set(conf, "-b", "bootstrap.servers", brokers);
+	set(conf, "-b ", "bootstrap.servers", brokers);
 }
 
 void

@@ -4,10 +4,16 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* Set one "key=value" property; a bad one is a usage error (exit 2) naming opt. */
+/*
+ * Set one "key=value" property; a bad one is a usage error (exit 2) naming
+ * opt and the key, never the value (it may be a password).
+ */
 void kconf_set(rd_kafka_conf_t *conf, const char *opt, const char *kv);
 
-/* Set every "key=value" line of a file (blank lines and # comments skipped). */
+/*
+ * Set every "key=value" line of a file (blank lines and # comments skipped);
+ * errors name the file, the line number and the key, never the value.
+ */
 void kconf_file(rd_kafka_conf_t *conf, const char *path);
 
 /*
