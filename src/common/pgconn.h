@@ -5,8 +5,16 @@
 #include <libpq-fe.h>
 
 /*
+ * Before connecting with conninfo (the -d argument, seen by every user
+ * through ps): warn, once per process, when it holds a password; a malformed
+ * one is logged (the pieces libpq would quote hidden) and returns -1.
+ */
+int pg_conninfo_check(const char *conninfo);
+
+/*
  * Connect with conninfo (a keyword/value string or URI; NULL or "" leaves
- * everything to the PG* environment).  Returns NULL after logging the error.
+ * everything to the PG* environment), checked by pg_conninfo_check first.
+ * Returns NULL after logging the error.
  */
 PGconn *pg_connect(const char *conninfo);
 

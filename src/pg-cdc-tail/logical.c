@@ -446,10 +446,12 @@ connect_replication(const struct options *o)
 {
 	const char *keys[] = { "dbname", "replication", "fallback_application_name", NULL };
 	const char *vals[] = { o->conninfo, "database", progname, NULL };
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	PGconn *conn;
 	PGresult *res;
 
-	if (conn == NULL)
+	if (pg_conninfo_check(o->conninfo) < 0)
+		return NULL;
+	if ((conn = PQconnectdbParams(keys, vals, 1)) == NULL)
 		die("out of memory");
 	if (PQstatus(conn) != CONNECTION_OK) {
 		log_error("connection failed: %s", pg_errmsg(conn));
