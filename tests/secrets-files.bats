@@ -211,3 +211,14 @@ Try \"kafka-sub --help\" for more information."
 	run --separate-stderr order-sim -d "password=$SECRET nosuch=1" --count=1
 	fails_with 1 'order-sim: connection failed: invalid connection option "nosuch"'
 }
+
+@test "the systemd units create private files and rate 2.0 or better in systemd-analyze security" {
+	local u
+	for u in pgcdc-source.service pgcdc-sink@.service; do
+		grep -qx 'UMask=0077' "$TOP/systemd/$u"
+		grep -qx 'StateDirectoryMode=0700' "$TOP/systemd/$u"
+		run systemd-analyze security --offline=true --threshold=20 "$TOP/systemd/$u"
+		assert_success
+		assert_line --regexp "^→ Overall exposure level for ${u/@/@i}: 1\.[0-9] OK"
+	done
+}
