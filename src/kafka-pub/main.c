@@ -344,7 +344,7 @@ main(int argc, char **argv)
 	if ((p.done = calloc(RING, 1)) == NULL)
 		die("out of memory");
 	if ((p.dlq = dlq_open(opt.dlq)) == NULL)
-		return EXIT_RUNTIME;
+		exit(EXIT_RUNTIME);	/* what main holds is still reachable */
 	if (opt.ack && ack_write(opt.ack, 0) < 0)
 		die("cannot write ack file \"%s\":", opt.ack);
 	if ((p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL)

@@ -567,7 +567,7 @@ main(int argc, char **argv)
 	if ((s.ring = calloc(s.cap, sizeof *s.ring)) == NULL)
 		die("out of memory");
 	if ((s.dlq = dlq_open(opt.dlq)) == NULL)
-		return EXIT_RUNTIME;
+		exit(EXIT_RUNTIME);	/* what main holds is still reachable */
 	if (opt.ack) {
 		if (ack_write(opt.ack, 0) < 0)
 			die("cannot write ack file \"%s\":", opt.ack);
