@@ -261,7 +261,8 @@ ensure_publication(struct logical *s)
 		rel = xstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
 		snprintf(sql, sizeof sql, exists ? "ALTER PUBLICATION %s ADD TABLE %s" :
-		    "CREATE PUBLICATION %s FOR TABLE %s", pub, rel);
+		    "CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert, update, delete, truncate')",
+		    pub, rel);
 		free(rel);
 		if ((res = query(s->conn, sql, PGRES_COMMAND_OK)) == NULL)
 			goto out;
@@ -274,6 +275,44 @@ out:
 	free(pub);
 	free(publit);
 	return rc;
+}
+
+/*
+ * A publication that leaves out a kind of change (a TRUNCATE, say) loses
+ * those changes silently: --create-slot makes it publish all of them; without
+ * it, a warning names what is left out.
+ */
+static int
+publish_all(struct logical *s)
+{
+	PGresult *res = query_lit(s->conn,
+	    "SELECT concat_ws(', ', CASE WHEN NOT pubinsert THEN 'insert' END,"
+	    "       CASE WHEN NOT pubupdate THEN 'update' END, CASE WHEN NOT pubdelete THEN 'delete' END,"
+	    "       CASE WHEN NOT pubtruncate THEN 'truncate' END)"
+	    "  FROM pg_publication WHERE pubname = %s", s->opt->publication, PGRES_TUPLES_OK);
+	char *pub, sql[512];
+
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0 || *PQgetvalue(res, 0, 0) == '\0') {
+		PQclear(res);
+		return 0;
+	}
+	if (!s->opt->create_slot) {
+		log_warning("publication \"%s\" does not publish %s: such changes are not captured"
+		    " (use --create-slot to publish them)", s->opt->publication, PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	pub = pg_quote_ident(s->conn, s->opt->publication);
+	snprintf(sql, sizeof sql, "ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')", pub);
+	free(pub);
+	if ((res = query(s->conn, sql, PGRES_COMMAND_OK)) == NULL)
+		return -1;
+	PQclear(res);
+	log_info("%s", sql);
+	return 0;
 }
 
 /* Is the table with this oid among those to emit? */
@@ -707,17 +746,25 @@ read_tuple(struct logical *s, struct reader *r, int old)
 /*
  * One event.  before/after may be NULL; old_full says the old tuple is the
  * whole row (REPLICA IDENTITY FULL) rather than the identity columns.
+ * old_key, the old tuple of a key change, makes the insert of the new key
+ * name the key it replaces (and, when whole, fill its unchanged values).
  */
 static void
 put_event(struct logical *s, char op, const struct relation *rel, uint64_t lsn,
-    const struct value *before, int old_full, const struct value *after, int n)
+    const struct value *before, int old_full, const struct value *after,
+    const struct value *old_key, int n)
 {
+	const struct value *fill = old_full ? (before ? before : old_key) : NULL;
 	FILE *out = s->e.out;
 	int i, any = 0;
 
 	fprintf(out, "{\"op\":\"%c\"", op);
 	fputs(rel->prefix, out);
 	put_key(out, rel, after ? after : before, n);
+	if (old_key) {
+		fputs(",\"old_key\":", out);
+		put_key(out, rel, old_key, n);
+	}
 	fputs(",\"before\":", out);
 	if (before)
 		put_row(out, rel, before, n, !old_full, NULL);
@@ -725,11 +772,11 @@ put_event(struct logical *s, char op, const struct relation *rel, uint64_t lsn,
 		fputs("null", out);
 	fputs(",\"after\":", out);
 	if (after)
-		put_row(out, rel, after, n, 0, old_full ? before : NULL);
+		put_row(out, rel, after, n, 0, fill);
 	else
 		fputs("null", out);
 	for (i = 0; after && i < n && i < rel->ncols; i++) {
-		if (after[i].kind != 'u' || (old_full && before && before[i].kind != 'u'))
+		if (after[i].kind != 'u' || (fill && fill[i].kind != 'u'))
 			continue;
 		fputs(any++ ? "," : ",\"unchanged\":[", out);
 		json_put_string(out, rel->cols[i].name, strlen(rel->cols[i].name));
@@ -858,15 +905,43 @@ on_change(struct logical *s, char type, struct reader *r, uint64_t lsn)
 	if (!rel->emit)
 		return 0;
 	if (type == 'I') {
-		put_event(s, 'c', rel, lsn, NULL, 0, newv, n);
+		put_event(s, 'c', rel, lsn, NULL, 0, newv, NULL, n);
 	} else if (type == 'D') {
-		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, n);
+		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, NULL, n);
 	} else if (oldv && key_changed(rel, oldv, newv, n)) {
 		/* a new key is a new row: as trigger mode logs it, a delete then an insert */
-		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, n);
-		put_event(s, 'c', rel, lsn, NULL, 0, newv, n);
+		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, NULL, n);
+		put_event(s, 'c', rel, lsn, NULL, old_full, newv, oldv, n);
 	} else {
-		put_event(s, 'u', rel, lsn, oldv, old_full, newv, n);
+		put_event(s, 'u', rel, lsn, oldv, old_full, newv, NULL, n);
+	}
+	return 0;
+}
+
+/*
+ * A Truncate message: a "t" event for each of its relations that is emitted,
+ * at the message's LSN.  TRUNCATE waits for the table's writers and holds
+ * them off until it commits, so its LSN lies between their changes.
+ */
+static int
+on_truncate(struct logical *s, struct reader *r, uint64_t lsn)
+{
+	uint32_t n = get_n(r, 4), i;
+	struct relation *rel;
+
+	get_n(r, 1);	/* CASCADE, RESTART IDENTITY: each table truncated is named */
+	if (r->bad || (uint64_t)(r->end - r->p) != 4 * (uint64_t)n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if ((rel = find_rel(s, get_n(r, 4))) == NULL) {
+			log_error("truncate of a relation the server did not describe");
+			return -1;
+		}
+		if (!rel->emit)
+			continue;
+		fprintf(s->e.out, "{\"op\":\"t\"%snull,\"before\":null,\"after\":null,\"pos\":%" PRIu64
+		    ",\"txid\":%" PRIu32 ",\"ts_ms\":%" PRId64 "}\n", rel->prefix, lsn, s->xid, s->ts_ms);
+		s->e.lines++;
 	}
 	return 0;
 }
@@ -901,8 +976,7 @@ on_message(struct logical *s, struct reader *r, uint64_t lsn)
 	case 'I': case 'U': case 'D':
 		return on_change(s, type, r, lsn);
 	case 'T':
-		log_warning("a TRUNCATE at %" PRIu64 " is not captured: truncate the target as well", lsn);
-		return 0;
+		return on_truncate(s, r, lsn);
 	case 'Y': case 'O': case 'M':
 		return 0;
 	default:
@@ -971,7 +1045,7 @@ connect_stream(struct logical *s, int first)
 		PQfinish(s->conn);
 		s->conn = connect_replication(s->opt);
 		if (s->conn && first) {
-			if (ensure_publication(s) < 0 || load_tables(s) < 0)
+			if (ensure_publication(s) < 0 || publish_all(s) < 0 || load_tables(s) < 0)
 				return -1;
 			if ((n = slot_exists(s)) < 0)
 				return -1;
