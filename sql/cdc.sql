@@ -2,7 +2,11 @@
 --
 -- cdc.enable('schema.table') gives any table with a primary key a change log
 -- <table>_cdc_log beside it and an AFTER ROW trigger writing one log row per
--- change: op, key, old row, new row, the writing transaction's id.
+-- change: op, key, old row, new row, the writing transaction's id; and an
+-- AFTER TRUNCATE trigger writing one row of op 't' (key JSON null) per
+-- TRUNCATE.  TRUNCATE takes an ACCESS EXCLUSIVE lock, so every writer of the
+-- table before it has committed when its log id is taken, and every writer
+-- after it waits for it: the truncate's log id lies between the two.
 -- pg-cdc-tail reads the log in batches bounded by transaction snapshots (as
 -- PgQ does), so a transaction that took its log ids early and committed late is
 -- never skipped.  Its consumers' positions live in cdc.consumer.
@@ -75,8 +79,16 @@ BEGIN
 			ts     timestamptz NOT NULL DEFAULT clock_timestamp(),
 			key    json        NOT NULL,
 			before json,
-			after  json
+			after  json,
+			old_key json
 		)$$, nsp, logrel);
+	-- a log made by an older cdc.sql: old_key (the insert half of a key change)
+	-- is new; the check keeps a re-run from locking a log that has it
+	IF NOT EXISTS (SELECT FROM pg_attribute
+	                WHERE attrelid = format('%I.%I', nsp, logrel)::regclass
+	                  AND attname = 'old_key' AND NOT attisdropped) THEN
+		EXECUTE format('ALTER TABLE %I.%I ADD COLUMN old_key json', nsp, logrel);
+	END IF;
 	EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (txid)',
 		       logrel || '_txid', nsp, logrel);
 
@@ -87,12 +99,15 @@ BEGIN
 	  FROM unnest(keys) AS k;
 
 	-- One function per table so the INSERT is planned once, not EXECUTEd per row.
-	-- An update that changes the key is logged as a delete and an insert.
+	-- An update that changes the key is logged as a delete and an insert that
+	-- names the old key.  A TRUNCATE (statement level) is one row, key JSON null.
 	EXECUTE format($f$
 		CREATE OR REPLACE FUNCTION %1$I.%2$I() RETURNS trigger
 		LANGUAGE plpgsql AS $body$
 		BEGIN
-			IF TG_OP = 'INSERT' THEN
+			IF TG_OP = 'TRUNCATE' THEN
+				INSERT INTO %1$I.%3$I (op, key) VALUES ('t', 'null');
+			ELSIF TG_OP = 'INSERT' THEN
 				INSERT INTO %1$I.%3$I (op, key, after)
 				VALUES ('c', json_build_object(%4$s), row_to_json(NEW));
 			ELSIF TG_OP = 'DELETE' THEN
@@ -101,8 +116,8 @@ BEGIN
 			ELSIF %6$s THEN
 				INSERT INTO %1$I.%3$I (op, key, before)
 				VALUES ('d', json_build_object(%5$s), row_to_json(OLD));
-				INSERT INTO %1$I.%3$I (op, key, after)
-				VALUES ('c', json_build_object(%4$s), row_to_json(NEW));
+				INSERT INTO %1$I.%3$I (op, key, after, old_key)
+				VALUES ('c', json_build_object(%4$s), row_to_json(NEW), json_build_object(%5$s));
 			ELSE
 				INSERT INTO %1$I.%3$I (op, key, before, after)
 				VALUES ('u', json_build_object(%4$s), row_to_json(OLD), row_to_json(NEW));
@@ -113,7 +128,9 @@ BEGIN
 
 	EXECUTE format('CREATE OR REPLACE TRIGGER zz_cdc_capture AFTER INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH ROW EXECUTE FUNCTION %I.%I()',
 		       nsp, rel, nsp, capture);
-	EXECUTE format('CREATE OR REPLACE TRIGGER zz_cdc_notify AFTER INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION cdc.notify()',
+	EXECUTE format('CREATE OR REPLACE TRIGGER zz_cdc_truncate AFTER TRUNCATE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION %I.%I()',
+		       nsp, rel, nsp, capture);
+	EXECUTE format('CREATE OR REPLACE TRIGGER zz_cdc_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION cdc.notify()',
 		       nsp, rel);
 
 	INSERT INTO cdc.captured (tbl, log, key_columns)
@@ -129,6 +146,7 @@ CREATE OR REPLACE FUNCTION cdc.disable(t regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
 BEGIN
 	EXECUTE format('DROP TRIGGER IF EXISTS zz_cdc_capture ON %s', t);
+	EXECUTE format('DROP TRIGGER IF EXISTS zz_cdc_truncate ON %s', t);
 	EXECUTE format('DROP TRIGGER IF EXISTS zz_cdc_notify ON %s', t);
 	DELETE FROM cdc.captured WHERE tbl = t;
 END
@@ -161,3 +179,18 @@ BEGIN
 	RETURN n;
 END
 $fn$;
+
+-- Bring the tables captured by an older cdc.sql up to this one (the old_key
+-- column, the truncate trigger): enable them again.  A captured table that
+-- was dropped since is left alone.
+DO $$
+DECLARE
+	t regclass;
+BEGIN
+	FOR t IN SELECT tbl FROM cdc.captured
+	          WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = tbl) ORDER BY tbl::oid
+	LOOP
+		PERFORM cdc.enable(t);
+	END LOOP;
+END
+$$;

@@ -183,8 +183,13 @@ read_back() {
 	sort -u "$WORK/in" | cmp - "$WORK/got"
 }
 
-@test "a null key field is dead-lettered, not sent with the key \"null\"" {
-	run --separate-stderr kafka-pub -t "$TOPIC" -k key <<<'{"key":null}'
+@test "a null key field is sent with no key to every partition, not with the key \"null\"" {
+	kafka_topic "$TOPIC" 2
+	run --separate-stderr kafka-pub -t "$TOPIC" -k key --ack="$WORK/ack" <<<'{"key":null}'
 	assert_success
-	assert_equal "$stderr" '{"error":"key field is null","input_line":1,"line":"{\"key\":null}"}'
+	assert_equal "$stderr" ""
+	assert_equal "$(cat "$WORK/ack")" 1
+	run read_back -f '%p [%k] %s\n'
+	assert_equal "$(sort <<<"$output")" '0 [] {"key":null}
+1 [] {"key":null}'
 }

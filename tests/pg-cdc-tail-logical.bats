@@ -164,14 +164,14 @@ idle_in_transaction() {
 	sed -n 4p "$WORK/out" | grep -Eq '^\{"op":"d",.*"before":\{"id":"[0-9a-f-]{36}",.*"status":"paid",.*\},"after":null,'
 }
 
-@test "logical: an update of the key is a delete of the old key and an insert of the new" {
+@test "logical: an update of the key is a delete of the old key and an insert of the new, naming the old" {
 	sql -d "$DB" -c "CREATE TABLE k (id int PRIMARY KEY, v text)"
 	create_slot k
 	sql -d "$DB" -c "INSERT INTO k VALUES (1, 'a'); UPDATE k SET id = 2"
 	run tail_l
 	assert_success
 	assert_line --index 1 --regexp '^\{"op":"d","table":"public\.k","key":\{"id":1\},"before":\{"id":1\},"after":null,"pos":[0-9]+,'
-	assert_line --index 2 --regexp '^\{"op":"c","table":"public\.k","key":\{"id":2\},"before":null,"after":\{"id":2,"v":"a"\},"pos":[0-9]+,'
+	assert_line --index 2 --regexp '^\{"op":"c","table":"public\.k","key":\{"id":2\},"old_key":\{"id":1\},"before":null,"after":\{"id":2,"v":"a"\},"pos":[0-9]+,'
 }
 
 @test "logical: transactions come in commit order, a late commit is not lost" {

@@ -160,13 +160,13 @@ log_count() {
 	assert_output --regexp '^\{"op":"d",.*"before":\{"id":"[0-9a-f-]{36}",.*"status":"paid",.*\},"after":null,"pos":2,'
 }
 
-@test "an update of the key is a delete of the old key and an insert of the new" {
+@test "an update of the key is a delete of the old key and an insert of the new, naming the old" {
 	sql -d "$DB" -c "CREATE TABLE k (id int PRIMARY KEY, v text); SELECT cdc.enable('k');
 		INSERT INTO k VALUES (1, 'a'); UPDATE k SET id = 2" >/dev/null
 	run pg-cdc-tail -d "$DB" -t k
 	assert_success
 	assert_line --index 1 --regexp '^\{"op":"d","table":"public\.k","key":\{"id":1\},"before":\{"id":1,"v":"a"\},"after":null,"pos":2,'
-	assert_line --index 2 --regexp '^\{"op":"c","table":"public\.k","key":\{"id":2\},"before":null,"after":\{"id":2,"v":"a"\},"pos":3,'
+	assert_line --index 2 --regexp '^\{"op":"c","table":"public\.k","key":\{"id":2\},"old_key":\{"id":1\},"before":null,"after":\{"id":2,"v":"a"\},"pos":3,'
 }
 
 @test "a transaction that commits after a later one is not lost (bug 2)" {

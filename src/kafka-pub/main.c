@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -65,6 +67,7 @@ struct pub {
 	uint64_t delivered, undelivered;
 	rd_kafka_resp_err_t first_err;
 	int fatal;
+	long timeout_ms;	/* message.timeout.ms */
 };
 
 /* Line seq is durable: advance the count of leading durable lines. */
@@ -97,25 +100,63 @@ too_large(rd_kafka_resp_err_t err)
 	    err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
 }
 
+/*
+ * The copies of one line produced to every partition.  left counts the
+ * delivery reports still to come, plus one the producing loop holds until it
+ * is done, so the struct outlives the loop.
+ */
+struct copies {
+	uint64_t seq;
+	int left;
+	int abandoned;			/* a signal stopped it before every copy was produced */
+	rd_kafka_resp_err_t err;	/* the first copy that failed */
+};
+
+/* A message's opaque: its line's number tagged with the low bit, else its struct copies. */
+#define LINE_OPAQUE(seq)	((void *)(uintptr_t)((seq) << 1 | 1))
+
+/* Line seq is delivered (err 0), too large for Kafka (dead-lettered), or lost for good. */
+static void
+line_reported(struct pub *p, uint64_t seq, rd_kafka_resp_err_t err, const void *payload, size_t len)
+{
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		p->delivered++;
+		mark_done(p, seq);
+	} else if (too_large(err)) {
+		dead_letter(p, seq, payload, len, rd_kafka_err2str(err), 0);
+	} else {
+		if (p->undelivered++ == 0) {
+			p->first_err = err;
+			log_error("line %" PRIu64 " not delivered: %s", seq + 1, rd_kafka_err2str(err));
+		}
+		p->fatal = 1;	/* the count can never pass this line: stop reading */
+	}
+}
+
+/* One copy is reported (or will never be sent); the last one reports the line. */
+static void
+copy_reported(struct pub *p, struct copies *c, rd_kafka_resp_err_t err, const void *payload, size_t len)
+{
+	if (err && !c->err)
+		c->err = err;
+	if (--c->left > 0)
+		return;
+	if (!c->abandoned)
+		line_reported(p, c->seq, c->err, payload, len);
+	free(c);
+}
+
 static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct pub *p = opaque;
-	uint64_t seq = (uintptr_t)m->_private;
+	uintptr_t tag = (uintptr_t)m->_private;
 
 	(void)rk;
-	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		p->delivered++;
-		mark_done(p, seq);
-	} else if (too_large(m->err)) {
-		dead_letter(p, seq, m->payload, m->len, rd_kafka_err2str(m->err), 0);
-	} else {
-		if (p->undelivered++ == 0) {
-			p->first_err = m->err;
-			log_error("line %" PRIu64 " not delivered: %s", seq + 1, rd_kafka_err2str(m->err));
-		}
-		p->fatal = 1;	/* the count can never pass this line: stop reading */
-	}
+	if (tag & 1)
+		line_reported(p, tag >> 1, m->err, m->payload, m->len);
+	else
+		copy_reported(p, (struct copies *)tag, m->err, m->payload, m->len);
 }
 
 static void
@@ -143,6 +184,101 @@ update_ack(struct pub *p)
 	return 0;
 }
 
+/* Produce one message, waiting while the queue is full; QUEUE_FULL back means a signal came. */
+static rd_kafka_resp_err_t
+produce(struct pub *p, const char *line, size_t len, const char *key, size_t klen,
+    int32_t partition, void *opaque)
+{
+	rd_kafka_resp_err_t err;
+
+	for (;;) {
+		err = rd_kafka_producev(p->rk,
+		    RD_KAFKA_V_RKT(p->rkt),
+		    RD_KAFKA_V_PARTITION(partition),
+		    RD_KAFKA_V_VALUE((void *)line, len),
+		    RD_KAFKA_V_KEY(key, klen),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE(opaque),
+		    RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || sig_stop)
+			return err;
+		rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */
+	}
+}
+
+/*
+ * The topic's partition count.  A topic the request auto-creates may take a
+ * few tries; the cluster gets message.timeout.ms to answer, as a delivery
+ * does.  -1 after logging.
+ */
+static int
+partition_count(struct pub *p)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	struct timespec start, now;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		n = 0;
+		if ((err = rd_kafka_metadata(p->rk, 0, p->rkt, &md, 5000)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			if (md->topic_cnt == 1 && (err = md->topics[0].err) == RD_KAFKA_RESP_ERR_NO_ERROR)
+				n = md->topics[0].partition_cnt;
+			rd_kafka_metadata_destroy(md);
+		}
+		if (n > 0)
+			return n;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (sig_stop || (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
+		    p->timeout_ms)
+			break;
+		rd_kafka_poll(p->rk, 200);
+	}
+	log_error("cannot learn the partitions of topic \"%s\": %s", p->opt->topic,
+	    rd_kafka_err2str(err ? err : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION));
+	return -1;
+}
+
+/*
+ * A line whose key field is null (a truncate) concerns every key: a copy goes
+ * to every partition, after every earlier line is delivered so that each
+ * partition has it behind the lines before it.  The line is durable once
+ * every copy is.
+ */
+static void
+publish_everywhere(struct pub *p, uint64_t seq, const char *line, size_t len)
+{
+	struct copies *c;
+	rd_kafka_resp_err_t err;
+	int n, i;
+
+	while (p->acked < seq && !p->fatal && !sig_stop)
+		rd_kafka_poll(p->rk, 100);
+	if (p->fatal || sig_stop)
+		return;	/* never acknowledged, so sent again after a restart */
+	if ((n = partition_count(p)) < 0) {
+		p->undelivered++;
+		p->fatal = 1;
+		return;
+	}
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		die("out of memory");
+	c->seq = seq;
+	c->left = n + 1;
+	for (i = 0; i < n; i++) {
+		err = produce(p, line, len, NULL, 0, i, c);
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			c->abandoned = 1;
+			c->left -= n - i;
+			break;
+		}
+		if (err)
+			copy_reported(p, c, err, line, len);
+	}
+	copy_reported(p, c, RD_KAFKA_RESP_ERR_NO_ERROR, line, len);
+}
+
 /* Produce one input line (sequence seq); invalid ones go to the dead letters. */
 static void
 publish(struct pub *p, const char *line, size_t len, int cut)
@@ -163,8 +299,12 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 		return;
 	}
 	if (p->opt->key) {
-		if (val == NULL || (vlen == 4 && memcmp(val, "null", 4) == 0)) {
-			dead_letter(p, seq, line, len, val ? "key field is null" : "no key field", 0);
+		if (val == NULL) {
+			dead_letter(p, seq, line, len, "no key field", 0);
+			return;
+		}
+		if (vlen == 4 && memcmp(val, "null", 4) == 0) {
+			publish_everywhere(p, seq, line, len);
 			return;
 		}
 		if ((klen = json_key_text(val, vlen, key, sizeof key)) < 0) {
@@ -172,20 +312,10 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 			return;
 		}
 	}
-	for (;;) {
-		err = rd_kafka_producev(p->rk,
-		    RD_KAFKA_V_RKT(p->rkt),
-		    RD_KAFKA_V_VALUE((void *)line, len),
-		    RD_KAFKA_V_KEY(p->opt->key ? key : NULL, (size_t)klen),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
-		    RD_KAFKA_V_END);
-		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			break;
-		if (sig_stop)
-			return;	/* never acknowledged, so sent again after a restart */
-		rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */
-	}
+	err = produce(p, line, len, p->opt->key ? key : NULL, (size_t)klen, RD_KAFKA_PARTITION_UA,
+	    LINE_OPAQUE(seq));
+	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		return;	/* a signal: never acknowledged, so sent again after a restart */
 	if (too_large(err))
 		dead_letter(p, seq, line, len, rd_kafka_err2str(err), 0);
 	else if (err) {
@@ -251,6 +381,20 @@ default_conf(void)
 	kconf_set(conf, "default", "partitioner=murmur2_random");
 	kconf_set(conf, "default", "linger.ms=5");
 	return conf;
+}
+
+/* message.timeout.ms: how long a delivery may take, and so a partition look-up. */
+static long
+message_timeout(rd_kafka_t *rk)
+{
+	char buf[32];
+	size_t size = sizeof buf;
+	long ms;
+
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.timeout.ms", buf, &size) != RD_KAFKA_CONF_OK)
+		return 300000;
+	ms = strtol(buf, NULL, 10);
+	return ms > 0 ? ms : LONG_MAX;	/* 0: no limit */
 }
 
 /* Wait for input or delivery reports and serve the reports; true when input is ready. */
@@ -350,6 +494,7 @@ main(int argc, char **argv)
 	if ((p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
 	p.rkt = rd_kafka_topic_new(p.rk, opt.topic, NULL);
+	p.timeout_ms = message_timeout(p.rk);
 	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		die("pipe:");
 	mainq = rd_kafka_queue_get_main(p.rk);

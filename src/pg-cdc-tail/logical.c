@@ -28,28 +28,9 @@
 #include "jsonout.h"
 #include "log.h"
 #include "pgconn.h"
+#include "pgoutput.h"
 #include "sig.h"
 #include "tail.h"
-
-/* How a column's text is written in JSON: as row_to_json renders the type. */
-enum kind { K_TEXT, K_BOOL, K_NUMBER, K_JSON, K_JSONB, K_TIMESTAMP };
-
-struct column {
-	char *name;
-	uint32_t type;
-	enum kind kind;
-	int ident;		/* part of the replica identity */
-};
-
-struct relation {
-	uint32_t oid;
-	int emit;		/* among the tables asked for */
-	char *prefix;		/* ,"table":"schema.name","key": */
-	int ncols;
-	struct column *cols;
-	int nkey;
-	int *key;		/* indexes of the primary key columns */
-};
 
 /* Per table, from the catalog before streaming: primary key and snapshot query. */
 struct table_info {
@@ -63,13 +44,6 @@ struct table_info {
 /* "Once line N is durable, the slot may confirm LSN lsn." */
 struct mark {
 	uint64_t line, lsn;
-};
-
-/* One column of a tuple as pgoutput sent it. */
-struct value {
-	char kind;		/* 'n' null, 'u' unchanged TOAST, 't' text */
-	uint32_t len;
-	const char *data;
 };
 
 struct logical {
@@ -287,7 +261,8 @@ ensure_publication(struct logical *s)
 		rel = xstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
 		snprintf(sql, sizeof sql, exists ? "ALTER PUBLICATION %s ADD TABLE %s" :
-		    "CREATE PUBLICATION %s FOR TABLE %s", pub, rel);
+		    "CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert, update, delete, truncate')",
+		    pub, rel);
 		free(rel);
 		if ((res = query(s->conn, sql, PGRES_COMMAND_OK)) == NULL)
 			goto out;
@@ -300,6 +275,44 @@ out:
 	free(pub);
 	free(publit);
 	return rc;
+}
+
+/*
+ * A publication that leaves out a kind of change (a TRUNCATE, say) loses
+ * those changes silently: --create-slot makes it publish all of them; without
+ * it, a warning names what is left out.
+ */
+static int
+publish_all(struct logical *s)
+{
+	PGresult *res = query_lit(s->conn,
+	    "SELECT concat_ws(', ', CASE WHEN NOT pubinsert THEN 'insert' END,"
+	    "       CASE WHEN NOT pubupdate THEN 'update' END, CASE WHEN NOT pubdelete THEN 'delete' END,"
+	    "       CASE WHEN NOT pubtruncate THEN 'truncate' END)"
+	    "  FROM pg_publication WHERE pubname = %s", s->opt->publication, PGRES_TUPLES_OK);
+	char *pub, sql[512];
+
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0 || *PQgetvalue(res, 0, 0) == '\0') {
+		PQclear(res);
+		return 0;
+	}
+	if (!s->opt->create_slot) {
+		log_warning("publication \"%s\" does not publish %s: such changes are not captured"
+		    " (use --create-slot to publish them)", s->opt->publication, PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	pub = pg_quote_ident(s->conn, s->opt->publication);
+	snprintf(sql, sizeof sql, "ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')", pub);
+	free(pub);
+	if ((res = query(s->conn, sql, PGRES_COMMAND_OK)) == NULL)
+		return -1;
+	PQclear(res);
+	log_info("%s", sql);
+	return 0;
 }
 
 /* Is the table with this oid among those to emit? */
@@ -696,49 +709,6 @@ room(struct emitter *e)
 
 /* ---- writing events ---- */
 
-static void
-put_value(FILE *out, enum kind kind, const char *v, size_t len)
-{
-	size_t i;
-
-	switch (kind) {
-	case K_BOOL:
-		fputs(len > 0 && v[0] == 't' ? "true" : "false", out);
-		return;
-	case K_NUMBER:
-		/* NaN and the infinities are no JSON numbers: row_to_json quotes them too */
-		if (len > 0 && (v[0] == '-' ? len > 1 && v[1] >= '0' && v[1] <= '9' : v[0] >= '0' && v[0] <= '9')) {
-			fwrite(v, 1, len, out);
-			return;
-		}
-		break;
-	case K_JSON:
-		json_put_oneline(out, v, len);
-		return;
-	case K_JSONB:
-		fwrite(v, 1, len, out);
-		return;
-	case K_TIMESTAMP:
-		/* ISO 8601 as row_to_json writes it: a T between date and time, offsets as +hh:mm */
-		if (len >= 19 && v[10] == ' ' && v[len - 1] >= '0' && v[len - 1] <= '9') {
-			fputc('"', out);
-			fwrite(v, 1, 10, out);
-			fputc('T', out);
-			fwrite(v + 11, 1, len - 11, out);
-			for (i = len; i > 19 && v[i - 1] != '+' && v[i - 1] != '-'; i--)
-				;
-			if (i > 19 && len - i == 2)
-				fputs(":00", out);
-			fputc('"', out);
-			return;
-		}
-		break;
-	case K_TEXT:
-		break;
-	}
-	json_put_string(out, v, len);
-}
-
 /* Read a TupleData into s->olds (old) or s->vals; its column count, or -1 if malformed. */
 static int
 read_tuple(struct logical *s, struct reader *r, int old)
@@ -775,88 +745,28 @@ read_tuple(struct logical *s, struct reader *r, int old)
 	return r->bad ? -1 : n;
 }
 
-/* {"col":value,...} of the columns of vals; only replica-identity ones if ident_only. */
-static void
-put_row(FILE *out, const struct relation *rel, const struct value *vals, int n, int ident_only,
-    const struct value *fill)
-{
-	int i, first = 1;
-
-	fputc('{', out);
-	for (i = 0; i < n && i < rel->ncols; i++) {
-		const struct value *v = &vals[i];
-
-		if (ident_only && !rel->cols[i].ident)
-			continue;
-		if (v->kind == 'u' && fill && fill[i].kind != 'u')
-			v = &fill[i];
-		if (v->kind == 'u')
-			continue;	/* never a fake value: named in "unchanged" instead */
-		if (!first)
-			fputc(',', out);
-		first = 0;
-		json_put_string(out, rel->cols[i].name, strlen(rel->cols[i].name));
-		fputc(':', out);
-		if (v->kind == 'n')
-			fputs("null", out);
-		else
-			put_value(out, rel->cols[i].kind, v->data, v->len);
-	}
-	fputc('}', out);
-}
-
-static void
-put_key(FILE *out, const struct relation *rel, const struct value *vals, int n)
-{
-	int i;
-
-	fputc('{', out);
-	for (i = 0; i < rel->nkey; i++) {
-		int c = rel->key[i];
-
-		if (i > 0)
-			fputc(',', out);
-		json_put_string(out, rel->cols[c].name, strlen(rel->cols[c].name));
-		fputc(':', out);
-		if (c >= n || vals[c].kind == 'n' || vals[c].kind == 'u')
-			fputs("null", out);
-		else
-			put_value(out, rel->cols[c].kind, vals[c].data, vals[c].len);
-	}
-	fputc('}', out);
-}
-
-static int
-key_changed(const struct relation *rel, const struct value *a, const struct value *b, int n)
-{
-	int i;
-
-	for (i = 0; i < rel->nkey; i++) {
-		int c = rel->key[i];
-
-		if (c >= n || a[c].kind == 'u' || b[c].kind == 'u')
-			continue;
-		if (a[c].kind != b[c].kind || a[c].len != b[c].len ||
-		    (a[c].len && memcmp(a[c].data, b[c].data, a[c].len) != 0))
-			return 1;
-	}
-	return 0;
-}
-
 /*
  * One event.  before/after may be NULL; old_full says the old tuple is the
  * whole row (REPLICA IDENTITY FULL) rather than the identity columns.
+ * old_key, the old tuple of a key change, makes the insert of the new key
+ * name the key it replaces (and, when whole, fill its unchanged values).
  */
 static void
 put_event(struct logical *s, char op, const struct relation *rel, uint64_t lsn,
-    const struct value *before, int old_full, const struct value *after, int n)
+    const struct value *before, int old_full, const struct value *after,
+    const struct value *old_key, int n)
 {
+	const struct value *fill = old_full ? (before ? before : old_key) : NULL;
 	FILE *out = s->e.out;
 	int i, any = 0;
 
 	fprintf(out, "{\"op\":\"%c\"", op);
 	fputs(rel->prefix, out);
 	put_key(out, rel, after ? after : before, n);
+	if (old_key) {
+		fputs(",\"old_key\":", out);
+		put_key(out, rel, old_key, n);
+	}
 	fputs(",\"before\":", out);
 	if (before)
 		put_row(out, rel, before, n, !old_full, NULL);
@@ -864,11 +774,11 @@ put_event(struct logical *s, char op, const struct relation *rel, uint64_t lsn,
 		fputs("null", out);
 	fputs(",\"after\":", out);
 	if (after)
-		put_row(out, rel, after, n, 0, old_full ? before : NULL);
+		put_row(out, rel, after, n, 0, fill);
 	else
 		fputs("null", out);
 	for (i = 0; after && i < n && i < rel->ncols; i++) {
-		if (after[i].kind != 'u' || (old_full && before && before[i].kind != 'u'))
+		if (after[i].kind != 'u' || (fill && fill[i].kind != 'u'))
 			continue;
 		fputs(any++ ? "," : ",\"unchanged\":[", out);
 		json_put_string(out, rel->cols[i].name, strlen(rel->cols[i].name));
@@ -997,15 +907,43 @@ on_change(struct logical *s, char type, struct reader *r, uint64_t lsn)
 	if (!rel->emit)
 		return 0;
 	if (type == 'I') {
-		put_event(s, 'c', rel, lsn, NULL, 0, newv, n);
+		put_event(s, 'c', rel, lsn, NULL, 0, newv, NULL, n);
 	} else if (type == 'D') {
-		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, n);
+		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, NULL, n);
 	} else if (oldv && key_changed(rel, oldv, newv, n)) {
 		/* a new key is a new row: as trigger mode logs it, a delete then an insert */
-		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, n);
-		put_event(s, 'c', rel, lsn, NULL, 0, newv, n);
+		put_event(s, 'd', rel, lsn, oldv, old_full, NULL, NULL, n);
+		put_event(s, 'c', rel, lsn, NULL, old_full, newv, oldv, n);
 	} else {
-		put_event(s, 'u', rel, lsn, oldv, old_full, newv, n);
+		put_event(s, 'u', rel, lsn, oldv, old_full, newv, NULL, n);
+	}
+	return 0;
+}
+
+/*
+ * A Truncate message: a "t" event for each of its relations that is emitted,
+ * at the message's LSN.  TRUNCATE waits for the table's writers and holds
+ * them off until it commits, so its LSN lies between their changes.
+ */
+static int
+on_truncate(struct logical *s, struct reader *r, uint64_t lsn)
+{
+	uint32_t n = get_n(r, 4), i;
+	struct relation *rel;
+
+	get_n(r, 1);	/* CASCADE, RESTART IDENTITY: each table truncated is named */
+	if (r->bad || (uint64_t)(r->end - r->p) != 4 * (uint64_t)n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if ((rel = find_rel(s, get_n(r, 4))) == NULL) {
+			log_error("truncate of a relation the server did not describe");
+			return -1;
+		}
+		if (!rel->emit)
+			continue;
+		fprintf(s->e.out, "{\"op\":\"t\"%snull,\"before\":null,\"after\":null,\"pos\":%" PRIu64
+		    ",\"txid\":%" PRIu32 ",\"ts_ms\":%" PRId64 "}\n", rel->prefix, lsn, s->xid, s->ts_ms);
+		s->e.lines++;
 	}
 	return 0;
 }
@@ -1040,8 +978,7 @@ on_message(struct logical *s, struct reader *r, uint64_t lsn)
 	case 'I': case 'U': case 'D':
 		return on_change(s, type, r, lsn);
 	case 'T':
-		log_warning("a TRUNCATE at %" PRIu64 " is not captured: truncate the target as well", lsn);
-		return 0;
+		return on_truncate(s, r, lsn);
 	case 'Y': case 'O': case 'M':
 		return 0;
 	default:
@@ -1110,7 +1047,7 @@ connect_stream(struct logical *s, int first)
 		PQfinish(s->conn);
 		s->conn = connect_replication(s->opt);
 		if (s->conn && first) {
-			if (ensure_publication(s) < 0 || load_tables(s) < 0)
+			if (ensure_publication(s) < 0 || publish_all(s) < 0 || load_tables(s) < 0)
 				return -1;
 			if ((n = slot_exists(s)) < 0)
 				return -1;

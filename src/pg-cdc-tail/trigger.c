@@ -124,13 +124,17 @@ tables_resolve(PGconn *conn, struct table *t, const char *name)
 	    "SELECT c.oid::text, n.nspname || '.' || c.relname, cap.log::text,"
 	    "       (SELECT format('SELECT json_build_object(%s)::text, row_to_json(t.*)::text FROM %s AS t',"
 	    "                      string_agg(format('%L, t.%I', k, k), ', ' ORDER BY o), cap.tbl)"
-	    "          FROM unnest(cap.key_columns) WITH ORDINALITY AS u(k, o))"
+	    "          FROM unnest(cap.key_columns) WITH ORDINALITY AS u(k, o)),"
+	    "       EXISTS (SELECT FROM pg_attribute WHERE attrelid = cap.log AND attname = 'old_key'"
+	    "                  AND NOT attisdropped),"
+	    "       EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid AND tgname = 'zz_cdc_truncate')"
 	    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	    "  LEFT JOIN cdc.captured cap ON cap.tbl = c.oid"
 	    " WHERE c.oid = to_regclass($1)";
 	const char *params[1] = { name };
 	PGresult *res;
 	char page[1024];
+	int old_key;
 
 	res = query_row(conn, "SELECT to_regclass('cdc.captured') IS NOT NULL", 0, NULL);
 	if (res == NULL)
@@ -159,13 +163,17 @@ tables_resolve(PGconn *conn, struct table *t, const char *name)
 	t->regclass = xstrdup(PQgetvalue(res, 0, 0));
 	t->name = xstrdup(PQgetvalue(res, 0, 1));
 	t->snapshot_sql = xstrdup(PQgetvalue(res, 0, 3));
+	old_key = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+	if (!old_key || strcmp(PQgetvalue(res, 0, 5), "t") != 0)
+		log_warning("capture of \"%s\" predates truncate capture: a TRUNCATE is not logged"
+		    " (run sql/cdc.sql again)", t->name);
 	snprintf(page, sizeof page,
-	    "SELECT id, txid, op, (extract(epoch FROM ts) * 1000)::bigint, key, before, after"
+	    "SELECT id, txid, op, (extract(epoch FROM ts) * 1000)::bigint, key, before, after, %s"
 	    "  FROM %s"
 	    " WHERE id > $1 AND txid >= $2::xid8 AND txid < $3::xid8"
 	    "   AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)"
 	    "   AND pg_visible_in_snapshot(txid, $5::pg_snapshot)"
-	    " ORDER BY id LIMIT $6", PQgetvalue(res, 0, 2));
+	    " ORDER BY id LIMIT $6", old_key ? "old_key" : "NULL", PQgetvalue(res, 0, 2));
 	t->page_sql = xstrdup(page);
 	t->prefix = event_prefix(t->name);
 	PQclear(res);
@@ -324,6 +332,11 @@ emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
 		fputc('"', e->out);
 		fputs(t->prefix, e->out);
 		json_put_compact(e->out, PQgetvalue(res, i, 4), PQgetlength(res, i, 4));
+		if (!PQgetisnull(res, i, 7)) {
+			/* the insert half of a key change: the key the row had */
+			fputs(",\"old_key\":", e->out);
+			json_put_compact(e->out, PQgetvalue(res, i, 7), PQgetlength(res, i, 7));
+		}
 		fputs(",\"before\":", e->out);
 		put_field(e->out, res, i, 5);
 		fputs(",\"after\":", e->out);
