@@ -1026,9 +1026,17 @@ doc_event() {
 
 @test "what the ack file counts survives a crash of the warehouse, even with synchronous_commit=off" {
 	# the test cluster commits asynchronously unless pg-upsert asks for more
-	for i in $(seq 20000); do order c "$i" "$i" created; done >"$WORK/in"
-	{ cat "$WORK/in"; sleep 30; } | pg-upsert -d "$WH" -t analytics.fct_orders --ack="$WORK/ack" 2>/dev/null 3>&- &
+	# what "order c N N created" writes, for N in 1..20000, in one process
+	seq 20000 | awk '{
+		id = sprintf("00000000-0000-0000-0000-%012d", $1)
+		printf "{\"op\":\"c\",\"table\":\"public.orders\",\"key\":{\"id\":\"%s\"},\"before\":null,\"after\":{\"id\":\"%s\",\"status\":\"created\",\"amount_cents\":100},\"pos\":%d,\"txid\":7,\"ts_ms\":1764150000123}\n", id, id, $1
+	}' >"$WORK/in"
+	[ "$(sed -n 20000p "$WORK/in")" = "$(order c 20000 20000 created)" ]
+	# input that does not end: pg-upsert is still running when the warehouse dies
+	no_eof
+	pg-upsert -d "$WH" -t analytics.fct_orders --ack="$WORK/ack" <"$WORK/open" 2>/dev/null 3>&- &
 	BG=$!
+	cat "$WORK/in" >"$WORK/open"
 	wait_for 30 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 20000 ]'
 	pg_kill
 	pg_resume
