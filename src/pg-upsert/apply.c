@@ -5,13 +5,15 @@
  * those are dead-lettered and every other row still commits.  Transient
  * failures (connection lost, deadlock, serialization) abort the attempt so
  * the caller retries the whole batch: the guard column makes a replay a no-op.
+ * Truncates follow the batch's other changes, and a constraint that refuses
+ * the batch only at COMMIT has it applied again with the constraint checked
+ * per statement, where the same splitting finds the rows.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonscan.h"
 #include "log.h"
 #include "pgconn.h"
 #include "upsert.h"
