@@ -14,6 +14,7 @@ struct dlq {
 	int fd;
 	const char *path;
 	unsigned long long count;
+	size_t limit;		/* most bytes of a line a record keeps; 0: all */
 	int failed;
 };
 
@@ -61,6 +62,26 @@ put_base64(FILE *f, const unsigned char *s, size_t len)
 	putc('"', f);
 }
 
+void
+dlq_set_limit(struct dlq *d, size_t max)
+{
+	d->limit = max;
+}
+
+/* How much of a line a record keeps: up to the limit, not cutting a UTF-8 character in two. */
+static size_t
+kept_length(const char *line, size_t len, size_t limit)
+{
+	size_t keep = limit;
+
+	if (limit == 0 || len <= limit)
+		return len;
+	/* the first byte left out continues a character: leave out its start too */
+	while (keep > 0 && limit - keep < 3 && ((unsigned char)line[keep] & 0xc0) == 0x80)
+		keep--;
+	return keep;
+}
+
 /*
  * Each record is built whole and appended with one write(), so records from
  * several processes appending to one file (O_APPEND) never interleave.
@@ -71,6 +92,7 @@ dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const 
 	char *buf = NULL;
 	size_t size = 0, off = 0;
 	ssize_t n;
+	size_t keep = kept_length(line, len, d->limit);
 	FILE *f = open_memstream(&buf, &size);
 
 	if (f == NULL)
@@ -79,6 +101,9 @@ dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const 
 	json_put_string(f, error, strlen(error));
 	if (context)
 		fputs(context, f);
+	if (keep < len)
+		fputs(",\"truncated\":true", f);
+	len = keep;
 	if (utf8_valid(line, len)) {
 		fputs(",\"line\":", f);
 		json_put_string(f, line, len);

@@ -2,7 +2,8 @@
  * The dead-letter output: one JSON object per rejected line holding the
  * original bytes and the reason,
  *   {"error":"not JSON: ...",...context...,"line":"<the line>"}
- * with "line_base64" instead of "line" when the bytes are not valid UTF-8.
+ * with "line_base64" instead of "line" when the bytes are not valid UTF-8,
+ * and "truncated":true before it when the record keeps only the line's start.
  */
 #ifndef PGCDC_DLQ_H
 #define PGCDC_DLQ_H
@@ -17,6 +18,13 @@ struct dlq;
  * is NULL; NULL (logged) on error.
  */
 struct dlq *dlq_open(const char *path);
+
+/*
+ * Keep at most max bytes of a line in a record (0, the default: all of it);
+ * a longer line keeps its start, cut back to a character boundary, and its
+ * record says "truncated":true.
+ */
+void dlq_set_limit(struct dlq *d, size_t max);
 
 /* One record; context is pre-rendered JSON members (",\"offset\":5") or NULL. */
 int dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const char *context);

@@ -9,6 +9,7 @@ struct linereader {
 	int fd;
 	int eof;
 	int skipping;		/* dropping the rest of an over-long line */
+	int unterminated;	/* the last line handed out ended at end of input, not at a newline */
 	size_t max;
 	char *buf;
 	size_t cap, start, end;	/* unread bytes are buf[start..end) */
@@ -94,9 +95,10 @@ lr_next(struct linereader *lr, const char **line, size_t *len, int *truncated)
 		avail = lr->end - lr->start;
 		nl = memchr(lr->buf + lr->start, '\n', avail);
 		if (lr->skipping) {
-			/* discard up to the end of the over-long line */
+			/* discard up to the end of the over-long line, or of input */
 			if (nl == NULL) {
 				lr->start = lr->end = 0;
+				lr->skipping = !lr->eof;
 				return 0;
 			}
 			lr->start = nl + 1 - lr->buf;
@@ -128,6 +130,7 @@ lr_next(struct linereader *lr, const char **line, size_t *len, int *truncated)
 			*len = avail;
 			*truncated = 0;
 			lr->start = lr->end;
+			lr->unterminated = 1;
 			return 1;
 		}
 		return 0;
@@ -138,4 +141,10 @@ int
 lr_done(const struct linereader *lr)
 {
 	return lr->eof && lr->start == lr->end && !lr->skipping;
+}
+
+int
+lr_unterminated(const struct linereader *lr)
+{
+	return lr->unterminated;
 }

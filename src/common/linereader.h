@@ -28,4 +28,10 @@ int lr_next(struct linereader *lr, const char **line, size_t *len, int *truncate
 /* True once end of input was read and every line handed out. */
 int lr_done(const struct linereader *lr);
 
+/*
+ * True when the line lr_next last handed out ended at end of input without a
+ * newline: possibly the start of a line its writer did not finish.
+ */
+int lr_unterminated(const struct linereader *lr);
+
 #endif

@@ -5,109 +5,18 @@
  * those are dead-lettered and every other row still commits.  Transient
  * failures (connection lost, deadlock, serialization) abort the attempt so
  * the caller retries the whole batch: the guard column makes a replay a no-op.
+ * Truncates follow the batch's other changes, and a constraint that refuses
+ * the batch only at COMMIT has it applied again with the constraint checked
+ * per statement, where the same splitting finds the rows.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonscan.h"
 #include "log.h"
 #include "pgconn.h"
 #include "upsert.h"
-
-enum { F_OP, F_POS, F_KEY, F_AFTER, F_BEFORE, F_TS, F_UNCHANGED, NFIELDS };
-
-/* Why the object obj lacks a key column, or NULL. */
-static const char *
-key_present(const char *obj, size_t len, const struct target *t, const char *what)
-{
-	const char *kv[64];
-	size_t kl[64];
-	static char buf[200];
-	int i;
-
-	if (t->nkeys > 64)
-		return "too many key columns";
-	json_scan_fields(obj, len, (const char *const *)t->keys, t->nkeys, kv, kl);
-	for (i = 0; i < t->nkeys; i++) {
-		if (kv[i] == NULL || (kl[i] == 4 && memcmp(kv[i], "null", 4) == 0)) {
-			snprintf(buf, sizeof buf, "missing key: no value for key column \"%.100s\" in \"%s\"",
-			    t->keys[i], what);
-			return buf;
-		}
-	}
-	return NULL;
-}
-
-/* Why a line is not an event the target can take, or NULL. */
-const char *
-event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
-{
-	static const char *const fields[NFIELDS] = {
-		"op", "pos", "key", "after", "before", "ts_ms", "unchanged"
-	};
-	const char *v[NFIELDS], *why, *p = line;
-	size_t vl[NFIELDS];
-	int row;
-
-	if ((why = json_scan_fields(line, len, fields, NFIELDS, v, vl)) != NULL)
-		return why;
-	while (*p == ' ' || *p == '\t' || *p == '\r')
-		p++;
-	if (*p != '{')
-		return "not an event: not a JSON object";
-	if (v[F_OP] == NULL || vl[F_OP] != 3 || v[F_OP][0] != '"' || !strchr("cudr", v[F_OP][1]) ||
-	    v[F_OP][2] != '"')
-		return "not an event: \"op\" is not one of c, u, d, r";
-	if (v[F_POS] == NULL || vl[F_POS] > 20 || strspn(v[F_POS], "0123456789") != vl[F_POS] ||
-	    (vl[F_POS] == 20 && memcmp(v[F_POS], "18446744073709551615", 20) > 0))
-		return "not an event: \"pos\" is not an unsigned 64-bit integer";
-	if (v[F_TS] && !(vl[F_TS] == 4 && memcmp(v[F_TS], "null", 4) == 0) &&
-	    strspn(v[F_TS], "-0123456789") != vl[F_TS])
-		return "not an event: \"ts_ms\" is not an integer";
-	if (v[F_UNCHANGED] && v[F_UNCHANGED][0] != '[' &&
-	    !(vl[F_UNCHANGED] == 4 && memcmp(v[F_UNCHANGED], "null", 4) == 0))
-		return "not an event: \"unchanged\" is not an array of column names";
-	if (v[F_KEY] == NULL || v[F_KEY][0] != '{')
-		return "missing key: no \"key\" object";
-	if (v[F_OP][1] != 'd' && (v[F_AFTER] == NULL || v[F_AFTER][0] != '{'))
-		return "not an event: no \"after\" row";
-	if ((why = key_present(v[F_KEY], vl[F_KEY], t, "key")) != NULL)
-		return why;
-	/* the row applied, which must hold the key too: after, a delete's old row, or its key */
-	if (v[F_OP][1] != 'd')
-		row = F_AFTER;
-	else
-		row = v[F_BEFORE] && v[F_BEFORE][0] == '{' ? F_BEFORE : F_KEY;
-	if (row != F_KEY && (why = key_present(v[row], vl[row], t, fields[row])) != NULL)
-		return why;
-	ev->extra = 0;
-	if (t->ncols > 0 && row != F_KEY) {
-		const char *cv[256];
-		size_t cl[256];
-		int members, found = 0, i;
-
-		json_scan_members(v[row], vl[row], (const char *const *)t->cols, t->ncols, cv, cl, &members);
-		for (i = 0; i < t->ncols; i++)
-			found += cv[i] != NULL;
-		ev->extra = members > found;
-	}
-	ev->op = row == F_KEY ? 'k' : v[F_OP][1];
-	ev->row = (size_t)(v[row] - line);
-	ev->row_len = vl[row];
-	ev->pos = (size_t)(v[F_POS] - line);
-	ev->pos_len = vl[F_POS];
-	ev->ts = v[F_TS] ? (size_t)(v[F_TS] - line) : 0;
-	ev->ts_len = v[F_TS] && !(vl[F_TS] == 4 && memcmp(v[F_TS], "null", 4) == 0) ? vl[F_TS] : 0;
-	/* logical capture names the unchanged TOASTed columns it could not send */
-	ev->un_len = 0;
-	if (row == F_AFTER && v[F_UNCHANGED] && v[F_UNCHANGED][0] == '[') {
-		ev->un = (size_t)(v[F_UNCHANGED] - line);
-		ev->un_len = vl[F_UNCHANGED];
-	}
-	return NULL;
-}
 
 static char last_error[512];
 
@@ -156,19 +65,27 @@ command(PGconn *conn, const char *sql)
 	return o;
 }
 
+/* The text parameters beside the rows: text[] literals, and JSON arrays for the last two. */
+enum { P_POS, P_OP, P_TS, P_EX, P_UN, P_OK, NTEXT };
+
 /* The statement's parameters for the lines of [lo, hi) still to apply. */
 struct params {
 	char *rows;		/* text[], binary: the rows as JSON text */
 	int rows_len;
-	FILE *pos, *op, *ts, *ex;	/* text[] literals */
-	char *pos_s, *op_s, *ts_s, *ex_s;
-	size_t pos_n, op_n, ts_n, ex_n;
-	FILE *un;		/* JSON array: each row's "unchanged", or null */
-	char *un_s;
-	size_t un_n;
-	int has_un;		/* some row has one: the merge statement applies */
+	FILE *f[NTEXT];
+	char *s[NTEXT];
+	size_t n[NTEXT];
+	int has_un;		/* some row has "unchanged": the merge statement applies */
+	int has_ok;		/* some row has "old_key" too: the move statement applies */
 	size_t count;
 };
+
+/* Lines that go to the statement: valid, and not a truncate. */
+static int
+sent(const struct batch *b, size_t i)
+{
+	return b->state[i] == LINE_OK && b->ev[i].op != 't';
+}
 
 static void
 put_be32(char *p, uint32_t v)
@@ -179,15 +96,48 @@ put_be32(char *p, uint32_t v)
 	p[3] = (char)v;
 }
 
+/* Element k of text parameter which: text, or NULL (null in a JSON array) when len is 0. */
+static void
+put_text(struct params *pr, int which, size_t k, const char *text, size_t len)
+{
+	const char *none = which >= P_UN ? "null" : "NULL";
+
+	fprintf(pr->f[which], "%s%.*s", k ? "," : "", (int)(len ? len : 4), len ? text : none);
+}
+
+static void
+params_open(struct params *pr)
+{
+	int i;
+
+	for (i = 0; i < NTEXT; i++) {
+		if ((pr->f[i] = open_memstream(&pr->s[i], &pr->n[i])) == NULL)
+			die("out of memory");
+		fputc(i >= P_UN ? '[' : '{', pr->f[i]);
+	}
+}
+
+static void
+params_close(struct params *pr)
+{
+	int i;
+
+	for (i = 0; i < NTEXT; i++) {
+		fputc(i >= P_UN ? ']' : '}', pr->f[i]);
+		if (fclose(pr->f[i]) != 0)
+			die("out of memory");
+	}
+}
+
 static void
 params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
 {
-	size_t i, size = 20;
+	size_t i, k = 0, size = 20;
 	char *w;
 
 	memset(pr, 0, sizeof *pr);
 	for (i = lo; i < hi; i++)
-		if (b->state[i] == LINE_OK)
+		if (sent(b, i))
 			size += 4 + b->ev[i].row_len, pr->count++;
 	if (pr->count == 0)
 		return;
@@ -200,63 +150,94 @@ params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
 	put_be32(pr->rows + 12, (uint32_t)pr->count);
 	put_be32(pr->rows + 16, 1);
 	w = pr->rows + 20;
-	pr->pos = open_memstream(&pr->pos_s, &pr->pos_n);
-	pr->op = open_memstream(&pr->op_s, &pr->op_n);
-	pr->ts = open_memstream(&pr->ts_s, &pr->ts_n);
-	pr->ex = open_memstream(&pr->ex_s, &pr->ex_n);
-	pr->un = open_memstream(&pr->un_s, &pr->un_n);
-	if (!pr->pos || !pr->op || !pr->ts || !pr->ex || !pr->un)
-		die("out of memory");
-	fputc('{', pr->pos);
-	fputc('{', pr->op);
-	fputc('{', pr->ts);
-	fputc('{', pr->ex);
-	fputc('[', pr->un);
+	params_open(pr);
 	for (i = lo; i < hi; i++) {
 		const struct ev *e = &b->ev[i];
 		const char *line = b->text + b->off[i];
-		int first = w == pr->rows + 20;
 
-		if (b->state[i] != LINE_OK)
+		if (!sent(b, i))
 			continue;
 		put_be32(w, (uint32_t)e->row_len);
 		memcpy(w + 4, line + e->row, e->row_len);
 		w += 4 + e->row_len;
-		fprintf(pr->pos, "%s%.*s", first ? "" : ",", (int)e->pos_len, line + e->pos);
-		fprintf(pr->op, "%s%c", first ? "" : ",", e->op);
-		fprintf(pr->ex, "%s%c", first ? "" : ",", e->extra ? 't' : 'f');
-		if (e->un_len)
-			fprintf(pr->un, "%s%.*s", first ? "" : ",", (int)e->un_len, line + e->un);
-		else
-			fprintf(pr->un, "%snull", first ? "" : ",");
+		put_text(pr, P_POS, k, line + e->pos, e->pos_len);
+		put_text(pr, P_OP, k, &e->op, 1);
+		put_text(pr, P_EX, k, e->extra ? "t" : "f", 1);
+		put_text(pr, P_TS, k, line + e->ts, e->ts_len);
+		put_text(pr, P_UN, k, line + e->un, e->un_len);
+		put_text(pr, P_OK, k, line + e->ok, e->ok_len);
 		pr->has_un |= e->un_len > 0;
-		if (e->ts_len)
-			fprintf(pr->ts, "%s%.*s", first ? "" : ",", (int)e->ts_len, line + e->ts);
-		else
-			fprintf(pr->ts, "%sNULL", first ? "" : ",");
+		pr->has_ok |= e->ok_len > 0;
+		k++;
 	}
-	fputc('}', pr->pos);
-	fputc('}', pr->op);
-	fputc('}', pr->ts);
-	fputc('}', pr->ex);
-	fputc(']', pr->un);
-	fclose(pr->un);
-	fclose(pr->pos);
-	fclose(pr->op);
-	fclose(pr->ts);
-	fclose(pr->ex);
+	params_close(pr);
 	pr->rows_len = (int)(w - pr->rows);
 }
 
 static void
 params_free(struct params *pr)
 {
+	int i;
+
 	free(pr->rows);
-	free(pr->pos_s);
-	free(pr->op_s);
-	free(pr->ts_s);
-	free(pr->ex_s);
-	free(pr->un_s);
+	for (i = 0; i < NTEXT; i++)
+		free(pr->s[i]);
+}
+
+/* Refuse line i, with why as the reason of its dead letter. */
+static void
+refuse(struct batch *b, size_t i, const char *why)
+{
+	b->state[i] = LINE_REFUSED;
+	free(b->why[i]);
+	if ((b->why[i] = strdup(why)) == NULL)
+		die("out of memory");
+}
+
+/* The move statement's rows: the events it left out, n counting the lines sent from 1. */
+static void
+refuse_listed(struct batch *b, size_t lo, size_t hi, size_t count, PGresult *res)
+{
+	int *left_out, r;	/* by n: 1 + the result row naming it, or 0 */
+	size_t i, k = 0;
+
+	if (PQntuples(res) == 0)
+		return;
+	if ((left_out = calloc(count + 1, sizeof *left_out)) == NULL)
+		die("out of memory");
+	for (r = 0; r < PQntuples(res); r++) {
+		unsigned long long n = strtoull(PQgetvalue(res, r, 0), NULL, 10);
+
+		if (n >= 1 && n <= count)
+			left_out[n] = r + 1;
+	}
+	for (i = lo; i < hi; i++) {
+		if (!sent(b, i))
+			continue;
+		k++;
+		if (left_out[k])
+			refuse(b, i, PQgetvalue(res, left_out[k] - 1, 1));
+	}
+	free(left_out);
+}
+
+/* Run the batch statement on lines [lo, hi); the caller handles its failure. */
+static PGresult *
+run_statement(PGconn *conn, const struct target *t, const struct params *pr)
+{
+	const char *values[7];
+	int lengths[7] = { pr->rows_len }, formats[7] = { 1 }, n = 5, i;
+	const char *sql = t->apply_sql;
+
+	if (pr->has_un) {
+		n = pr->has_ok ? 7 : 6;
+		sql = pr->has_ok ? t->move_sql : t->merge_sql;
+		log_debug("batch of %zu with unchanged columns: %s", pr->count, pr->s[P_UN]);
+	}
+	values[0] = pr->rows;
+	for (i = 1; i < n; i++)
+		values[i] = pr->s[i - 1];
+	return PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
 }
 
 /* Apply lines [lo, hi) under a savepoint, splitting on data errors. */
@@ -264,32 +245,21 @@ static enum outcome
 apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, size_t hi)
 {
 	struct params pr;
-	const char *values[6];
-	int lengths[6] = { 0 }, formats[6] = { 1, 0, 0, 0, 0, 0 };
 	PGresult *res;
 	enum outcome o;
-	size_t i;
+	size_t i, count;
 
 	params_build(b, lo, hi, &pr);
-	if (pr.count == 0)
+	if ((count = pr.count) == 0)
 		return APPLIED;
 	if ((o = command(conn, "SAVEPOINT pgcdc_batch")) != APPLIED) {
 		params_free(&pr);
 		return o;
 	}
-	values[0] = pr.rows;
-	lengths[0] = pr.rows_len;
-	values[1] = pr.pos_s;
-	values[2] = pr.op_s;
-	values[3] = pr.ts_s;
-	values[4] = pr.ex_s;
-	values[5] = pr.un_s;
-	if (pr.has_un)
-		log_debug("batch of %zu with unchanged columns: %s", pr.count, pr.un_s);
-	res = PQexecParams(conn, pr.has_un ? t->merge_sql : t->apply_sql, pr.has_un ? 6 : 5, NULL,
-	    values, lengths, formats, 0);
+	res = run_statement(conn, t, &pr);
 	params_free(&pr);
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
+		refuse_listed(b, lo, hi, count, res);
 		PQclear(res);
 		return command(conn, "RELEASE SAVEPOINT pgcdc_batch");
 	}
@@ -300,27 +270,80 @@ apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, si
 		PQclear(res);
 		return o;
 	}
-	if (pr.count == 1) {
+	if (count == 1) {
 		/* the error, from the result: the rollback below clears the connection's */
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
-		for (i = lo; i < hi; i++) {
-			if (b->state[i] == LINE_OK) {
-				b->state[i] = LINE_REFUSED;
-				if ((b->why[i] = strdup(msg ? msg : "refused by the database")) == NULL)
-					die("out of memory");
-			}
-		}
-	}
-	if ((o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch")) != APPLIED || pr.count == 1) {
-		PQclear(res);
-		return o;
+		for (i = lo; i < hi; i++)
+			if (sent(b, i))
+				refuse(b, i, msg ? msg : "refused by the database");
 	}
 	PQclear(res);
-	log_debug("batch of %zu refused; splitting", pr.count);
+	if ((o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch")) != APPLIED || count == 1)
+		return o;
+	log_debug("batch of %zu refused; splitting", count);
 	if ((o = apply_range(conn, t, b, lo, lo + (hi - lo) / 2)) != APPLIED)
 		return o;
 	return apply_range(conn, t, b, lo + (hi - lo) / 2, hi);
+}
+
+/* Is pos a (digits only) greater than pos b? */
+static int
+pos_greater(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen != blen)
+		return alen > blen;
+	return memcmp(a, b, alen) > 0;
+}
+
+/*
+ * The truncates of the batch, after its other changes: only the latest
+ * matters, as it removes every row an earlier one would.  Refused for a
+ * reason of the data, every truncate of the batch is dead-lettered.
+ */
+static enum outcome
+apply_truncates(PGconn *conn, const struct target *t, struct batch *b)
+{
+	const struct ev *last = NULL;
+	const char *lline = NULL, *values[2];
+	char pos[24], ts[24];
+	PGresult *res;
+	enum outcome o;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		const struct ev *e = &b->ev[i];
+		const char *line = b->text + b->off[i];
+
+		if (b->state[i] == LINE_OK && e->op == 't' &&
+		    (last == NULL || pos_greater(line + e->pos, e->pos_len, lline + last->pos, last->pos_len)))
+			last = e, lline = line;
+	}
+	if (last == NULL)
+		return APPLIED;
+	snprintf(pos, sizeof pos, "%.*s", (int)last->pos_len, lline + last->pos);
+	snprintf(ts, sizeof ts, "%.*s", (int)last->ts_len, lline + last->ts);
+	values[0] = pos;
+	values[1] = last->ts_len && last->ts_len < sizeof ts ? ts : NULL;
+	if ((o = command(conn, "SAVEPOINT pgcdc_truncate")) != APPLIED)
+		return o;
+	log_debug("truncate at pos %s", pos);
+	res = PQexecParams(conn, t->trunc_sql, t->trunc_params, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		return command(conn, "RELEASE SAVEPOINT pgcdc_truncate");
+	}
+	if ((o = classify(conn, res)) == APPLIED) {
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		for (i = 0; i < b->n; i++)
+			if (b->state[i] == LINE_OK && b->ev[i].op == 't')
+				refuse(b, i, msg ? msg : "refused by the database");
+		o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_truncate");
+	} else if (o == FATAL)
+		log_error("cannot truncate \"%s\": %s", t->name, pg_errmsg(conn));
+	PQclear(res);
+	return o;
 }
 
 /* The dead letters of the batch into --dlq-table, in the same transaction. */
@@ -354,8 +377,26 @@ dlq_rows(PGconn *conn, const struct target *t, struct batch *b)
 	return APPLIED;
 }
 
-enum outcome
-batch_apply(PGconn *conn, const struct target *t, struct batch *b)
+/* COMMIT: a constraint checked only now may refuse the batch for a reason of the data. */
+static enum outcome
+commit(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "COMMIT");
+	enum outcome o = APPLIED;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		o = classify(conn, res);
+		o = o == APPLIED ? REFUSED : o;
+		if (o == FATAL)
+			log_error("COMMIT: %s", pg_errmsg(conn));
+	}
+	PQclear(res);
+	return o;
+}
+
+/* One transaction for the batch; immediate: deferred constraints checked after each statement. */
+static enum outcome
+attempt(PGconn *conn, const struct target *t, struct batch *b, int immediate)
 {
 	enum outcome o;
 	size_t i;
@@ -368,14 +409,37 @@ batch_apply(PGconn *conn, const struct target *t, struct batch *b)
 			b->why[i] = NULL;
 		}
 	}
-	if ((o = command(conn, "BEGIN")) != APPLIED)
+	if ((o = command(conn, immediate ? "BEGIN; SET CONSTRAINTS ALL IMMEDIATE" : "BEGIN")) != APPLIED)
 		return o;
 	o = apply_range(conn, t, b, 0, b->n);
 	if (o == APPLIED)
+		o = apply_truncates(conn, t, b);
+	if (o == APPLIED)
 		o = dlq_rows(conn, t, b);
 	if (o == APPLIED)
-		o = command(conn, "COMMIT");
+		o = commit(conn);
 	else if (!pg_conn_lost(conn))
 		command(conn, "ROLLBACK");
+	return o;
+}
+
+/*
+ * A constraint checked at COMMIT (deferred) that refuses the batch would
+ * refuse it again on every retry: the batch is applied again with those
+ * constraints checked after each statement, where the failing rows can be
+ * told apart and dead-lettered like any other refused row.
+ */
+enum outcome
+batch_apply(PGconn *conn, const struct target *t, struct batch *b)
+{
+	enum outcome o = attempt(conn, t, b, 0);
+
+	if (o != REFUSED)
+		return o;
+	log_debug("COMMIT refused: %s; applying again with constraints checked per statement", last_error);
+	if ((o = attempt(conn, t, b, 1)) == REFUSED) {
+		log_error("cannot commit to \"%s\": %s", t->name, last_error);
+		o = FATAL;
+	}
 	return o;
 }

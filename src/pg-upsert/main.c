@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@
 #include "sig.h"
 #include "upsert.h"
 
-#define MAX_LINE (16u << 20)	/* longer lines are dead-lettered, cut to this */
+#define DLQ_KEEP ((size_t)16 << 20)	/* a dead letter keeps at most this much of its line */
 
 static const char usage_text[] =
 "Usage: pg-upsert [OPTION]... -t TABLE\n"
@@ -36,6 +37,7 @@ static const char usage_text[] =
 "      --pos-column=COL    guard column holding the event's pos (default: cdc_pos)\n"
 "      --delete=MODE       soft (set is_deleted) or hard (default: soft)\n"
 "      --batch=N           most events per transaction (default: 5000)\n"
+"      --batch-bytes=N     most bytes of events per transaction (default: 64M)\n"
 "      --linger=MS         longest wait to fill a batch (default: 5)\n"
 "      --ack=FILE          keep the count of input lines committed in FILE\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
@@ -45,7 +47,35 @@ static const char usage_text[] =
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n";
 
-enum { OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_LINGER, OPT_ACK, OPT_DLQ, OPT_DLQ_TABLE };
+enum { OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_BATCH_BYTES, OPT_LINGER, OPT_ACK, OPT_DLQ, OPT_DLQ_TABLE };
+
+/*
+ * --batch-bytes: a count of bytes, with an optional k, M or G (powers of
+ * 1024), from 1k to 512M: half the 1 GiB a protocol message may hold, as
+ * the statement sends arrays beside the rows.
+ */
+static long long
+opt_size(const char *opt, const char *arg)
+{
+	char num[32];
+	size_t len = strlen(arg);
+	int shift = 0;
+	long long v;
+
+	if (len >= sizeof num)
+		usage_error("invalid value \"%s\" for option %s", arg, opt);
+	memcpy(num, arg, len + 1);
+	if (len > 0 && strchr("kMG", num[len - 1])) {
+		shift = num[len - 1] == 'k' ? 10 : num[len - 1] == 'M' ? 20 : 30;
+		num[--len] = '\0';
+	}
+	if (len == 0 || strspn(num, "0123456789") != len)
+		usage_error("invalid value \"%s\" for option %s", arg, opt);
+	v = len > 12 ? LLONG_MAX : opt_int(opt, num, 0, LLONG_MAX);
+	if (v > (512LL << 20) >> shift || v << shift < 1024)
+		usage_error("%s must be in range 1k..512M", opt);
+	return v << shift;
+}
 
 static void
 parse_options(int argc, char **argv, struct options *o)
@@ -57,6 +87,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "pos-column", required_argument, NULL, OPT_POS },
 		{ "delete", required_argument, NULL, OPT_DELETE },
 		{ "batch", required_argument, NULL, OPT_BATCH },
+		{ "batch-bytes", required_argument, NULL, OPT_BATCH_BYTES },
 		{ "linger", required_argument, NULL, OPT_LINGER },
 		{ "ack", required_argument, NULL, OPT_ACK },
 		{ "dlq", required_argument, NULL, OPT_DLQ },
@@ -85,6 +116,7 @@ parse_options(int argc, char **argv, struct options *o)
 				usage_error("invalid value \"%s\" for option --delete (soft or hard)", optarg);
 			break;
 		case OPT_BATCH: o->batch = opt_int("--batch", optarg, 1, 1000000); break;
+		case OPT_BATCH_BYTES: o->batch_bytes = opt_size("--batch-bytes", optarg); break;
 		case OPT_LINGER: o->linger_ms = opt_int("--linger", optarg, 0, 3600000); break;
 		case OPT_ACK: o->ack = optarg; break;
 		case OPT_DLQ: o->dlq = optarg; break;
@@ -156,9 +188,14 @@ batch_free(struct batch *b)
 
 /* Add a line, checked: a reason to refuse it is kept beside it. */
 static void
-batch_add(struct batch *b, const struct target *t, const char *line, size_t len, int cut)
+batch_add(struct batch *b, const struct target *t, const char *line, size_t len, int cut, size_t limit)
 {
-	const char *reject = cut ? "line too long" : event_check(line, len, t, &b->ev[b->n]);
+	char too_long[80];
+	const char *reject = too_long;
+
+	snprintf(too_long, sizeof too_long, "line too long: more than %zu bytes (--batch-bytes)", limit);
+	if (!cut && len <= limit)
+		reject = event_check(line, len, t, &b->ev[b->n]);
 
 	if (b->used + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 1 << 16;
@@ -267,29 +304,69 @@ flush_batch(struct upsert *u)
 	return 0;
 }
 
+/* The batch holds as many lines or bytes as it may. */
+static int
+batch_full(const struct upsert *u)
+{
+	return u->batch.n >= u->batch.max || u->batch.used >= (size_t)u->opt->batch_bytes;
+}
+
+/*
+ * With --ack, a last line without a newline may be the start of a line its
+ * writer was killed writing: neither applied nor dead-lettered nor counted,
+ * the stage that feeds pg-upsert sends it again, whole.
+ */
+static int
+left_for_redelivery(const struct upsert *u, struct linereader *lr, size_t len, int cut)
+{
+	if (u->opt->ack == NULL || cut || !lr_unterminated(lr))
+		return 0;
+	log_warning("input ended inside line %llu (%zu bytes without a newline): not applied,"
+	    " not acknowledged, left for redelivery", u->lines + u->batch.n + 1, len);
+	return 1;
+}
+
+/* Take the buffered lines into the batch, committing it first when a line would overflow it. */
+static int
+take_lines(struct upsert *u, struct linereader *lr, double *first)
+{
+	size_t limit = (size_t)u->opt->batch_bytes, len;
+	const char *line;
+	int cut;
+
+	while (!batch_full(u) && lr_next(lr, &line, &len, &cut)) {
+		if (left_for_redelivery(u, lr, len, cut))
+			continue;
+		if (u->batch.n > 0 && u->batch.used + len > limit && flush_batch(u) < 0)
+			return -1;
+		if (u->batch.n == 0)
+			*first = now_ms();
+		batch_add(&u->batch, &u->target, line, len, cut, limit);
+	}
+	return 0;
+}
+
 static int
 run(struct upsert *u)
 {
-	struct linereader *lr = lr_open(STDIN_FILENO, MAX_LINE);
+	/* a line over the bound is dead-lettered: read enough of it to tell whether its record is cut */
+	size_t max = (size_t)u->opt->batch_bytes > DLQ_KEEP ? (size_t)u->opt->batch_bytes : DLQ_KEEP + 1;
+	struct linereader *lr = lr_open(STDIN_FILENO, max);
 	struct pollfd in = { STDIN_FILENO, POLLIN, 0 };
 	double first = 0;
-	const char *line;
-	size_t len;
-	int cut, status = 0;
+	int status = 0;
 	long wait;
 
 	if (lr == NULL)
 		die("out of memory");
 	while (!sig_stop) {
-		while (u->batch.n < u->batch.max && lr_next(lr, &line, &len, &cut)) {
-			if (u->batch.n == 0)
-				first = now_ms();
-			batch_add(&u->batch, &u->target, line, len, cut);
+		if (take_lines(u, lr, &first) < 0) {
+			status = 1;
+			break;
 		}
 		if (lr_done(lr))
 			break;
-		if (u->batch.n >= u->batch.max ||
-		    (u->batch.n > 0 && now_ms() - first >= u->opt->linger_ms)) {
+		if (batch_full(u) || (u->batch.n > 0 && now_ms() - first >= u->opt->linger_ms)) {
 			if (flush_batch(u) < 0) {
 				status = 1;
 				break;
@@ -312,7 +389,9 @@ run(struct upsert *u)
 int
 main(int argc, char **argv)
 {
-	struct options opt = { .pos_column = "cdc_pos", .batch = 5000, .linger_ms = 5 };
+	struct options opt = {
+		.pos_column = "cdc_pos", .batch = 5000, .batch_bytes = 64 << 20, .linger_ms = 5
+	};
 	struct upsert u = { .opt = &opt };
 	int status;
 
@@ -326,9 +405,12 @@ main(int argc, char **argv)
 		PQfinish(u.conn);
 		return EXIT_RUNTIME;
 	}
+	dlq_set_limit(u.dlq, DLQ_KEEP);
 	batch_init(&u.batch, opt.batch);
 	log_debug("apply statement: %s", u.target.apply_sql);
 	log_debug("statement for rows with unchanged columns: %s", u.target.merge_sql);
+	log_debug("statement for rows with unchanged columns and key changes: %s", u.target.move_sql);
+	log_debug("truncate statement: %s", u.target.trunc_sql);
 
 	status = run(&u);
 	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);

@@ -11,13 +11,6 @@
 #include "pgconn.h"
 #include "upsert.h"
 
-struct col {
-	char *plain;		/* as in the catalog */
-	char *name;		/* quoted */
-	char *lit;		/* as an SQL string literal */
-	char *type;
-};
-
 /* A growing string, for building statements. */
 struct sbuf {
 	char *s;
@@ -129,131 +122,28 @@ load_keys(PGconn *conn, const struct options *opt, const char *oid, struct targe
 	return 0;
 }
 
-/* Build the statement that applies a batch; cols are the table's columns. */
-static char *
-build_apply(PGconn *conn, const struct options *opt, const char *table, struct col *cols, int ncols,
-    struct target *t, int pos, int deleted, int ts, int extra, int merge)
+/* The statements, from the columns found and the options. */
+static void
+build_statements(PGconn *conn, const struct options *opt, const char *table, const struct col *cols,
+    int ncols, struct target *t, const int *special)
 {
-	struct sbuf b;
-	int i, first;
-	char **qk = calloc(t->nkeys, sizeof *qk);
+	struct shape s = {
+		.table = table, .cols = cols, .ncols = ncols, .nkeys = t->nkeys, .del = opt->del,
+		.pos = special[0], .deleted = special[1], .ts = special[2], .extra = special[3]
+	};
+	int i;
 
-	if (qk == NULL)
+	if ((s.qk = calloc(t->nkeys, sizeof *s.qk)) == NULL)
 		die("out of memory");
 	for (i = 0; i < t->nkeys; i++)
-		qk[i] = pg_quote_ident(conn, t->keys[i]);
-	sb_open(&b);
-	/*
-	 * The client sends each event's row (after; for a delete its old row, or
-	 * only its key, op "k") as one element of a binary text[], and pos, op and
-	 * ts_ms as arrays beside it: the server parses each row's JSON once.
-	 */
-	fputs("WITH ev AS (SELECT u.p::numeric AS p, u.o IN ('d', 'k') AS d, u.o = 'k' AS k,"
-	    " coalesce(to_timestamp(u.t::numeric / 1000), clock_timestamp()) AS ts, u.row::json AS row, u.x::bool AS x", b.f);
-	if (!merge) {
-		fputs(" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(row, p, o, t, x)),", b.f);
-		fputs(" typed AS (SELECT DISTINCT ON (", b.f);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "%sr.%s", i ? ", " : "", qk[i]);
-		fprintf(b.f, ") ev.p, ev.d, ev.k, ev.ts, ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r ORDER BY ", table);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "r.%s, ", qk[i]);
-		fputs("ev.p DESC)", b.f);
-	} else {
-		/*
-		 * Rows naming "unchanged" columns (TOASTed values logical capture
-		 * could not send) take those columns from the batch's latest earlier
-		 * change of the key that has them, else from the table as it is.
-		 */
-		fputs(", nullif($6::jsonb -> (u.n - 1)::int, 'null') AS un"
-		    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
-		    " WITH ORDINALITY AS u(row, p, o, t, x, n)),", b.f);
-		fprintf(b.f, " allr AS (SELECT ev.*, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r),", table);
-		fputs(" latest AS (SELECT DISTINCT ON (", b.f);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "%s(r).%s", i ? ", " : "", qk[i]);
-		fputs(") * FROM allr ORDER BY ", b.f);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "(r).%s, ", qk[i]);
-		fputs("p DESC),", b.f);
-		fputs(" typed AS (SELECT l.p, l.d, l.k, l.ts, m.row, l.x, merged AS r FROM latest l, LATERAL (SELECT CASE"
-		    " WHEN l.un IS NULL THEN l.row ELSE (coalesce((SELECT to_jsonb(w) FROM ", b.f);
-		fprintf(b.f, "%s AS w WHERE ", table);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "%sw.%s = (l.r).%s", i ? " AND " : "", qk[i], qk[i]);
-		fputs("), '{}') || coalesce((SELECT jsonb_object_agg(kv.key, kv.value ORDER BY a.p)"
-		    " FROM allr AS a, jsonb_each(a.row::jsonb) AS kv WHERE ", b.f);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "(a.r).%s = (l.r).%s AND ", qk[i], qk[i]);
-		fputs("a.p < l.p AND NOT a.d AND NOT coalesce(a.un ? kv.key, false)), '{}')"
-		    " || l.row::jsonb)::json END AS row) AS m,", b.f);
-		fprintf(b.f, " json_populate_record(NULL::%s, m.row) AS merged)", table);
-	}
-	if (opt->del == DELETE_HARD) {
-		fprintf(b.f, ", gone AS (DELETE FROM %s AS t USING typed WHERE typed.d", table);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, " AND t.%s = (typed.r).%s", qk[i], qk[i]);
-		fprintf(b.f, " AND t.%s < typed.p)", cols[pos].name);
-	} else {
-		/* a soft delete that has only its key marks the row and keeps its values */
-		fprintf(b.f, ", tomb AS (INSERT INTO %s AS t (", table);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "%s, ", qk[i]);
-		fprintf(b.f, "%s, %s", cols[pos].name, cols[deleted].name);
-		if (ts >= 0)
-			fprintf(b.f, ", %s", cols[ts].name);
-		fputs(") SELECT ", b.f);
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "(r).%s, ", qk[i]);
-		fprintf(b.f, "p, true%s FROM typed WHERE k ON CONFLICT (", ts >= 0 ? ", ts" : "");
-		for (i = 0; i < t->nkeys; i++)
-			fprintf(b.f, "%s%s", i ? ", " : "", qk[i]);
-		fprintf(b.f, ") DO UPDATE SET %s = excluded.%s, %s = true", cols[pos].name, cols[pos].name,
-		    cols[deleted].name);
-		if (ts >= 0)
-			fprintf(b.f, ", %s = excluded.%s", cols[ts].name, cols[ts].name);
-		fprintf(b.f, " WHERE t.%s IS NULL OR t.%s < excluded.%s)",
-		    cols[pos].name, cols[pos].name, cols[pos].name);
-	}
-	fprintf(b.f, " INSERT INTO %s AS t (", table);
-	first = 1;
-	for (i = 0; i < ncols; i++) {
-		fprintf(b.f, "%s%s", first ? "" : ", ", cols[i].name);
-		first = 0;
-	}
-	fputs(") SELECT ", b.f);
-	for (i = 0; i < ncols; i++) {
-		if (i)
-			fputs(", ", b.f);
-		if (i == pos)
-			fputs("p", b.f);
-		else if (i == deleted)
-			fputs("d", b.f);
-		else if (i == ts)
-			fputs("ts", b.f);
-		else if (i == extra) {
-			int k;
-
-			fputs("CASE WHEN x THEN nullif(row::jsonb - ARRAY[", b.f);
-			for (k = 0; k < ncols; k++)
-				fprintf(b.f, "%s%s", k ? ", " : "", cols[k].lit);
-			fputs("]::text[], '{}') END", b.f);
-		} else
-			fprintf(b.f, "(r).%s", cols[i].name);
-	}
-	fprintf(b.f, " FROM typed WHERE NOT %s ON CONFLICT (", opt->del == DELETE_HARD ? "d" : "k");
+		s.qk[i] = pg_quote_ident(conn, t->keys[i]);
+	t->apply_sql = sql_apply(&s, ST_APPLY);
+	t->merge_sql = sql_apply(&s, ST_MERGE);
+	t->move_sql = sql_apply(&s, ST_MOVE);
+	t->trunc_sql = sql_truncate(&s, &t->trunc_params);
 	for (i = 0; i < t->nkeys; i++)
-		fprintf(b.f, "%s%s", i ? ", " : "", qk[i]);
-	fputs(") DO UPDATE SET ", b.f);
-	/* a change, or a delete with its old row: the row as the event has it */
-	for (i = 0; i < ncols; i++)
-		fprintf(b.f, "%s%s = excluded.%s", i ? ", " : "", cols[i].name, cols[i].name);
-	fprintf(b.f, " WHERE t.%s IS NULL OR t.%s < excluded.%s",
-	    cols[pos].name, cols[pos].name, cols[pos].name);
-	for (i = 0; i < t->nkeys; i++)
-		free(qk[i]);
-	free(qk);
-	return sb_close(&b);
+		free(s.qk[i]);
+	free(s.qk);
 }
 
 int
@@ -354,10 +244,11 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		ts = -1;
 	if (extra >= 0 && strcmp(cols[extra].type, "jsonb") != 0)
 		extra = -1;
-	if (k == 0)
-		t->apply_sql = build_apply(conn, opt, table, cols, n, t, pos, deleted, ts, extra, 0);
-	if (t->apply_sql)
-		t->merge_sql = build_apply(conn, opt, table, cols, n, t, pos, deleted, ts, extra, 1);
+	if (k == 0) {
+		int special[4] = { pos, deleted, ts, extra };
+
+		build_statements(conn, opt, table, cols, n, t, special);
+	}
 	if (extra >= 0 && n <= 256) {
 		/* rows are checked for members beyond these, which go to extra */
 		if ((t->cols = calloc(n, sizeof *t->cols)) == NULL)
@@ -393,6 +284,8 @@ target_free(struct target *t)
 	free(t->name);
 	free(t->apply_sql);
 	free(t->merge_sql);
+	free(t->move_sql);
+	free(t->trunc_sql);
 	free(t->dlq_sql);
 }
 

@@ -1,0 +1,322 @@
+/*
+ * The statements that apply a batch, built once from the target's catalog.
+ * Every name in them was quoted by libpq (struct shape); nothing from the
+ * input is ever pasted in: events travel as parameters.
+ *
+ * The client sends each event's row (after; for a delete its old row, or
+ * only its key, op "k") as one element of a binary text[], and pos, op and
+ * ts_ms as arrays beside it: the server parses each row's JSON once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "upsert.h"
+
+/* The key columns as "<before>k1<after>, <before>k2<after>". */
+static void
+put_keys(FILE *f, const struct shape *s, const char *before, const char *after)
+{
+	int i;
+
+	for (i = 0; i < s->nkeys; i++)
+		fprintf(f, "%s%s%s%s", i ? ", " : "", before, s->qk[i], after);
+}
+
+/* "<a>k1 = <b>k1 AND <a>k2 = <b>k2": the same key in two rows. */
+static void
+put_match(FILE *f, const struct shape *s, const char *a, const char *b)
+{
+	int i;
+
+	for (i = 0; i < s->nkeys; i++)
+		fprintf(f, "%s%s%s = %s%s", i ? " AND " : "", a, s->qk[i], b, s->qk[i]);
+}
+
+/* ev: one row per event; with "unchanged" (and "old_key"), numbered. */
+static void
+put_events(FILE *f, enum statement kind)
+{
+	fputs(kind == ST_MOVE ? "WITH RECURSIVE ev AS (SELECT u.n, " : "WITH ev AS (SELECT ", f);
+	fputs("u.p::numeric AS p, u.o IN ('d', 'k') AS d, u.o = 'k' AS k,"
+	    " coalesce(to_timestamp(u.t::numeric / 1000), clock_timestamp()) AS ts, u.row::json AS row, u.x::bool AS x", f);
+	if (kind == ST_APPLY) {
+		fputs(" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(row, p, o, t, x)),", f);
+		return;
+	}
+	fputs(", nullif($6::jsonb -> (u.n - 1)::int, 'null') AS un", f);
+	if (kind == ST_MOVE)
+		fputs(", nullif($7::jsonb -> (u.n - 1)::int, 'null') AS ok", f);
+	fputs(" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+	    " WITH ORDINALITY AS u(row, p, o, t, x, n)),", f);
+}
+
+/*
+ * The fold: of each key's events in the batch, the latest is applied, with
+ * the highest pos.  When it is a delete with only its key, the row it
+ * deletes is the key's latest earlier change in the batch, when there is
+ * one: sorted by (key, k, p DESC), the first of the key is that change, or
+ * else the delete itself.  lk says the latest is such a delete.
+ */
+#define LATEST_IS_K(e) "coalesce(max(" e "p) FILTER (WHERE " e "k) OVER pk = max(" e "p) OVER pk, false)"
+
+static void
+put_fold_order(FILE *f, const struct shape *s, const char *r, const char *e)
+{
+	fputs(" WINDOW pk AS (PARTITION BY ", f);
+	put_keys(f, s, r, "");
+	fputs(") ORDER BY ", f);
+	put_keys(f, s, r, "");
+	fprintf(f, ", %sk, %sp DESC", e, e);
+}
+
+/* typed: the row to apply for each key, as a record of the table. */
+static void
+put_typed_plain(FILE *f, const struct shape *s)
+{
+	fputs(" typed AS (SELECT DISTINCT ON (", f);
+	put_keys(f, s, "r.", "");
+	fputs(") max(ev.p) OVER pk AS p, ev.d OR " LATEST_IS_K("ev.") " AS d, ev.k,"
+	    " CASE WHEN " LATEST_IS_K("ev.") " THEN max(ev.ts) FILTER (WHERE ev.k) OVER pk ELSE ev.ts END AS ts,", f);
+	fprintf(f, " ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r", s->table);
+	put_fold_order(f, s, "r.", "ev.");
+	fputs(")", f);
+}
+
+/* latest: the same fold of allr, where, with mp its pos and lk, kts the latest delete's */
+static void
+put_latest(FILE *f, const struct shape *s, const char *where)
+{
+	fputs(" latest AS (SELECT DISTINCT ON (", f);
+	put_keys(f, s, "(r).", "");
+	fputs(") allr.*, max(p) OVER pk AS mp, " LATEST_IS_K("") " AS lk,"
+	    " max(ts) FILTER (WHERE k) OVER pk AS kts FROM allr", f);
+	fputs(where, f);
+	put_fold_order(f, s, "(r).", "");
+	fputs("),", f);
+}
+
+/* The members of typed that come from latest l. */
+static void
+put_latest_cols(FILE *f)
+{
+	fputs(" typed AS (SELECT l.mp AS p, l.d OR l.lk AS d, l.k, CASE WHEN l.lk THEN l.kts ELSE l.ts END AS ts,", f);
+}
+
+/*
+ * The same where rows name "unchanged" columns (TOASTed values logical
+ * capture could not send): they take those columns from the batch's latest
+ * earlier change of the key that has them, else from the table as it is.
+ */
+static void
+put_typed_merge(FILE *f, const struct shape *s)
+{
+	fprintf(f, " allr AS (SELECT ev.*, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r),", s->table);
+	put_latest(f, s, "");
+	put_latest_cols(f);
+	fputs(" m.row, l.x, merged AS r FROM latest l, LATERAL (SELECT CASE"
+	    " WHEN l.un IS NULL THEN l.row ELSE (coalesce((SELECT to_jsonb(w) FROM ", f);
+	fprintf(f, "%s AS w WHERE ", s->table);
+	put_match(f, s, "w.", "(l.r).");
+	fputs("), '{}') || coalesce((SELECT jsonb_object_agg(kv.key, kv.value ORDER BY a.p)"
+	    " FROM allr AS a, jsonb_each(a.row::jsonb) AS kv WHERE ", f);
+	put_match(f, s, "(a.r).", "(l.r).");
+	fputs(" AND a.p < l.p AND NOT a.d AND NOT coalesce(a.un ? kv.key, false)), '{}')"
+	    " || l.row::jsonb)::json END AS row) AS m,", f);
+	fprintf(f, " json_populate_record(NULL::%s, m.row) AS merged)", s->table);
+}
+
+/*
+ * With key changes ("old_key") in the batch, a row's history runs back
+ * through them: seg lists, for each event naming unchanged columns, the keys
+ * its values come from, newest first.  Depth 0 is its own key before it, or
+ * for a key change the old key up to the change; each deeper one is the key
+ * that the latest key change into the one above came from, up to that
+ * change.  Positions fall strictly from one to the next, so it ends.
+ */
+static void
+put_lineage(FILE *f, const struct shape *s)
+{
+	fprintf(f, " allr AS (SELECT ev.*, r, json_populate_record(NULL::%s, ev.ok::json) AS okr"
+	    " FROM ev, json_populate_record(NULL::%s, ev.row) AS r),", s->table, s->table);
+	fputs(" seg AS (SELECT a.n, 0 AS depth, CASE WHEN a.ok IS NULL THEN a.r ELSE a.okr END AS kr,"
+	    " a.p AS hi, a.ok IS NOT NULL AS moved FROM allr AS a WHERE a.un IS NOT NULL"
+	    " UNION ALL SELECT s.n, s.depth + 1, b.okr, b.p, true FROM seg AS s, LATERAL (SELECT a.okr, a.p"
+	    " FROM allr AS a WHERE a.ok IS NOT NULL AND ", f);
+	put_match(f, s, "(a.r).", "(s.kr).");
+	fputs(" AND a.p < s.hi ORDER BY a.p DESC LIMIT 1) AS b),", f);
+	/* a key's events from its birth by a key change (lo) up to the change below it (hi) */
+	fputs(" bounds AS (SELECT s.*, lead(s.hi) OVER (PARTITION BY s.n ORDER BY s.depth) AS lo,"
+	    " s.depth = max(s.depth) OVER (PARTITION BY s.n) AS last FROM seg AS s),", f);
+}
+
+/*
+ * mv: the row of each event naming unchanged columns, merged from its
+ * history: the table's row of the oldest key, then each key's events, oldest
+ * first; miss: those whose history went through a key change and still
+ * lacks a column they name, unless the table already holds a newer change.
+ */
+static void
+put_merged(FILE *f, const struct shape *s)
+{
+	int i;
+
+	fputs(" mv AS (SELECT e.n, e.un, (coalesce((SELECT to_jsonb(w) FROM bounds AS s, ", f);
+	fprintf(f, "%s AS w WHERE s.n = e.n AND s.last AND ", s->table);
+	put_match(f, s, "w.", "(s.kr).");
+	fputs("), '{}') || coalesce((SELECT jsonb_object_agg(kv.key, kv.value ORDER BY s.depth DESC, a.p)"
+	    " FROM bounds AS s, allr AS a, jsonb_each(a.row::jsonb) AS kv WHERE s.n = e.n AND ", f);
+	put_match(f, s, "(a.r).", "(s.kr).");
+	fputs(" AND (a.p < s.hi OR (s.moved AND a.p = s.hi)) AND (s.lo IS NULL OR a.p >= s.lo)"
+	    " AND NOT coalesce(a.un ? kv.key, false)), '{}') || e.row::jsonb) AS row,"
+	    " e.ok IS NOT NULL OR EXISTS (SELECT FROM bounds AS s WHERE s.n = e.n AND s.depth > 0) AS moved"
+	    " FROM allr AS e WHERE e.un IS NOT NULL),", f);
+	fputs(" miss AS (SELECT DISTINCT ON (m.n) m.n, c.name FROM mv AS m JOIN allr AS e ON e.n = m.n,"
+	    " jsonb_array_elements_text(m.un) WITH ORDINALITY AS c(name, i) WHERE m.moved AND c.name IN (", f);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s", i ? ", " : "", s->cols[i].lit);
+	fputs(") AND NOT m.row ? c.name AND NOT EXISTS (SELECT FROM ", f);
+	fprintf(f, "%s AS w WHERE ", s->table);
+	put_match(f, s, "w.", "(e.r).");
+	fprintf(f, " AND w.%s >= e.p) ORDER BY m.n, c.i),", s->cols[s->pos].name);
+	put_latest(f, s, " WHERE n NOT IN (SELECT n FROM miss)");
+	put_latest_cols(f);
+	fputs(" coalesce(m.row::json, l.row) AS row, l.x,", f);
+	fprintf(f, " json_populate_record(NULL::%s, coalesce(m.row::json, l.row)) AS r"
+	    " FROM latest AS l LEFT JOIN mv AS m ON m.n = l.n)", s->table);
+}
+
+/* Deletes: hard ones remove the row; soft ones with only a key mark it and keep its values. */
+static void
+put_deletes(FILE *f, const struct shape *s)
+{
+	const char *pos = s->cols[s->pos].name;
+	const char *ts = s->ts >= 0 ? s->cols[s->ts].name : NULL;
+
+	if (s->del == DELETE_HARD) {
+		fprintf(f, ", gone AS (DELETE FROM %s AS t USING typed WHERE typed.d AND ", s->table);
+		put_match(f, s, "t.", "(typed.r).");
+		fprintf(f, " AND t.%s < typed.p)", pos);
+		return;
+	}
+	fprintf(f, ", tomb AS (INSERT INTO %s AS t (", s->table);
+	put_keys(f, s, "", "");
+	fprintf(f, ", %s, %s", pos, s->cols[s->deleted].name);
+	if (ts)
+		fprintf(f, ", %s", ts);
+	fputs(") SELECT ", f);
+	put_keys(f, s, "(r).", "");
+	fprintf(f, ", p, true%s FROM typed WHERE k ON CONFLICT (", ts ? ", ts" : "");
+	put_keys(f, s, "", "");
+	fprintf(f, ") DO UPDATE SET %s = excluded.%s, %s = true", pos, pos, s->cols[s->deleted].name);
+	if (ts)
+		fprintf(f, ", %s = excluded.%s", ts, ts);
+	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s)", pos, pos, pos);
+}
+
+/* The upsert itself, guarded by the pos column. */
+static void
+put_insert(FILE *f, const struct shape *s)
+{
+	const char *pos = s->cols[s->pos].name;
+	int i, k;
+
+	fprintf(f, " INSERT INTO %s AS t (", s->table);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s", i ? ", " : "", s->cols[i].name);
+	fputs(") SELECT ", f);
+	for (i = 0; i < s->ncols; i++) {
+		if (i)
+			fputs(", ", f);
+		if (i == s->pos)
+			fputs("p", f);
+		else if (i == s->deleted)
+			fputs("d", f);
+		else if (i == s->ts)
+			fputs("ts", f);
+		else if (i == s->extra) {
+			fputs("CASE WHEN x THEN nullif(row::jsonb - ARRAY[", f);
+			for (k = 0; k < s->ncols; k++)
+				fprintf(f, "%s%s", k ? ", " : "", s->cols[k].lit);
+			fputs("]::text[], '{}') END", f);
+		} else
+			fprintf(f, "(r).%s", s->cols[i].name);
+	}
+	fprintf(f, " FROM typed WHERE NOT %s ON CONFLICT (", s->del == DELETE_HARD ? "d" : "k");
+	put_keys(f, s, "", "");
+	fputs(") DO UPDATE SET ", f);
+	/* a change, or a delete with its old row: the row as the event has it */
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s = excluded.%s", i ? ", " : "", s->cols[i].name, s->cols[i].name);
+	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s", pos, pos, pos);
+}
+
+/*
+ * The statement for a batch.  ST_MOVE returns a row (n, error) for each
+ * event it left out because an unchanged column has no value: n counts the
+ * rows sent, from 1.
+ */
+char *
+sql_apply(const struct shape *s, enum statement kind)
+{
+	char *sql = NULL;
+	size_t len;
+	FILE *f = open_memstream(&sql, &len);
+
+	if (f == NULL)
+		die("out of memory");
+	put_events(f, kind);
+	if (kind == ST_APPLY)
+		put_typed_plain(f, s);
+	else if (kind == ST_MERGE)
+		put_typed_merge(f, s);
+	else {
+		put_lineage(f, s);
+		put_merged(f, s);
+	}
+	put_deletes(f, s);
+	if (kind == ST_MOVE)
+		fputs(", ins AS (", f);
+	put_insert(f, s);
+	if (kind == ST_MOVE)
+		fputs(") SELECT n, 'unchanged column \"' || name || '\" has no value: no row under the key or old_key'"
+		    " FROM miss", f);
+	if (fclose(f) != 0)
+		die("out of memory");
+	return sql;
+}
+
+/*
+ * A truncate: every row whose guard is below its pos (older than it) is
+ * removed, or marked deleted with the truncate's pos as its guard, so that
+ * changes older than the truncate cannot bring it back.  Rows written after
+ * it stay: applied after the batch, it gives the same table wherever it was
+ * in the batch, and applying it again changes nothing.
+ */
+char *
+sql_truncate(const struct shape *s, int *nparams)
+{
+	const char *pos = s->cols[s->pos].name;
+	char *sql = NULL;
+	size_t len;
+	FILE *f = open_memstream(&sql, &len);
+
+	if (f == NULL)
+		die("out of memory");
+	*nparams = 1;
+	if (s->del == DELETE_HARD)
+		fprintf(f, "DELETE FROM %s AS t", s->table);
+	else {
+		fprintf(f, "UPDATE %s AS t SET %s = true, %s = $1::numeric", s->table,
+		    s->cols[s->deleted].name, pos);
+		if (s->ts >= 0) {
+			fprintf(f, ", %s = coalesce(to_timestamp($2::numeric / 1000), clock_timestamp())",
+			    s->cols[s->ts].name);
+			*nparams = 2;
+		}
+	}
+	fprintf(f, " WHERE t.%s IS NULL OR t.%s < $1::numeric", pos, pos);
+	if (fclose(f) != 0)
+		die("out of memory");
+	return sql;
+}
