@@ -340,23 +340,52 @@ end_to_end() {
 		| ($e | map(.op) | index("t")) as $i | $e[$i].pos as $t
 		| all($e[:$i][]; .pos < $t and .after.status[:6] == "before")
 		and all($e[$i + 1:][]; .pos > $t and .after.status[:5] == "after"))' "$WORK/out"
-	# kafka-sub hands each partition's copy on; pg-upsert applies the rows after it
+	# kafka-sub hands each partition's copy on; pg-upsert applies them all
 	kafka-sub -t "$TOPIC" -g "g_$BATS_TEST_NUMBER" -o beginning -e 2>/dev/null | tee "$WORK/sub" |
 		pg-upsert -d "$wh" -t analytics.fct_orders --dlq="$WORK/dlq"
 	assert_equal "$(wc -l <"$WORK/sub")" $((n + 2))
 	assert_equal "$(grep -c '"op":"t"' "$WORK/sub")" 3
-	sql -d "$DB" -c "SELECT id, status FROM orders ORDER BY id" >"$WORK/source"
-	sql -d "$wh" -c "SELECT id, status FROM analytics.fct_orders WHERE status LIKE 'after%' ORDER BY id" >"$WORK/warehouse"
+	assert_file_empty "$WORK/dlq"
+	# the warehouse holds exactly the source's rows; the truncated ones are marked deleted
+	sql -d "$DB" -c "SELECT id, status, amount_cents FROM orders ORDER BY id" >"$WORK/source"
+	sql -d "$wh" -c "SELECT id, status, amount_cents FROM analytics.fct_orders
+		WHERE NOT is_deleted ORDER BY id" >"$WORK/warehouse"
 	assert_equal "$(wc -l <"$WORK/source")" 20
 	run diff "$WORK/source" "$WORK/warehouse"
 	assert_success
+	assert_equal "$(sql -d "$wh" -c "SELECT count(*) FROM analytics.fct_orders
+		WHERE is_deleted AND status LIKE 'before%'")" 20
 	dropdb "$wh"
 }
 
-@test "trigger -> Kafka (3 partitions) -> warehouse: the truncate reaches every partition, behind the rows before it" {
+@test "trigger -> Kafka (3 partitions) -> warehouse: the truncate reaches every partition behind the rows before it, and the warehouse equals the source" {
 	end_to_end trigger
 }
 
-@test "logical -> Kafka (3 partitions) -> warehouse: the truncate reaches every partition, behind the rows before it" {
+@test "logical -> Kafka (3 partitions) -> warehouse: the truncate reaches every partition behind the rows before it, and the warehouse equals the source" {
 	end_to_end logical
+}
+
+@test "logical, default identity: a key change of a row with a TOASTed column reaches the warehouse with its value" {
+	local wh="wh_${BATS_TEST_NUMBER}"
+	sql -d "$DB" -c "CREATE TABLE doc (id int PRIMARY KEY, n int, body text)" \
+		-c "ALTER TABLE doc ALTER body SET STORAGE EXTERNAL"
+	dropdb --if-exists "$wh" 2>/dev/null
+	createdb -T template0 "$wh"
+	sql -d "$wh" -c "CREATE TABLE doc (id int PRIMARY KEY, n int, body text,
+		cdc_pos numeric(20, 0) NOT NULL, is_deleted boolean NOT NULL DEFAULT false)"
+	prepare logical doc
+	sql -d "$DB" -c "INSERT INTO doc SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 400) g"
+	# the row reaches the warehouse in one run, its key changes in the next
+	capture logical doc | pg-upsert -d "$wh" -t doc --dlq="$WORK/dlq"
+	sql -d "$DB" -c "UPDATE doc SET id = 2 WHERE id = 1" -c "UPDATE doc SET n = 5 WHERE id = 2"
+	capture logical doc | tee "$WORK/events" | pg-upsert -d "$wh" -t doc --dlq="$WORK/dlq"
+	grep -q '"old_key":{"id":1},.*"unchanged":\["body"\]' "$WORK/events"
+	assert_file_empty "$WORK/dlq"
+	sql -d "$DB" -c "SELECT id, n, md5(body) FROM doc" >"$WORK/source"
+	sql -d "$wh" -c "SELECT id, n, md5(body) FROM doc WHERE NOT is_deleted" >"$WORK/warehouse"
+	run diff "$WORK/source" "$WORK/warehouse"
+	assert_success
+	# the old key is kept, marked deleted, with its values
+	assert_equal "$(sql -d "$wh" -c "SELECT id, length(body), is_deleted FROM doc WHERE id = 1")" "1|12800|t"
 }
