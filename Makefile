@@ -35,6 +35,7 @@ COMMON_SRC:= $(wildcard src/common/*.c)
 COMMON_OBJ:= $(COMMON_SRC:src/%.c=$(BUILD)/%.o)
 LIB        = $(BUILD)/libpgcdc.a
 MANS      := $(wildcard man/*.1)
+MANS5     := $(wildcard man/*.5)
 SQL       := $(wildcard sql/*.sql)
 UNITS     := $(wildcard systemd/*.service)
 
@@ -82,12 +83,14 @@ bench: deps all
 	tests/bench/run
 
 lint-man:
-	mandoc -T lint -W warning $(MANS)
+	mandoc -T lint -W warning $(MANS) $(MANS5)
 
 install: all
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(DATADIR)/sql
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man5 \
+		$(DESTDIR)$(DATADIR)/sql
 	cp -f $(BINS) $(SCRIPTS) $(DESTDIR)$(BINDIR)/
 	cp -f $(MANS) $(DESTDIR)$(MANPREFIX)/man1/
+	cp -f $(MANS5) $(DESTDIR)$(MANPREFIX)/man5/
 	cp -f $(SQL) $(DESTDIR)$(DATADIR)/sql/
 	cp -f scripts/pipeline.bash $(DESTDIR)$(DATADIR)/
 	mkdir -p $(DESTDIR)$(UNITDIR)
@@ -98,6 +101,7 @@ install: all
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS) $(SCRIPTS)))
 	rm -f $(addprefix $(DESTDIR)$(MANPREFIX)/man1/,$(notdir $(MANS)))
+	rm -f $(addprefix $(DESTDIR)$(MANPREFIX)/man5/,$(notdir $(MANS5)))
 	rm -rf $(DESTDIR)$(DATADIR)
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS)))
 
