@@ -283,6 +283,7 @@ committed() {
 	printf '%s\n' "CDC_WAREHOUSE=host=$PGHOST port=$PGPORT user=postgres dbname=$WH" \
 		"CDC_TOPIC=$TOPIC" "CDC_GROUP=$GROUP" "KAFKA_BROKERS=$KAFKA_BROKERS" \
 		"CDC_STATE_DIR=$WORK/state" >"$WORK/sink.env"
+	kafka_topic "$TOPIC" 1
 	insert_orders 10
 	for round in 1 2; do
 		env -i PATH="$PATH" cdc-source -e "$WORK/source.env" </dev/null >/dev/null 2>>"$WORK/source.err" 3>&- &
@@ -292,11 +293,10 @@ committed() {
 		STARTED+=("$source" "$sink")
 		# the changes go all the way through: every stage runs
 		wait_for 60 "[ \"\$(sql -d $WH -c 'SELECT count(*) FROM analytics.fct_orders')\" = $((10 * round)) ]"
-		stages=$(pgrep -P "$source"; pgrep -P "$sink")
-		assert_equal "$(echo "$stages" | wc -w)" 4
+		stages="$(pgrep -P "$source" -d ' ') $(pgrep -P "$sink" -d ' ')"
+		assert_equal "$(wc -w <<<"$stages")" 4
 		kill -9 "$source" "$sink"
 		wait "$source" "$sink" 2>/dev/null || true
-		# shellcheck disable=SC2086
 		wait_for 5 "gone $stages" || fail "stages left running: $(ps -o pid=,args= -p "$(echo $stages | tr ' ' ,)")"
 		insert_orders 10
 	done
