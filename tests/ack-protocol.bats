@@ -112,11 +112,17 @@ committed() {
 		awk -v t="$TOPIC" '$2 == t && $3 == 0 { print $4 }'
 }
 
-@test "trigger mode: an ack file saying more than was written stops the tail (exit 1); the position stays and a restart sends the rest" {
-	insert_orders 100
+# follow_acked N: N orders, then pg-cdc-tail -f --ack=$ACK in the background
+# (output in $WORK/1, errors in $WORK/err) until it has written them
+follow_acked() {
+	insert_orders "$1"
 	pg-cdc-tail -d "$DB" -t orders -f --ack="$ACK" >"$WORK/1" 2>"$WORK/err" 3>&- &
 	STARTED+=($!)
-	wait_for 10 '[ "$(count "$WORK/1")" = 100 ]'
+	wait_for 10 "[ \"\$(count '$WORK/1')\" = $1 ]"
+}
+
+@test "trigger mode: an ack file saying more than was written stops the tail (exit 1); the position stays and a restart sends the rest" {
+	follow_acked 100
 	put_ack "$ACK" $'40\n'
 	wait_for 10 '[ "$(stored)" = 40 ]'
 	put_ack "$ACK" $'1000\n'
@@ -131,10 +137,7 @@ committed() {
 }
 
 @test "trigger mode: an ack file of two lines (50, 60) is refused and stores nothing" {
-	insert_orders 100
-	pg-cdc-tail -d "$DB" -t orders -f --ack="$ACK" >"$WORK/1" 2>"$WORK/err" 3>&- &
-	STARTED+=($!)
-	wait_for 10 '[ "$(count "$WORK/1")" = 100 ]'
+	follow_acked 100
 	put_ack "$ACK" $'50\n60'
 	wait_exit "${STARTED[0]}" 10
 	assert_equal "$STATUS" 1
@@ -145,10 +148,7 @@ committed() {
 }
 
 @test "trigger mode: a count that goes down is refused; the position stays" {
-	insert_orders 100
-	pg-cdc-tail -d "$DB" -t orders -f --ack="$ACK" >"$WORK/1" 2>"$WORK/err" 3>&- &
-	STARTED+=($!)
-	wait_for 10 '[ "$(count "$WORK/1")" = 100 ]'
+	follow_acked 100
 	put_ack "$ACK" $'40\n'
 	wait_for 10 '[ "$(stored)" = 40 ]'
 	put_ack "$ACK" $'30\n'
