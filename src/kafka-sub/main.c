@@ -534,11 +534,16 @@ main(int argc, char **argv)
 	rd_kafka_conf_set_log_cb(conf, kconf_log_cb);
 
 	/* room for what was fetched before a pause took effect */
-	if ((s.win = ackwin_open(opt.ack, sizeof(struct mark), opt.window + 65536)) == NULL)
+	if ((s.win = ackwin_open(opt.ack, sizeof(struct mark), opt.window + 65536)) == NULL) {
+		free(opt.topics);
 		return EXIT_RUNTIME;
+	}
 	s.ackfd = ackwin_fd(s.win);
-	if ((s.dlq = dlq_open(opt.dlq)) == NULL)
+	if ((s.dlq = dlq_open(opt.dlq)) == NULL) {
+		ackwin_free(s.win, NULL, NULL);
+		free(opt.topics);
 		return EXIT_RUNTIME;
+	}
 	if ((s.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
 	rd_kafka_poll_set_consumer(s.rk);
