@@ -252,6 +252,15 @@ reap_lost() {
 	return 0
 }
 
+# with_us: the words that start a stage so that it dies with this script,
+# even one killed by SIGKILL that can stop nothing: setpriv has the kernel send
+# the stage SIGTERM when its parent dies (PR_SET_PDEATHSIG, kept across exec),
+# and a stage whose parent is already some other process (the script died
+# before that took effect) does not start.  Each stage then stops as on a
+# signal: the downstream makes durable what it has, the upstream stores what
+# was acknowledged.
+with_us=(setpriv --pdeathsig TERM -- sh -c '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"' "$prog" "$$")
+
 # run_pipe: run "${up[@]}" | "${down[@]}" and supervise them until both have
 # exited.  The pipe is a fifo opened at once at both ends and unlinked, so
 # that the shell knows the pid of either stage.
@@ -267,11 +276,11 @@ run_pipe() {
 	exec {rw}>&-
 	rm -rf "$dir"
 	trap on_signal TERM INT
-	"${up[@]}" >&"$w" {r}<&- {w}>&- {tick}<&- &
+	"${with_us[@]}" "${up[@]}" >&"$w" {r}<&- {w}>&- {tick}<&- &
 	up_pid=$!
 	stage_name[$up_pid]=${up[0]}
 	live=("$up_pid")
-	"${down[@]}" <&"$r" {r}<&- {w}>&- {tick}<&- &
+	"${with_us[@]}" "${down[@]}" <&"$r" {r}<&- {w}>&- {tick}<&- &
 	down_pid=$!
 	stage_name[$down_pid]=${down[0]}
 	live+=("$down_pid")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # C unit tests of src/common, built by `make unit`.
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	load lib/common
 }
@@ -9,4 +11,13 @@ setup() {
 	run "$TOP/build/unit/jsonscan"
 	assert_success
 	assert_output --regexp 'jsonscan: [0-9]+ passed, 0 failed$'
+}
+
+@test "the ack window: marks, acknowledgements, foreign counts refused, wrap-around, exit wait, lock" {
+	run --separate-stderr "$TOP/build/unit/ackwin"
+	assert_success
+	assert_output --regexp '^ackwin: [0-9]+ passed, 0 failed$'
+	# each refusal says why, naming the file
+	assert_equal "$(grep -c 'is refused (it says 6 lines, but only 5 were written)' <<<"$stderr")" 2
+	assert_equal "$(grep -c 'is in use by another pipeline (pid [0-9]* holds /tmp/ackwin\.[^/]*/ack\.lock)$' <<<"$stderr")" 2
 }

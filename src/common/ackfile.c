@@ -1,12 +1,33 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ackfile.h"
+#include "log.h"
+
+#define MAX_DIGITS 20		/* UINT64_MAX has 20 */
+
+/*
+ * Create the temporary exclusively, never through a link.  One of the same
+ * name is left by a crashed process that had our pid: ack_check_dir made
+ * sure the directory is ours alone, so it is ours to remove.
+ */
+static int
+open_temp(const char *tmp)
+{
+	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = open(tmp, flags, 0600);
+
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+		fd = open(tmp, flags, 0600);
+	return fd;
+}
 
 int
 ack_write(const char *path, uint64_t n)
@@ -20,8 +41,7 @@ ack_write(const char *path, uint64_t n)
 		return -1;
 	}
 	len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", n);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if ((fd = open_temp(tmp)) < 0)
 		return -1;
 	if (write(fd, buf, len) != len || close(fd) != 0) {
 		saved = errno ? errno : EIO;
@@ -29,29 +49,153 @@ ack_write(const char *path, uint64_t n)
 		errno = saved;
 		return -1;
 	}
-	return rename(tmp, path);
+	if (rename(tmp, path) != 0) {
+		saved = errno;
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+ack_parse(const char *buf, size_t len, uint64_t *n)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0)
+		return "it is empty";
+	if (len > MAX_DIGITS + 1)
+		return "it is longer than 20 digits and a newline";
+	if (len == 1 || buf[len - 1] != '\n')
+		return "it is not one line of decimal digits";
+	for (i = 0; i < len - 1; i++) {
+		unsigned d = (unsigned char)buf[i] - '0';
+
+		if (d > 9)
+			return "it is not one line of decimal digits";
+		if (v > (UINT64_MAX - d) / 10)
+			return "its number is too large";
+		v = v * 10 + d;
+	}
+	*n = v;
+	return NULL;
+}
+
+const char *
+ack_read(const char *path, uint64_t *n)
+{
+	char buf[MAX_DIGITS + 8];
+	struct stat st;
+	ssize_t len;
+	int fd, saved;
+
+	/* O_NONBLOCK: a fifo planted in its place must not hang the reader */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? "it does not exist" :
+		    errno == ELOOP ? "it is a symbolic link" : strerror(errno);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return "it is not a regular file";
+	}
+	len = read(fd, buf, sizeof buf);
+	saved = errno;
+	close(fd);
+	if (len < 0)
+		return strerror(saved);
+	return ack_parse(buf, len, n);
 }
 
 int
-ack_read(const char *path, uint64_t *n)
+ack_check_dir(const char *path)
 {
-	char buf[32], *end;
-	ssize_t len;
+	char *copy = xstrdup(path), *dir = dirname(copy);
+	struct stat st;
+	int rc = -1;
+
+	if (stat(dir, &st) != 0)
+		log_error("cannot use the directory of ack file \"%s\":", path);
+	else if (!S_ISDIR(st.st_mode))
+		log_error("\"%s\", the directory of ack file \"%s\", is not a directory", dir, path);
+	else if (st.st_uid != geteuid())
+		log_error("ack file \"%s\" is in directory \"%s\" of another user (uid %lu): refusing it",
+		    path, dir, (unsigned long)st.st_uid);
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		log_error("ack file \"%s\" is in directory \"%s\", which %s may write to: refusing it"
+		    " (use a directory only its owner may write to)", path, dir,
+		    st.st_mode & S_IWOTH ? "every user" : "its group");
+	else
+		rc = 0;
+	free(copy);
+	return rc;
+}
+
+/* Take the role's byte of the lock file, or say who holds it. */
+static int
+take_lock(int fd, enum ack_role role, const char *path, const char *lock)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = role, .l_len = 1 };
+
+	/* F_SETLK, not F_OFD_SETLK: F_GETLK then names the holder's pid */
+	if (fcntl(fd, F_SETLK, &fl) == 0)
+		return 0;
+	if (errno != EAGAIN && errno != EACCES) {
+		log_error("cannot lock \"%s\":", lock);
+		return -1;
+	}
+	fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = role, .l_len = 1 };
+	if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid > 0)
+		log_error("ack file \"%s\" is in use by another pipeline (pid %ld holds %s)",
+		    path, (long)fl.l_pid, lock);
+	else
+		log_error("ack file \"%s\" is in use by another pipeline (%s is locked)", path, lock);
+	return -1;
+}
+
+int
+ack_claim(const char *path, enum ack_role role)
+{
+	char lock[4096];
+	struct stat st;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (ack_check_dir(path) < 0)
 		return -1;
-	len = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (len <= 0)
+	if (snprintf(lock, sizeof lock, "%s.lock", path) >= (int)sizeof lock) {
+		log_error("ack file name \"%s\" is too long", path);
 		return -1;
-	buf[len] = '\0';
-	if (buf[0] < '0' || buf[0] > '9')
+	}
+	fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("cannot open lock file \"%s\":", lock);
 		return -1;
-	errno = 0;
-	*n = strtoull(buf, &end, 10);
-	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0'))
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		log_error("lock file \"%s\" is not a regular file of this user: refusing it", lock);
+		close(fd);
 		return -1;
-	return 0;
+	}
+	if (take_lock(fd, role, path, lock) < 0) {
+		close(fd);
+		return -1;
+	}
+	/* only now: a pipeline refused above must not touch the count of the one running */
+	if (ack_write(path, 0) < 0) {
+		log_error("cannot write ack file \"%s\":", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+ack_role_held(int lockfd, enum ack_role role)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = role, .l_len = 1 };
+
+	if (fcntl(lockfd, F_GETLK, &fl) != 0)
+		return -1;
+	return fl.l_type != F_UNLCK;
 }

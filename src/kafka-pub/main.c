@@ -474,12 +474,15 @@ main(int argc, char **argv)
 	static rd_kafka_conf_t *conf;
 	rd_kafka_queue_t *mainq;
 	char err[512];
-	int evpipe[2], status;
+	int evpipe[2], status, lockfd = -1;
 
 	log_init(argv[0]);
 	conf = default_conf();
 	parse_options(argc, argv, &opt, conf);
 	sig_install();
+	/* first: a second pipeline on the file refuses before it touches anything */
+	if (opt.ack && (lockfd = ack_claim(opt.ack, ACK_DOWNSTREAM)) < 0)
+		return EXIT_RUNTIME;
 	rd_kafka_conf_set_opaque(conf, &p);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
@@ -489,8 +492,6 @@ main(int argc, char **argv)
 		die("out of memory");
 	if ((p.dlq = dlq_open(opt.dlq)) == NULL)
 		exit(EXIT_RUNTIME);	/* what main holds is still reachable */
-	if (opt.ack && ack_write(opt.ack, 0) < 0)
-		die("cannot write ack file \"%s\":", opt.ack);
 	if ((p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
 	p.rkt = rd_kafka_topic_new(p.rk, opt.topic, NULL);
@@ -519,5 +520,7 @@ main(int argc, char **argv)
 	close(evpipe[0]);
 	close(evpipe[1]);
 	free(p.done);
+	if (lockfd >= 0)
+		close(lockfd);
 	return status;
 }

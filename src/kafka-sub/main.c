@@ -12,13 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
-#include "ackfile.h"
 #include "ackwatch.h"
+#include "ackwin.h"
+#include "clock.h"
 #include "dlq.h"
 #include "jsonscan.h"
 #include "kconf.h"
@@ -73,9 +73,8 @@ struct part {
 	int eof;		/* at its end (for -e) */
 };
 
-/* "After line L, partition P is durable up to offset O." */
+/* A mark in the ack window: "once its line is durable, partition part is durable up to offset". */
 struct mark {
-	uint64_t line;
 	int part;
 	int64_t offset;
 };
@@ -87,28 +86,16 @@ struct sub {
 	struct dlq *dlq;
 	struct part *parts;
 	int nparts;
-	struct mark *ring;	/* marks of messages handled but not yet durable */
-	size_t cap, head, len;
+	struct ackwin *win;	/* marks of messages handled but not yet durable */
 	uint64_t lines;		/* lines written */
-	uint64_t acked;
 	long long consumed;
 	int ackfd;
 	int paused;
 	int fatal;
 	int out_closed;		/* stdout closed: the final revoke writes nothing */
 	int out_failed;		/* stdout cannot be written: stop */
-	struct timespec last_commit;
-	int warned;		/* the ack file said too much, once */
+	double last_commit;
 };
-
-static double
-since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t->tv_sec) + (now.tv_nsec - t->tv_nsec) / 1e9;
-}
 
 static int
 find_part(struct sub *s, const char *topic, int32_t partition)
@@ -125,43 +112,35 @@ find_part(struct sub *s, const char *topic, int32_t partition)
 	return s->nparts++;
 }
 
-/* Pop the marks up to line n: their partitions are durable up to those offsets. */
+/* ackwin's pop: the mark's partition is durable up to its offset. */
 static void
-pop_marks(struct sub *s, uint64_t n)
+pop_mark(void *ctx, void *payload)
 {
-	struct mark *m;
+	struct sub *s = ctx;
+	struct mark *m = payload;
 
-	while (s->len > 0 && (m = &s->ring[s->head])->line <= n) {
-		s->parts[m->part].next = m->offset + 1;
-		s->head = (s->head + 1) % s->cap;
-		s->len--;
-	}
+	s->parts[m->part].next = m->offset + 1;
 }
 
 static void
 push_mark(struct sub *s, int part, int64_t offset)
 {
-	if (s->len == s->cap)
-		die("window of unacknowledged messages overflowed");
-	s->ring[(s->head + s->len++) % s->cap] = (struct mark){ s->lines, part, offset };
+	struct mark *m = ackwin_push(s->win, s->lines);
+
+	m->part = part;
+	m->offset = offset;
 }
 
-/* Learn what is durable: from the ack file, or everything written without one. */
+/*
+ * Learn what is durable: from the ack file, or everything written without
+ * one.  A refused count (ackwin.h) stops the run: nothing is committed on its
+ * word, and what was durable before is still committed at exit.
+ */
 static void
 read_acks(struct sub *s)
 {
-	uint64_t n;
-
-	if (s->opt->ack == NULL) {
-		s->acked = s->lines;
-	} else if (ack_read(s->opt->ack, &n) == 0 && n > s->acked) {
-		if (n > s->lines && !s->warned++) {
-			log_warning("ack file \"%s\" says %" PRIu64 " lines, only %" PRIu64 " were written",
-			    s->opt->ack, n, s->lines);
-		}
-		s->acked = n > s->lines ? s->lines : n;
-	}
-	pop_marks(s, s->acked);
+	if (ackwin_update(s->win, s->lines, pop_mark, s) < 0)
+		s->fatal = 1;
 }
 
 /* Commit the durable offsets of owned partitions that moved. */
@@ -190,7 +169,7 @@ commit(struct sub *s, int sync)
 			log_warning("cannot commit offsets: %s", rd_kafka_err2str(err));
 	}
 	rd_kafka_topic_partition_list_destroy(list);
-	clock_gettime(CLOCK_MONOTONIC, &s->last_commit);
+	s->last_commit = mono_ms();
 	return 0;
 }
 
@@ -215,16 +194,8 @@ flush_out(struct sub *s)
 static void
 wait_acks(struct sub *s, long long ms)
 {
-	struct timespec start;
-	struct pollfd p = { s->ackfd, POLLIN, 0 };
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	read_acks(s);
-	while (s->acked < s->lines && since(&start) * 1000 < ms && sig_count < 2) {
-		if (poll(&p, s->ackfd >= 0, 100) > 0)
-			ackwatch_drain(s->ackfd);
-		read_acks(s);
-	}
+	if (ackwin_wait(s->win, s->lines, ms, pop_mark, s, NULL) < 0)
+		s->fatal = 1;
 }
 
 static void
@@ -328,7 +299,7 @@ static void
 throttle(struct sub *s)
 {
 	rd_kafka_topic_partition_list_t *list;
-	int full = s->opt->ack && s->len >= (size_t)s->opt->window;
+	int full = s->opt->ack && ackwin_len(s->win) >= (size_t)s->opt->window;
 
 	if (full == s->paused)
 		return;
@@ -361,8 +332,8 @@ consume_batch(struct sub *s, int *status)
 
 	/* no more than the window has room for; paused partitions return nothing,
 	 * but rebalances and errors are still served */
-	if (s->opt->ack && (ssize_t)s->opt->window - (ssize_t)s->len < room)
-		room = (ssize_t)s->opt->window - (ssize_t)s->len;
+	if (s->opt->ack && (ssize_t)s->opt->window - (ssize_t)ackwin_len(s->win) < room)
+		room = (ssize_t)s->opt->window - (ssize_t)ackwin_len(s->win);
 	n = rd_kafka_consume_batch_queue(s->queue, 0, batch, room > 0 ? room : 1);
 	for (i = 0; i < n; i++) {
 		m = batch[i];
@@ -403,7 +374,7 @@ run(struct sub *s, int evfd)
 		n = consume_batch(s, &status);
 		flush_out(s);
 		read_acks(s);
-		if (since(&s->last_commit) >= 0.1 && commit(s, 0) < 0)
+		if (mono_ms() - s->last_commit >= 100 && commit(s, 0) < 0)
 			return 1;
 		if (n > 0 || done(s))
 			continue;
@@ -528,9 +499,9 @@ finish(struct sub *s)
 
 	if (s->opt->ack && !s->out_failed) {
 		wait_acks(s, s->opt->ack_timeout_ms);
-		if (s->acked < s->lines) {
+		if (ackwin_acked(s->win) < s->lines) {
 			log_warning("downstream acknowledged %" PRIu64 " of %" PRIu64
-			    " lines; the rest will be delivered again", s->acked, s->lines);
+			    " lines; the rest will be delivered again", ackwin_acked(s->win), s->lines);
 		}
 	}
 	read_acks(s);
@@ -563,16 +534,15 @@ main(int argc, char **argv)
 	rd_kafka_conf_set_log_cb(conf, kconf_log_cb);
 
 	/* room for what was fetched before a pause took effect */
-	s.cap = opt.window + 65536;
-	if ((s.ring = calloc(s.cap, sizeof *s.ring)) == NULL)
-		die("out of memory");
-	if ((s.dlq = dlq_open(opt.dlq)) == NULL)
-		exit(EXIT_RUNTIME);	/* what main holds is still reachable */
-	if (opt.ack) {
-		if (ack_write(opt.ack, 0) < 0)
-			die("cannot write ack file \"%s\":", opt.ack);
-		if ((s.ackfd = ackwatch_open(opt.ack)) < 0)
-			die("cannot watch ack file \"%s\":", opt.ack);
+	if ((s.win = ackwin_open(opt.ack, sizeof(struct mark), opt.window + 65536)) == NULL) {
+		free(opt.topics);
+		return EXIT_RUNTIME;
+	}
+	s.ackfd = ackwin_fd(s.win);
+	if ((s.dlq = dlq_open(opt.dlq)) == NULL) {
+		ackwin_free(s.win, NULL, NULL);
+		free(opt.topics);
+		return EXIT_RUNTIME;
 	}
 	if ((s.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
@@ -611,9 +581,7 @@ main(int argc, char **argv)
 	for (i = 0; i < s.nparts; i++)
 		free(s.parts[i].topic);
 	free(s.parts);
-	free(s.ring);
+	ackwin_free(s.win, NULL, NULL);
 	free(opt.topics);
-	if (s.ackfd >= 0)
-		close(s.ackfd);
 	return status;
 }

@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ackfile.h"
 #include "ackwatch.h"
+#include "ackwin.h"
 #include "jsonout.h"
 #include "log.h"
 #include "pgconn.h"
@@ -41,11 +41,6 @@ struct table_info {
 	char *snapshot_sql;
 };
 
-/* "Once line N is durable, the slot may confirm LSN lsn." */
-struct mark {
-	uint64_t line, lsn;
-};
-
 struct logical {
 	struct emitter e;	/* first member: room() gets the state back from it */
 	struct options *opt;
@@ -58,11 +53,9 @@ struct logical {
 	int nrels;
 	uint32_t *domains;	/* pairs: domain oid, base type oid */
 	int ndomains;
-	struct mark *marks;
-	size_t mcap, mhead, mlen;
+	struct ackwin *win;	/* marks: once line N is durable, the slot may confirm an LSN */
 	uint64_t acked;
 	int ackfd;
-	int warned;
 	/* transaction in progress */
 	int in_txn;
 	uint32_t xid;
@@ -562,67 +555,48 @@ logical_drop_slot(const struct options *o)
 static void
 mark_push(struct logical *s, uint64_t lsn)
 {
-	struct mark *last;
+	uint64_t line, *m = ackwin_newer(s->win, 0, &line);
 
-	if (s->mlen > 0) {
-		last = &s->marks[(s->mhead + s->mlen - 1) % s->mcap];
-		if (last->line == s->e.lines) {
-			last->lsn = lsn;
-			return;
-		}
-	}
-	if (s->mlen == s->mcap) {
-		size_t cap = s->mcap ? 2 * s->mcap : 64, i;
-		struct mark *m = xcalloc(cap, sizeof *m);
-
-		for (i = 0; i < s->mlen; i++)
-			m[i] = s->marks[(s->mhead + i) % s->mcap];
-		free(s->marks);
-		s->marks = m;
-		s->mcap = cap;
-		s->mhead = 0;
-	}
-	s->marks[(s->mhead + s->mlen++) % s->mcap] = (struct mark){ s->e.lines, lsn };
+	if (m == NULL || line != s->e.lines)
+		m = ackwin_push(s->win, s->e.lines);
+	*m = lsn;
 }
 
-/* Lines up to n are durable: the marks they pass make their LSNs confirmable. */
+/* ackwin's pop: a mark whose line is durable makes its LSN confirmable. */
 static void
-durable_to(struct logical *s, uint64_t n)
+pop_lsn(void *ctx, void *payload)
 {
-	s->acked = n;
-	while (s->mlen > 0 && s->marks[s->mhead].line <= n) {
-		if (s->marks[s->mhead].lsn > s->durable)
-			s->durable = s->marks[s->mhead].lsn;
-		s->mhead = (s->mhead + 1) % s->mcap;
-		s->mlen--;
-	}
-	/*
-	 * Between transactions with every line durable, the server has sent all
-	 * it decoded before its last keepalive: confirming that lets an idle slot
-	 * (or one whose changes are all in other tables) release WAL.
-	 */
-	if (s->mlen == 0 && n == s->e.lines && !s->in_txn && s->idle_end > s->durable)
+	struct logical *s = ctx;
+	uint64_t lsn = *(uint64_t *)payload;
+
+	if (lsn > s->durable)
+		s->durable = lsn;
+}
+
+/*
+ * Between transactions with every line durable, the server has sent all it
+ * decoded before its last keepalive: confirming that lets an idle slot (or
+ * one whose changes are all in other tables) release WAL.
+ */
+static void
+durable_idle(struct logical *s)
+{
+	if (ackwin_len(s->win) == 0 && s->acked == s->e.lines && !s->in_txn && s->idle_end > s->durable)
 		s->durable = s->idle_end;
 }
 
-static void
+/* Lines durable downstream make their LSNs confirmable; -1 once the ack file was refused. */
+static int
 read_acks(struct logical *s)
 {
-	uint64_t n;
-
-	if (s->opt->ack == NULL) {
-		/* written is as far as we can know */
-		if (fflush(stdout) != 0)
-			die("write error:");
-		durable_to(s, s->e.lines);
-		return;
-	}
-	if (ack_read(s->opt->ack, &n) < 0 || n <= s->acked)
-		return;
-	if (n > s->e.lines && !s->warned++)
-		log_warning("ack file \"%s\" says %" PRIu64 " lines, only %" PRIu64 " were written",
-		    s->opt->ack, n, s->e.lines);
-	durable_to(s, n > s->e.lines ? s->e.lines : n);
+	/* without --ack, written is as far as we can know */
+	if (s->opt->ack == NULL && fflush(stdout) != 0)
+		die("write error:");
+	if (ackwin_update(s->win, s->e.lines, pop_lsn, s) < 0)
+		return -1;
+	s->acked = ackwin_acked(s->win);
+	durable_idle(s);
+	return 0;
 }
 
 static void
@@ -682,7 +656,8 @@ room(struct emitter *e)
 	uint64_t out;
 
 	for (;;) {
-		read_acks(s);
+		if (read_acks(s) < 0)
+			return 0;
 		out = s->e.lines - s->acked;
 		if (out < (uint64_t)s->opt->window)
 			return s->opt->window - out;
@@ -1129,7 +1104,7 @@ on_copy_data(struct logical *s, const char *buf, int len)
 			s->received = end;
 		if (!s->in_txn) {
 			s->idle_end = end;
-			durable_to(s, s->acked);
+			durable_idle(s);
 		}
 		if (!s->opt->follow && !s->in_txn && end >= s->stop_at)
 			s->caught_up = 1;
@@ -1198,7 +1173,8 @@ stream(struct logical *s)
 				return -1;
 			/* a stream that never pauses still confirms and reports */
 			if (++count % 4096 == 0) {
-				read_acks(s);
+				if (read_acks(s) < 0)
+					return -1;
 				if (status_due(s) < 0)
 					goto lost;
 			}
@@ -1208,7 +1184,8 @@ stream(struct logical *s)
 			/* nothing more for now: hand over what was written, then wait */
 			if (fflush(stdout) != 0)
 				die("write error:");
-			read_acks(s);
+			if (read_acks(s) < 0)
+				return -1;
 			if (status_due(s) < 0)
 				goto lost;
 			if (!s->opt->follow && !s->ping_out && ms_since(&s->last_ping) >= 20) {
@@ -1247,35 +1224,27 @@ lost:
 	return 0;
 }
 
+/* ackwin_wait's tick: the server hears from us while we wait. */
+static int
+status_tick(void *ctx)
+{
+	struct logical *s = ctx;
+
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		status_due(s);
+	return 0;
+}
+
 /* After the stream: wait for the last acknowledgements and confirm them. */
 static int
 finish(struct logical *s)
 {
-	struct timespec start;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	read_acks(s);
-	while (s->opt->ack && s->acked < s->e.lines && ms_since(&start) < s->opt->ack_timeout_ms &&
-	    sig_count < 2) {
-		if (poll(&(struct pollfd){ s->ackfd, POLLIN, 0 }, 1, 100) > 0)
-			ackwatch_drain(s->ackfd);
-		read_acks(s);
-		if (PQstatus(s->conn) == CONNECTION_OK)
-			status_due(s);
-	}
-	read_acks(s);
+	if (ackwin_wait(s->win, s->e.lines, s->opt->ack_timeout_ms, pop_lsn, s, status_tick) < 0 ||
+	    read_acks(s) < 0)
+		return -1;
 	if (PQstatus(s->conn) == CONNECTION_OK && s->durable != s->reported)
 		send_status(s, 0);
-	if (s->opt->ack && s->acked < s->e.lines) {
-		if (!sig_stop) {
-			log_error("downstream acknowledged %" PRIu64 " of %" PRIu64
-			    " lines; the rest will be sent again", s->acked, s->e.lines);
-			return -1;
-		}
-		log_warning("downstream acknowledged %" PRIu64 " of %" PRIu64
-		    " lines; the rest will be sent again", s->acked, s->e.lines);
-	}
-	return 0;
+	return report_unacked(s->acked, s->e.lines);
 }
 
 /* --snapshot: each emitted table's rows as op "r", read under the slot's exported snapshot. */
@@ -1339,16 +1308,9 @@ logical_run(struct options *opt)
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	s.e.out = stdout;
 	s.e.room = room;
-	if (opt->ack) {
-		if (ack_write(opt->ack, 0) < 0) {
-			log_error("cannot write ack file \"%s\":", opt->ack);
-			return -1;
-		}
-		if ((s.ackfd = ackwatch_open(opt->ack)) < 0) {
-			log_error("cannot watch ack file \"%s\":", opt->ack);
-			return -1;
-		}
-	}
+	if ((s.win = ackwin_open(opt->ack, sizeof(uint64_t), SIZE_MAX)) == NULL)
+		return -1;
+	s.ackfd = ackwin_fd(s.win);
 	if (connect_stream(&s, 1) < 0) {
 		status = -1;
 	} else {
@@ -1372,11 +1334,9 @@ logical_run(struct options *opt)
 	free(s.info);
 	free(s.wanted);
 	free(s.domains);
-	free(s.marks);
+	ackwin_free(s.win, NULL, NULL);
 	free(s.vals);
 	free(s.olds);
-	if (s.ackfd >= 0)
-		close(s.ackfd);
 	PQfinish(s.conn);
 	if (opt->follow && fclose(stdout) != 0 && status == 0)
 		die("write error:");

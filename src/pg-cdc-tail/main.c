@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ackfile.h"
 #include "ackwatch.h"
+#include "ackwin.h"
+#include "clock.h"
 #include "log.h"
 #include "opt.h"
 #include "pgconn.h"
@@ -59,10 +59,8 @@ struct tail {
 	int ntables;
 	struct pos *want;	/* per table: acknowledged position not yet stored */
 	int *moved;
-	uint64_t acked;
-	int ackfd;
-	struct timespec last_prune;
-	int warned;		/* the ack file said too much, once */
+	int ackfd;		/* readable when the ack file changes */
+	double last_prune;
 };
 
 enum {
@@ -157,13 +155,28 @@ parse_options(int argc, char **argv, struct options *o)
 		usage_error("--ack needs a file name");
 }
 
-static double
-elapsed(const struct timespec *since)
+/*
+ * Hold the consumer's session lock, so that a second tail under the same name
+ * refuses to start.  A predecessor killed a moment ago may still have its
+ * session: it gets 10 s to end.  0, 1 when the name is in use (after an error
+ * message), -1 on a database error.
+ */
+static int
+lock_consumer(struct tail *s)
 {
-	struct timespec now;
+	double start = mono_ms();
+	long pid = 0;
+	int n;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - since->tv_sec) + (now.tv_nsec - since->tv_nsec) / 1e9;
+	while ((n = consumer_lock(s->conn, s->opt->name, &pid)) == 0) {
+		if (mono_ms() - start >= 10000 || sig_stop) {
+			log_error("consumer \"%s\" is in use by another pg-cdc-tail (server process %ld)",
+			    s->opt->name, pid);
+			return 1;
+		}
+		sleep_ms(200);
+	}
+	return n < 0 ? -1 : 0;
 }
 
 /* Connect; with --follow keep trying with backoff until it works or a signal comes. */
@@ -171,11 +184,13 @@ static int
 connect_source(struct tail *s)
 {
 	long backoff = 100;
+	int n;
 
 	for (;;) {
 		s->conn = pg_connect(s->opt->conninfo);
-		if (s->conn && (!s->opt->follow || pg_command(s->conn, "LISTEN pgcdc") == 0))
-			return 0;
+		if (s->conn && (!s->opt->follow || pg_command(s->conn, "LISTEN pgcdc") == 0) &&
+		    (n = lock_consumer(s)) >= 0)
+			return n == 0 ? 0 : -1;
 		PQfinish(s->conn);
 		s->conn = NULL;
 		if (!s->opt->follow || sig_stop)
@@ -204,21 +219,11 @@ recover(struct tail *s)
 	return connect_source(s);
 }
 
-static void
+/* Learn what the downstream has made durable; -1 once the ack file was refused. */
+static int
 read_acks(struct tail *s)
 {
-	uint64_t n;
-
-	if (s->opt->ack == NULL || ack_read(s->opt->ack, &n) < 0 || n <= s->acked)
-		return;
-	if (n > s->e.lines && !s->warned++) {
-		log_warning("ack file \"%s\" says %" PRIu64 " lines, only %" PRIu64 " were written",
-		    s->opt->ack, n, s->e.lines);
-	}
-	if (n > s->e.lines)
-		n = s->e.lines;
-	s->acked = n;
-	window_pop(s->e.win, n, s->want, s->moved);
+	return s->e.win ? window_update(s->e.win, s->e.lines, s->want, s->moved) : 0;
 }
 
 /* Store each table's durable position where it moved. */
@@ -246,9 +251,9 @@ maybe_prune(struct tail *s, int now)
 {
 	int i;
 
-	if (!s->opt->prune || (!now && elapsed(&s->last_prune) < 1.0))
+	if (!s->opt->prune || (!now && mono_ms() - s->last_prune < 1000))
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &s->last_prune);
+	s->last_prune = mono_ms();
 	for (i = 0; i < s->ntables; i++)
 		if (prune_log(s->conn, &s->tables[i]) < 0)
 			return -1;
@@ -283,11 +288,12 @@ room(struct emitter *e)
 	struct tail *s = (struct tail *)e;
 	uint64_t out;
 
-	if (s->opt->ack == NULL)
+	if (s->e.win == NULL)
 		return LONG_MAX;
 	for (;;) {
-		read_acks(s);
-		out = s->e.lines - s->acked;
+		if (read_acks(s) < 0)
+			return 0;
+		out = s->e.lines - ackwin_acked(s->e.win);
 		if (out < (uint64_t)s->opt->window)
 			return s->opt->window - out;
 		if (sig_stop)
@@ -426,7 +432,8 @@ run(struct tail *s)
 		n = round_once(s);
 		if (fflush(stdout) != 0)
 			die("write error:");
-		read_acks(s);
+		if (read_acks(s) < 0)
+			return -1;
 		if (n < 0 || sync_positions(s) < 0 || maybe_prune(s, 0) < 0) {
 			if (recover(s) < 0)
 				return -1;
@@ -438,6 +445,15 @@ run(struct tail *s)
 	return 0;
 }
 
+/* window_wait's tick: store what moved meanwhile. */
+static int
+store_tick(void *ctx)
+{
+	struct tail *s = ctx;
+
+	return sync_positions(s) < 0 && recover(s) < 0 ? -1 : 0;
+}
+
 /*
  * Before exiting: wait (up to --ack-timeout, or a second signal) for the
  * downstream to acknowledge what was written, and store the final positions.
@@ -445,29 +461,26 @@ run(struct tail *s)
 static int
 finish(struct tail *s)
 {
-	struct timespec start;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (s->opt->ack && s->acked < s->e.lines &&
-	    elapsed(&start) * 1000 < s->opt->ack_timeout_ms && sig_count < 2) {
-		if (poll(&(struct pollfd){ s->ackfd, POLLIN, 0 }, 1, 100) > 0)
-			ackwatch_drain(s->ackfd);
-		read_acks(s);
-		if (sync_positions(s) < 0 && recover(s) < 0)
-			return -1;
-	}
-	read_acks(s);
+	if (s->e.win && window_wait(s->e.win, s->e.lines, s->opt->ack_timeout_ms,
+	    s->want, s->moved, store_tick, s) < 0)
+		return -1;
 	if (sync_positions(s) < 0 || maybe_prune(s, 1) < 0)
 		return -1;
-	if (s->acked < s->e.lines && s->opt->ack) {
-		if (!sig_stop) {
-			log_error("downstream acknowledged %" PRIu64 " of %" PRIu64
-			    " lines; the rest will be sent again", s->acked, s->e.lines);
-			return -1;
-		}
-		log_warning("downstream acknowledged %" PRIu64 " of %" PRIu64
-		    " lines; the rest will be sent again", s->acked, s->e.lines);
+	return s->e.win ? report_unacked(ackwin_acked(s->e.win), s->e.lines) : 0;
+}
+
+int
+report_unacked(uint64_t acked, uint64_t lines)
+{
+	if (acked == lines)
+		return 0;
+	if (!sig_stop) {
+		log_error("downstream acknowledged %" PRIu64 " of %" PRIu64
+		    " lines; the rest will be sent again", acked, lines);
+		return -1;
 	}
+	log_warning("downstream acknowledged %" PRIu64 " of %" PRIu64
+	    " lines; the rest will be sent again", acked, lines);
 	return 0;
 }
 
@@ -477,15 +490,11 @@ setup(struct tail *s)
 	int i;
 
 	if (s->opt->ack) {
-		if (ack_write(s->opt->ack, 0) < 0) {
-			log_error("cannot write ack file \"%s\":", s->opt->ack);
+		/* a mark per line, and per table one more at a batch's end and the snapshot */
+		s->e.win = window_new(s->opt->ack, s->opt->window + 2 * s->ntables + 16);
+		if (s->e.win == NULL)
 			return -1;
-		}
-		if ((s->ackfd = ackwatch_open(s->opt->ack)) < 0) {
-			log_error("cannot watch ack file \"%s\":", s->opt->ack);
-			return -1;
-		}
-		s->e.win = window_new(s->opt->window + 2 * s->ntables + 16);
+		s->ackfd = ackwin_fd(s->e.win);
 	}
 	if (connect_source(s) < 0)
 		return -1;
@@ -542,8 +551,6 @@ main(int argc, char **argv)
 	free(s.moved);
 	free(opt.tables);
 	window_free(s.e.win);
-	if (s.ackfd >= 0)
-		close(s.ackfd);
 	PQfinish(s.conn);
 	if (opt.follow && fclose(stdout) != 0 && status == 0)
 		die("write error:");

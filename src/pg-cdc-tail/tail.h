@@ -66,16 +66,18 @@ struct table {
 	int final_batch;	/* the batch in progress started after this run began */
 };
 
-/* Lines written but not yet acknowledged, each with the position after it. */
-struct window;
+/* window.c: trigger mode's marks (table, position) in the ack window of src/common/ackwin.h. */
+struct ackwin;
 
-struct window *window_new(size_t cap);
-void window_free(struct window *w);
-size_t window_len(const struct window *w);
-int window_full(const struct window *w);
-void window_push(struct window *w, uint64_t line, int table, const struct pos *p);
-/* Pop the marks up to line n; for each table, the last popped position goes to out[table]. */
-void window_pop(struct window *w, uint64_t n, struct pos *out, int *moved);
+/* Claim ack file ack and watch it, for at most cap marks; NULL after an error message. */
+struct ackwin *window_new(const char *ack, size_t cap);
+void window_free(struct ackwin *w);
+void window_push(struct ackwin *w, uint64_t line, int table, const struct pos *p);
+/* Pop the marks acknowledged; for each table, the last popped position goes to out[table]. */
+int window_update(struct ackwin *w, uint64_t written, struct pos *out, int *moved);
+/* The exit wait of ackwin_wait, calling tick(ctx) between reads. */
+int window_wait(struct ackwin *w, uint64_t written, double timeout_ms, struct pos *out, int *moved,
+    int (*tick)(void *ctx), void *ctx);
 
 /* trigger.c */
 int tables_resolve(PGconn *conn, struct table *t, const char *name);
@@ -83,6 +85,8 @@ void table_free(struct table *t);
 int position_load(PGconn *conn, const char *consumer, struct table *t);
 int position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p);
 int prune_log(PGconn *conn, struct table *t);
+/* Try the consumer's session lock: 1 taken, 0 held by server process *pid, -1 on error. */
+int consumer_lock(PGconn *conn, const char *consumer, long *pid);
 /* The current snapshot's text; *unflushed says whether WAL is not all on disk yet. */
 char *current_snapshot(PGconn *conn, int *unflushed);
 /* ,"table":"schema.table","key": as every event of that table has it */
@@ -92,7 +96,7 @@ int flush_wal(PGconn *conn);
 /* Write one page of t's batch; returns rows written or -1. */
 struct emitter {
 	FILE *out;
-	struct window *win;	/* NULL without --ack */
+	struct ackwin *win;	/* NULL without --ack (trigger mode) */
 	int index;		/* table index, for window marks */
 	uint64_t lines;		/* lines written so far */
 	/* How many more lines may be written now; waits while none may, 0 to give up. */
@@ -101,6 +105,9 @@ struct emitter {
 long emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit);
 long emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
     const char *import, struct snap **taken);
+
+/* main.c: at exit, lines not acknowledged come again: an error unless a signal stopped us */
+int report_unacked(uint64_t acked, uint64_t lines);
 
 /* logical.c */
 int logical_run(struct options *o);

@@ -247,6 +247,28 @@ position_store(PGconn *conn, const char *consumer, struct table *t, const struct
 	return 0;
 }
 
+/* Advisory locks of pg-cdc-tail consumers: the first key ("pgcd"), the second a hash of the name. */
+#define CONSUMER_LOCKS "1885823844"
+
+int
+consumer_lock(PGconn *conn, const char *consumer, long *pid)
+{
+	const char *params[1] = { consumer };
+	PGresult *res = query_row(conn,
+	    "SELECT pg_try_advisory_lock(" CONSUMER_LOCKS ", hashtext($1)),"
+	    " (SELECT min(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+	    "   AND classid = " CONSUMER_LOCKS " AND objid = hashtext($1)::oid AND objsubid = 2"
+	    "   AND pid <> pg_backend_pid())", 1, params);
+	int taken;
+
+	if (res == NULL)
+		return -1;
+	taken = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	*pid = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	return taken;
+}
+
 int
 prune_log(PGconn *conn, struct table *t)
 {

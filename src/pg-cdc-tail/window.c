@@ -1,99 +1,98 @@
 /*
- * The window of lines written but not yet acknowledged downstream.  Each
- * line, and each finished batch, leaves a mark: "after line N, table T's
- * position is P".  When the ack file says N lines are durable, the last mark
- * at or below N of each table is that table's durable position.
+ * Trigger mode's marks in the ack window (src/common/ackwin.c): "after line
+ * N, table T's position is P".  When the ack file says N lines are durable,
+ * the last mark at or below N of each table is that table's durable position.
  */
-#include <stdlib.h>
+#include <string.h>
 
+#include "ackwin.h"
 #include "log.h"
 #include "tail.h"
 
 struct mark {
-	uint64_t line;
 	int table;
-	struct pos pos;
+	struct pos pos;		/* holds references to its snapshots */
 };
 
-struct window {
-	struct mark *ring;
-	size_t cap, head, len;
+/* Where popped marks go: per table, the durable position and whether it moved. */
+struct popped {
+	struct pos *out;
+	int *moved;
+	int (*tick)(void *ctx);	/* window_wait's, with its argument */
+	void *ctx;
 };
 
-struct window *
-window_new(size_t cap)
+struct ackwin *
+window_new(const char *ack, size_t cap)
 {
-	struct window *w = calloc(1, sizeof *w);
+	return ackwin_open(ack, sizeof(struct mark), cap);
+}
 
-	if (w == NULL || (w->ring = calloc(cap, sizeof *w->ring)) == NULL)
-		die("out of memory");
-	w->cap = cap;
-	return w;
+static void
+clear_mark(void *ctx, void *payload)
+{
+	(void)ctx;
+	pos_clear(&((struct mark *)payload)->pos);
 }
 
 void
-window_free(struct window *w)
+window_free(struct ackwin *w)
 {
-	size_t i;
-
-	if (w == NULL)
-		return;
-	for (i = 0; i < w->cap; i++)
-		pos_clear(&w->ring[i].pos);
-	free(w->ring);
-	free(w);
-}
-
-size_t
-window_len(const struct window *w)
-{
-	return w->len;
-}
-
-int
-window_full(const struct window *w)
-{
-	return w->len == w->cap;
-}
-
-static struct mark *
-at(struct window *w, size_t i)
-{
-	return &w->ring[(w->head + i) % w->cap];
+	ackwin_free(w, clear_mark, NULL);
 }
 
 void
-window_push(struct window *w, uint64_t line, int table, const struct pos *p)
+window_push(struct ackwin *w, uint64_t line, int table, const struct pos *p)
 {
-	size_t i;
 	struct mark *m;
+	uint64_t at;
+	size_t i;
 
 	/* a later mark of the same table at the same line replaces the earlier */
-	for (i = w->len; i > 0 && at(w, i - 1)->line == line; i--) {
-		m = at(w, i - 1);
+	for (i = 0; (m = ackwin_newer(w, i, &at)) != NULL && at == line; i++) {
 		if (m->table == table) {
 			pos_set(&m->pos, p);
 			return;
 		}
 	}
-	if (window_full(w))
-		die("window of unacknowledged lines overflowed");
-	m = at(w, w->len++);
-	m->line = line;
+	m = ackwin_push(w, line);
 	m->table = table;
 	pos_set(&m->pos, p);
 }
 
-void
-window_pop(struct window *w, uint64_t n, struct pos *out, int *moved)
+static void
+pop_mark(void *ctx, void *payload)
 {
-	struct mark *m;
+	struct popped *to = ctx;
+	struct mark *m = payload;
 
-	while (w->len > 0 && (m = at(w, 0))->line <= n) {
-		pos_set(&out[m->table], &m->pos);
-		moved[m->table] = 1;
-		pos_clear(&m->pos);
-		w->head = (w->head + 1) % w->cap;
-		w->len--;
-	}
+	/* the mark's references move to out; ackwin zeroes the slot */
+	pos_clear(&to->out[m->table]);
+	to->out[m->table] = m->pos;
+	to->moved[m->table] = 1;
+}
+
+int
+window_update(struct ackwin *w, uint64_t written, struct pos *out, int *moved)
+{
+	struct popped to = { out, moved, NULL, NULL };
+
+	return ackwin_update(w, written, pop_mark, &to);
+}
+
+static int
+tick(void *ctx)
+{
+	struct popped *to = ctx;
+
+	return to->tick(to->ctx);
+}
+
+int
+window_wait(struct ackwin *w, uint64_t written, double timeout_ms, struct pos *out, int *moved,
+    int (*tick_fn)(void *ctx), void *ctx)
+{
+	struct popped to = { out, moved, tick_fn, ctx };
+
+	return ackwin_wait(w, written, timeout_ms, pop_mark, &to, tick);
 }

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ackfile.h"
+#include "clock.h"
 #include "dlq.h"
 #include "linereader.h"
 #include "log.h"
@@ -135,15 +135,6 @@ parse_options(int argc, char **argv, struct options *o)
 		usage_error("--pos-column needs a column name");
 	if (o->ack && *o->ack == '\0')
 		usage_error("--ack needs a file name");
-}
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static void
@@ -340,7 +331,7 @@ take_lines(struct upsert *u, struct linereader *lr, double *first)
 		if (u->batch.n > 0 && u->batch.used + len > limit && flush_batch(u) < 0)
 			return -1;
 		if (u->batch.n == 0)
-			*first = now_ms();
+			*first = mono_ms();
 		batch_add(&u->batch, &u->target, line, len, cut, limit);
 	}
 	return 0;
@@ -366,14 +357,14 @@ run(struct upsert *u)
 		}
 		if (lr_done(lr))
 			break;
-		if (batch_full(u) || (u->batch.n > 0 && now_ms() - first >= u->opt->linger_ms)) {
+		if (batch_full(u) || (u->batch.n > 0 && mono_ms() - first >= u->opt->linger_ms)) {
 			if (flush_batch(u) < 0) {
 				status = 1;
 				break;
 			}
 			continue;
 		}
-		wait = u->batch.n > 0 ? (long)(first + u->opt->linger_ms - now_ms()) + 1 : -1;
+		wait = u->batch.n > 0 ? (long)(first + u->opt->linger_ms - mono_ms()) + 1 : -1;
 		if (poll(&in, 1, wait) > 0 && lr_fill(lr) < 0 && errno != EINTR && errno != EAGAIN) {
 			log_error("cannot read standard input:");
 			status = 1;
@@ -393,11 +384,14 @@ main(int argc, char **argv)
 		.pos_column = "cdc_pos", .batch = 5000, .batch_bytes = 64 << 20, .linger_ms = 5
 	};
 	struct upsert u = { .opt = &opt };
-	int status;
+	int status, lockfd = -1;
 
 	log_init(argv[0]);
 	parse_options(argc, argv, &opt);
 	sig_install();
+	/* first: a second pipeline on the file refuses before it touches anything */
+	if (opt.ack && (lockfd = ack_claim(opt.ack, ACK_DOWNSTREAM)) < 0)
+		return EXIT_RUNTIME;
 	if (connect_db(&u) < 0 || target_load(u.conn, &opt, &u.target) < 0 ||
 	    (opt.dlq_table && dlq_table_load(u.conn, opt.dlq_table, &u.target) < 0) ||
 	    (u.dlq = dlq_open(opt.dlq)) == NULL) {
@@ -419,5 +413,7 @@ main(int argc, char **argv)
 	batch_free(&u.batch);
 	target_free(&u.target);
 	PQfinish(u.conn);
+	if (lockfd >= 0)
+		close(lockfd);
 	return status;
 }
