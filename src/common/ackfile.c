@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ackfile.h"
+#include "privfile.h"
 #include "log.h"
 
 #define MAX_DIGITS 20		/* UINT64_MAX has 20 */
@@ -111,25 +112,7 @@ ack_read(const char *path, uint64_t *n)
 int
 ack_check_dir(const char *path)
 {
-	char *copy = xstrdup(path), *dir = dirname(copy);
-	struct stat st;
-	int rc = -1;
-
-	if (stat(dir, &st) != 0)
-		log_error("cannot use the directory of ack file \"%s\":", path);
-	else if (!S_ISDIR(st.st_mode))
-		log_error("\"%s\", the directory of ack file \"%s\", is not a directory", dir, path);
-	else if (st.st_uid != geteuid())
-		log_error("ack file \"%s\" is in directory \"%s\" of another user (uid %lu): refusing it",
-		    path, dir, (unsigned long)st.st_uid);
-	else if (st.st_mode & (S_IWGRP | S_IWOTH))
-		log_error("ack file \"%s\" is in directory \"%s\", which %s may write to: refusing it"
-		    " (use a directory only its owner may write to)", path, dir,
-		    st.st_mode & S_IWOTH ? "every user" : "its group");
-	else
-		rc = 0;
-	free(copy);
-	return rc;
+	return check_private_dir(path, "ack file");
 }
 
 /* Take the role's byte of the lock file, or say who holds it. */

@@ -27,8 +27,9 @@ const char *ack_read(const char *path, uint64_t *n);
 enum ack_role { ACK_UPSTREAM = 0, ACK_DOWNSTREAM = 1 };
 
 /*
- * Refuse a directory for path that another user owns or that the group or
- * others may write in (sticky or not): 0, or -1 after an error message.
+ * Refuse a directory for path that another user than ours or root owns or
+ * that the group or others may write in (sticky or not): 0, or -1 after an
+ * error message (check_private_dir, the rule of dead-letter files too).
  */
 int ack_check_dir(const char *path);
 

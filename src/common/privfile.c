@@ -54,27 +54,60 @@ dup_writable(int fd)
 }
 
 /*
- * Why the directory open as dirfd may not hold our file, or NULL when only
- * the user or root can add, replace or link entries in it.
+ * Why a directory whose status is st may not hold our files, or NULL when
+ * only the user or root can add, replace or link entries in it.
  */
 static const char *
-untrusted(int dirfd)
+untrusted(const struct stat *st)
 {
-	struct stat st;
-
-	if (fstat(dirfd, &st) < 0)
-		return strerror(errno);
-	if (st.st_uid != geteuid() && st.st_uid != 0)
+	if (!S_ISDIR(st->st_mode))
+		return "is not a directory";
+	if (st->st_uid != geteuid() && st->st_uid != 0)
 		return "is owned by another user";
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
 		return "is writable by group or others";
 	return NULL;
+}
+
+/* The directory part of path, allocated. */
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+
+	if (slash == NULL)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	if ((dir = strndup(path, (size_t)(slash - path))) == NULL)
+		die("out of memory");
+	return dir;
+}
+
+int
+check_private_dir(const char *path, const char *what)
+{
+	char *dir = dir_of(path);
+	struct stat st;
+	const char *why;
+	int rc = -1;
+
+	if (stat(dir, &st) < 0)
+		log_error("cannot use the directory of %s \"%s\":", what, path);
+	else if ((why = untrusted(&st)) != NULL)
+		log_error("refusing %s \"%s\": directory \"%s\" %s", what, path, dir, why);
+	else
+		rc = 0;
+	free(dir);
+	return rc;
 }
 
 /* Open base in the directory dir (checked first); -1 after logging. */
 static int
 open_in(const char *dir, const char *base, const char *path, const char *what)
 {
+	struct stat st;
 	int dirfd, fd;
 	const char *why;
 
@@ -82,7 +115,7 @@ open_in(const char *dir, const char *base, const char *path, const char *what)
 		log_error("cannot open %s \"%s\":", what, path);
 		return -1;
 	}
-	if ((why = untrusted(dirfd)) != NULL) {
+	if ((why = fstat(dirfd, &st) < 0 ? strerror(errno) : untrusted(&st)) != NULL) {
 		log_error("refusing %s \"%s\": directory \"%s\" %s", what, path, dir, why);
 		close(dirfd);
 		return -1;
@@ -113,12 +146,7 @@ open_private_append(const char *path, const char *what)
 		log_error("cannot open %s \"%s\":", what, path);
 		return -1;
 	}
-	if (slash == NULL)
-		dir = xstrdup(".");
-	else if (slash == path)
-		dir = xstrdup("/");
-	else if ((dir = strndup(path, (size_t)(slash - path))) == NULL)
-		die("out of memory");
+	dir = dir_of(path);
 	fd = open_in(dir, slash ? slash + 1 : path, path, what);
 	free(dir);
 	return fd;

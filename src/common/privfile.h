@@ -17,4 +17,11 @@
  */
 int open_private_append(const char *path, const char *what);
 
+/*
+ * 0 if the directory of path may hold the files of what (the same rule as
+ * above: owned by the user or root, written by no one else); -1 after
+ * logging "refusing WHAT \"PATH\": directory \"DIR\" ..." otherwise.
+ */
+int check_private_dir(const char *path, const char *what);
+
 #endif
