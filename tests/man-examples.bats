@@ -111,6 +111,15 @@ start_mock() {
 	export KAFKA_BROKERS
 }
 
+# page_file PAGE: the file of a page: "pg-upsert" is pg-upsert.1, a name
+# with its section ("pgcdc-event.5") is itself
+page_file() {
+	case $1 in
+	*.[1-9]) echo "$1" ;;
+	*) echo "$1.1" ;;
+	esac
+}
+
 # examples PAGE: the literal displays of the EXAMPLES section of man/PAGE.1
 # as rendered, the text a reader copies, one display per element of EX
 examples() {
@@ -123,7 +132,7 @@ examples() {
 			EX+=("$block")
 			block=
 		fi
-	done < <(mandoc -T ascii "$TOP/man/$1.1" | col -bx | sed -n '/^EXAMPLES/,/^SEE ALSO/p')
+	done < <(mandoc -T ascii "$TOP/man/$(page_file "$1")" | col -bx | sed -n '/^EXAMPLES/,/^SEE ALSO/p')
 }
 
 # run_example SCRIPT [ENV ARGUMENT]...: run it with sh -e under env(1) with
@@ -274,6 +283,50 @@ dead_letters() {
 	done
 	[ -n "${page:-}" ] && [ -f "$page" ] || fail "no pages in $TOP/man"
 	[ -z "$problems" ] || fail "${problems}wanted sections $want"
+}
+
+@test "the file-format page has NAME, DESCRIPTION, FILES, EXAMPLES and SEE ALSO, in order, and passes mandoc -T lint" {
+	local page have
+	for page in "$TOP"/man/*.5; do
+		run mandoc -T lint -W warning "$page"
+		assert_success
+		assert_output ""
+		have=$(sed -n 's/^\.Sh  *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$page" |
+			grep -Fx -e NAME -e DESCRIPTION -e FILES -e EXAMPLES -e 'SEE ALSO' | paste -sd '|')
+		assert_equal "$have" 'NAME|DESCRIPTION|FILES|EXAMPLES|SEE ALSO'
+	done
+	assert_file_exists "$TOP/man/pgcdc-event.5"
+}
+
+# ------------------------------------------------------------- pgcdc-event(5)
+
+@test "pgcdc-event(5) examples: events counted by op; dead letters applied again once their cause is fixed" {
+	examples pgcdc-event.5
+	assert_equal "${#EX[@]}" 2
+	new_shop
+	run_example "${EX[0]}"
+	assert_success
+	assert_equal "$stderr" ""
+	# one "COUNT OP" line per op, adding up to every event
+	assert_output --regexp '^( *[0-9]+ [cud]
+?)+$'
+	assert_equal "$(awk '{ n += $1 } END { print n }' <<<"$output")" "$(wc -l <changes.ndjson)"
+	assert_equal "$(awk '{ n += $1 } END { print n }' <<<"$output")" "$(log_ids | wc -l)"
+
+	# a constraint the warehouse had for a while refused some rows
+	createdb -T wh_template warehouse
+	sql -d warehouse -c "ALTER TABLE analytics.fct_orders ADD CONSTRAINT small CHECK (amount_cents < 100000)"
+	pg-upsert -q -d dbname=warehouse -t analytics.fct_orders --dlq=dlq.ndjson <changes.ndjson
+	assert [ "$(wc -l <dlq.ndjson)" -gt 0 ]
+	sql -d warehouse -c "ALTER TABLE analytics.fct_orders DROP CONSTRAINT small"
+	run_example "${EX[1]}"
+	assert_success
+	sql -d shop -c "SELECT id, status, amount_cents FROM orders ORDER BY id" >source
+	sql -d warehouse -c "SELECT id, status, amount_cents FROM analytics.fct_orders
+		WHERE NOT is_deleted ORDER BY id" >warehouse
+	run diff source warehouse
+	assert_success
+	dropdb warehouse
 }
 
 # ------------------------------------------------------------- kafka-pub(1)
