@@ -13,9 +13,9 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -pthread -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
              -Wmissing-prototypes -D_GNU_SOURCE -DPGCDC_VERSION='"$(VERSION)"'
 LDFLAGS   += -pthread -Wl,--as-needed
-PKGS       = libpq jansson rdkafka
+PKGS       = libpq rdkafka
 PKG_CFLAGS != pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/postgresql
-PKG_LIBS   != pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljansson -lrdkafka
+PKG_LIBS   != pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -lrdkafka
 CPPFLAGS  += -Isrc/common $(PKG_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -lm
 

@@ -1,8 +1,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "jsonout.h"
 #include "jsonscan.h"
 
@@ -226,53 +224,80 @@ hex4(const char *p)
 	return v;
 }
 
+/* Append code point cp to out[*n..cap) as UTF-8; -1 when it does not fit. */
+static int
+put_utf8(unsigned long cp, char *out, size_t *n, size_t cap)
+{
+	size_t len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+	static const unsigned char lead[] = { 0, 0, 0xc0, 0xe0, 0xf0 };
+	size_t i;
+
+	if (cap - *n < len)
+		return -1;
+	for (i = len - 1; i > 0; i--, cp >>= 6)
+		out[*n + i] = (char)(0x80 | (cp & 0x3f));
+	out[*n] = (char)(lead[len] | cp);
+	*n += len;
+	return 0;
+}
+
+/*
+ * The code point of the \u escape(s) at s (a valid string's body, ending at
+ * end), advancing *s past them; -1 for one that is no text: U+0000 (a C
+ * string cannot hold it) or half a surrogate pair.  The grammar of RFC 8259
+ * allows both; jansson's decoder refused both, and keys keep its rules.
+ */
+static long
+unicode_escape(const char **s, const char *end)
+{
+	unsigned long cp = hex4(*s + 2), lo;
+
+	*s += 6;
+	if (cp >= 0xdc00 && cp <= 0xdfff)
+		return -1;
+	if (cp >= 0xd800 && cp <= 0xdbff) {
+		if (end - *s < 6 || (*s)[0] != '\\' || (*s)[1] != 'u')
+			return -1;
+		lo = hex4(*s + 2);
+		if (lo < 0xdc00 || lo > 0xdfff)
+			return -1;
+		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		*s += 6;
+	}
+	return cp == 0 ? -1 : (long)cp;
+}
+
 /*
  * Decode the escapes of a valid JSON string's body s[0..len) into out (at
- * most cap bytes, UTF-8).  Returns the length, or -1 when it does not fit.
+ * most cap bytes, UTF-8).  Returns the length, or -1 when it does not fit or
+ * an escape is no text (see unicode_escape).
  */
 static long
 unescape(const char *s, size_t len, char *out, size_t cap)
 {
 	const char *end = s + len;
 	size_t n = 0;
-	unsigned cp;
+	long cp;
 	char c;
 
 	while (s < end) {
-		if (n + 4 > cap)
-			return -1;
 		if (*s != '\\') {
+			if (n == cap)
+				return -1;
 			out[n++] = *s++;
 			continue;
 		}
 		c = s[1];
-		s += 2;
-		if (c != 'u') {
-			out[n++] = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' :
-			    c == 'r' ? '\r' : c == 't' ? '\t' : c;
+		if (c == 'u') {
+			if ((cp = unicode_escape(&s, end)) < 0 || put_utf8((unsigned long)cp, out, &n, cap) < 0)
+				return -1;
 			continue;
 		}
-		cp = hex4(s);
-		s += 4;
-		if (cp >= 0xd800 && cp < 0xdc00 && end - s >= 6 && s[0] == '\\' && s[1] == 'u') {
-			cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(s + 2) - 0xdc00);
-			s += 6;
-		}
-		if (cp < 0x80) {
-			out[n++] = (char)cp;
-		} else if (cp < 0x800) {
-			out[n++] = (char)(0xc0 | cp >> 6);
-			out[n++] = (char)(0x80 | (cp & 0x3f));
-		} else if (cp < 0x10000) {
-			out[n++] = (char)(0xe0 | cp >> 12);
-			out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
-			out[n++] = (char)(0x80 | (cp & 0x3f));
-		} else {
-			out[n++] = (char)(0xf0 | cp >> 18);
-			out[n++] = (char)(0x80 | (cp >> 12 & 0x3f));
-			out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
-			out[n++] = (char)(0x80 | (cp & 0x3f));
-		}
+		s += 2;
+		if (n == cap)
+			return -1;
+		out[n++] = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' :
+		    c == 'r' ? '\r' : c == 't' ? '\t' : c;
 	}
 	return (long)n;
 }
@@ -442,25 +467,8 @@ json_scan(const char *text, size_t len, const char *field, const char **val, siz
 long
 json_key_text(const char *val, size_t vlen, char *buf, size_t cap)
 {
-
-	if (vlen >= 2 && val[0] == '"' && !memchr(val, '\\', vlen)) {
-		if (vlen - 2 > cap)
-			return -1;
-		memcpy(buf, val + 1, vlen - 2);
-		return (long)(vlen - 2);
-	}
-	if (val[0] == '"') {
-		/* escapes: let jansson decode the string */
-		json_t *j = json_loadb(val, vlen, JSON_DECODE_ANY, NULL);
-		long r = -1;
-
-		if (j && json_is_string(j) && json_string_length(j) <= cap) {
-			r = (long)json_string_length(j);
-			memcpy(buf, json_string_value(j), r);
-		}
-		json_decref(j);
-		return r;
-	}
+	if (val[0] == '"')
+		return unescape(val + 1, vlen - 2, buf, cap);
 	{
 		/* compact JSON text, through the one routine that writes it */
 		FILE *f = fmemopen(buf, cap, "w");

