@@ -69,6 +69,14 @@ build/unit/%: tests/unit/%.c $(LIB) build/flags
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# jansson is no part of the tools: the JSON benchmark and fuzz test compare the
+# scanner with it
+JANSSON_CFLAGS != pkg-config --cflags jansson 2>/dev/null || true
+JANSSON_LIBS   != pkg-config --libs jansson 2>/dev/null || echo -ljansson
+build/bench/jsonbench: tests/bench/jsonbench.c $(LIB) build/flags
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(JANSSON_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+
 deps:
 	./scripts/install-deps
 
