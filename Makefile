@@ -77,6 +77,24 @@ build/bench/jsonbench: tests/bench/jsonbench.c $(LIB) build/flags
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(JANSSON_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
+# make fuzz: each libFuzzer harness of tests/fuzz for FUZZ_SECONDS; clang only here
+FUZZ_SECONDS ?= 60
+FUZZ_CC   ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
+             -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc/common -Isrc/pg-upsert $(PKG_CFLAGS)
+FUZZ_JSON := src/common/jsonscan.c src/common/jsonout.c
+build/fuzz/jsonscan: tests/fuzz/jsonscan.c $(FUZZ_JSON)
+build/fuzz/linereader: tests/fuzz/linereader.c src/common/linereader.c
+build/fuzz/event: tests/fuzz/event.c src/pg-upsert/event.c src/pg-upsert/upsert.h $(FUZZ_JSON)
+build/fuzz/%:
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(JANSSON_LIBS)
+
+fuzz:
+	./scripts/install-deps fuzz
+	$(MAKE) build/fuzz/jsonscan build/fuzz/linereader build/fuzz/event
+	tests/fuzz/run $(FUZZ_SECONDS)
+
 deps:
 	./scripts/install-deps
 
@@ -117,4 +135,4 @@ clean:
 	rm -rf build $(BINS)
 
 FORCE:
-.PHONY: all unit deps check demo bench lint-man install uninstall clean FORCE
+.PHONY: all unit fuzz deps check demo bench lint-man install uninstall clean FORCE
