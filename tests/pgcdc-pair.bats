@@ -127,6 +127,15 @@ up TERM"
 	assert_equal "$(cat "$DIR/err")" "pgcdc-pair: sh exited with status 3"
 }
 
+@test "the downstream failing while the upstream dies of SIGPIPE: the downstream is named, whichever ends first" {
+	local i
+	# yes dies writing to the closed pipe, before or after sh is reaped
+	for i in 1 2 3 4 5 6 7 8; do
+		run -3 --separate-stderr pgcdc-pair yes '|' sh -c 'exit 3'
+		assert_equal "$stderr" "pgcdc-pair: sh exited with status 3"
+	done
+}
+
 @test "the downstream killed with -9: it is named, not the upstream's broken pipe; exit 1" {
 	start_pair -n cdc-test "$DIR/up" 2 write '|' "$DIR/down" 0 hold
 	kill -9 "$(pgrep -P "$PAIR" -f "$DIR/down")"

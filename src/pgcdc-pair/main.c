@@ -68,8 +68,8 @@ struct pair {
 	double timer_at;	/* the stop timer, 0 when not armed */
 	double rehurry_at;	/* the second SIGTERM of a hurry, 0 when none */
 	int rehurry[2];		/* which stages it goes to */
-	char failure[256];	/* the first failure, "" while there is none */
-	int failure_is_cause;	/* a signal from outside killed the stage */
+	char failure[256];	/* the failure reported, "" while there is none */
+	int failure_weight;	/* an enum weight: how much it says of the cause */
 	int status;		/* the exit status failure implies */
 };
 
@@ -252,29 +252,49 @@ on_timer(struct pair *p)
 }
 
 /*
- * Record how a stage ended; the first failure decides the exit status.  A
- * stage killed by a signal that did not come from us (nor SIGPIPE) is the
- * cause, and its partner's failure at the same moment (a write to a closed
- * pipe, an end of input) the consequence, whichever waitpid reports first.
+ * How much a stage's end says about the cause of a failure: a signal from
+ * outside (not SIGPIPE) says most; an exit status less, since a stage may
+ * fail because its partner died; a signal we sent, or SIGPIPE (a write to
+ * the pipe its partner closed), says nothing of its own.
+ */
+enum weight { FAIL_NONE, FAIL_CONSEQUENCE, FAIL_STATUS, FAIL_CAUSE };
+
+static enum weight
+weigh(const struct stage *s, int wstatus)
+{
+	int sig = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+
+	if (wstatus == 0)
+		return FAIL_NONE;
+	if (sig == 0)
+		return FAIL_STATUS;
+	if (sig == SIGPIPE || (sig == SIGTERM && s->sent_term) || (sig == SIGKILL && s->sent_kill))
+		return FAIL_CONSEQUENCE;
+	return FAIL_CAUSE;
+}
+
+/*
+ * Record how a stage ended: the failure that says most about the cause,
+ * the first of equals, decides the message and the exit status, whichever
+ * end waitpid reports first.
  */
 static void
 record_exit(struct pair *p, const struct stage *s, int wstatus)
 {
-	int sig = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
-	int cause = sig != 0 && sig != SIGPIPE && !(sig == SIGTERM && s->sent_term) &&
-	    !(sig == SIGKILL && s->sent_kill);
+	enum weight w = weigh(s, wstatus);
 
-	if (wstatus == 0 || (p->failure[0] != '\0' && (p->failure_is_cause || !cause)))
+	if ((int)w <= p->failure_weight)
 		return;
-	if (sig != 0) {
-		snprintf(p->failure, sizeof p->failure, "%s was killed by signal %d", s->name, sig);
+	p->failure_weight = (int)w;
+	if (WIFSIGNALED(wstatus)) {
+		snprintf(p->failure, sizeof p->failure, "%s was killed by signal %d",
+		    s->name, WTERMSIG(wstatus));
 		p->status = EXIT_RUNTIME;
 	} else {
 		snprintf(p->failure, sizeof p->failure, "%s exited with status %d",
 		    s->name, WEXITSTATUS(wstatus));
 		p->status = WEXITSTATUS(wstatus);
 	}
-	p->failure_is_cause = cause;
 }
 
 /*
