@@ -55,6 +55,7 @@ new_databases() {
 	cat >"$WORK/source.env" <<-EOF
 		# the source half of test $BATS_TEST_NUMBER
 		CDC_SOURCE="host=$PGHOST port=$PGPORT user=postgres dbname=$DB"
+		CDC_TABLE=orders
 		CDC_TOPIC=$TOPIC
 		KAFKA_BROKERS=$KAFKA_BROKERS
 		CDC_STATE_DIR=$STATE
@@ -63,6 +64,7 @@ new_databases() {
 	cat >"$WORK/sink.env" <<-EOF
 		# the sink half of test $BATS_TEST_NUMBER
 		CDC_WAREHOUSE="host=$PGHOST port=$PGPORT user=postgres dbname=$WH"
+		CDC_TARGET=analytics.fct_orders
 		CDC_TOPIC=$TOPIC
 		CDC_GROUP=sink_$BATS_TEST_NUMBER
 		KAFKA_BROKERS=$KAFKA_BROKERS
@@ -193,6 +195,28 @@ simulate() {
 	assert_not_exist "$STATE"
 }
 
+@test "cdc-source requires CDC_TABLE and CDC_TOPIC: no demo names, exit 2 naming the variable" {
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TOPIC=t CDC_STATE_DIR="$STATE" cdc-source
+	assert_failure 2
+	assert_equal "$stderr" "cdc-source: error: CDC_TABLE is not set: give the table to capture in the environment or an env file (-e)"
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_STATE_DIR="$STATE" cdc-source -n
+	assert_failure 2
+	assert_equal "$stderr" "cdc-source: error: CDC_TOPIC is not set: give the Kafka topic in the environment or an env file (-e)"
+	assert_equal "$output" ""
+	assert_not_exist "$STATE"
+}
+
+@test "cdc-sink requires CDC_TARGET and CDC_TOPIC: no demo names, exit 2 naming the variable" {
+	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TOPIC=t CDC_STATE_DIR="$STATE" cdc-sink
+	assert_failure 2
+	assert_equal "$stderr" "cdc-sink: error: CDC_TARGET is not set: give the target table in the environment or an env file (-e)"
+	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders CDC_STATE_DIR="$STATE" cdc-sink -n
+	assert_failure 2
+	assert_equal "$stderr" "cdc-sink: error: CDC_TOPIC is not set: give the Kafka topic in the environment or an env file (-e)"
+	assert_equal "$output" ""
+	assert_not_exist "$STATE"
+}
+
 @test "usage errors exit 2 with a hint" {
 	run --separate-stderr cdc-source --bogus
 	assert_failure 2
@@ -202,68 +226,79 @@ Try "cdc-source --help" for more information.'
 	assert_failure 2
 	assert_equal "$stderr" "cdc-sink: error: cannot read env file \"$WORK/missing.env\"
 Try \"cdc-sink --help\" for more information."
-	run --separate-stderr env CDC_WAREHOUSE=x CDC_INSTANCE=a/b cdc-sink
+	run --separate-stderr env CDC_WAREHOUSE=x CDC_TARGET=t CDC_TOPIC=t CDC_INSTANCE=a/b cdc-sink
 	assert_failure 2
 	assert_equal "${stderr_lines[0]}" 'cdc-sink: error: CDC_INSTANCE names files: it cannot hold "/" ("a/b")'
 }
 
 @test "defaults: cdc-source -n prints the pipeline it would run" {
-	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop cdc-source -n
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc cdc-source -n
 	assert_success
 	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack |
 kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
-	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop STATE_DIRECTORY=/var/lib/x cdc-source -n
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc \
+		STATE_DIRECTORY=/var/lib/x cdc-source -n
 	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack |"
 }
 
 @test "defaults: cdc-sink -n prints the pipeline it would run, per instance" {
-	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh cdc-sink -n
+	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
+		CDC_TOPIC=orders_cdc cdc-sink -n
 	assert_success
 	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson |
 pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson"
-	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_INSTANCE=2 \
+	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
+		CDC_TOPIC=orders_cdc CDC_INSTANCE=2 \
 		CDC_DLQ_TABLE=analytics.failed_events CDC_UPSERT_OPTS="--batch=100 -v" cdc-sink -n
 	assert_success
 	assert_line --index 1 "pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-2.ack --dlq=/var/lib/pgcdc/sink-2-dead-letters.ndjson --dlq-table=analytics.failed_events --batch=100 -v"
 }
 
-@test "an env file is read as systemd's EnvironmentFile= reads it" {
+@test "an env file holds KEY=VALUE lines: # comments, one pair of matching quotes removed, nothing expanded" {
 	cat >"$WORK/a.env" <<-'EOF'
 		# a comment
-		; another comment
-		  CDC_SOURCE = host=/run/pg  dbname=shop   
-		a line without an equals sign
+		    # an indented comment
+
+		CDC_SOURCE=host=/run/pg  dbname=shop
 		CDC_TABLE=the first file's
 		CDC_TABLE="public.orders"
-		CDC_NAME='tail '\'x
-		CDC_TAIL_OPTS=--poll=100 \
-		    --batch=10
-		CDC_TOPIC="a \"b\" $c \d"
-		export CDC_PUB_OPTS=-v
-		CDC_STATE_DIR="/tmp/state
-		dir"
+		CDC_NAME='tail 'x'
+		CDC_TAIL_OPTS=--poll=100 --batch=10
+		CDC_TOPIC="a "b" $c \d"
+		CDC_PUB_OPTS="-v'
+		CDC_STATE_DIR=/tmp/state dir
 		KAFKA_BROKERS=k1:9092,k2:9092
 	EOF
 	run --separate-stderr env -i PATH="$PATH" cdc-source --env-file="$WORK/a.env" --dry-run
 	assert_success
 	assert_output "export KAFKA_BROKERS=k1:9092,k2:9092
-pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f \$'--ack=/tmp/state\\ndir/source.ack' --poll=100 --batch=10 |
-kafka-pub -t 'a \"b\" \$c \\d' -k key \$'--ack=/tmp/state\\ndir/source.ack' \$'--dlq=/tmp/state\\ndir/source-dead-letters.ndjson'"
-	assert_equal "$stderr" "cdc-source: warning: $WORK/a.env:11: ignoring invalid variable name \"export CDC_PUB_OPTS\""
+pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f '--ack=/tmp/state dir/source.ack' --poll=100 --batch=10 |
+kafka-pub -t 'a \"b\" \$c \\d' -k key '--ack=/tmp/state dir/source.ack' '--dlq=/tmp/state dir/source-dead-letters.ndjson' '\"-v'\\'''"
+	assert_equal "$stderr" ""
+}
+
+@test "an env file line that is not KEY=VALUE is a usage error naming the file and line" {
+	printf '%s\n' '# settings' CDC_SOURCE=dbname=shop 'export CDC_TABLE=orders' >"$WORK/bad.env"
+	run --separate-stderr env -i PATH="$PATH" CDC_STATE_DIR="$STATE" cdc-source -e "$WORK/bad.env"
+	assert_failure 2
+	assert_equal "$stderr" "cdc-source: error: $WORK/bad.env:3: not a KEY=VALUE line
+Try \"cdc-source --help\" for more information."
+	assert_not_exist "$STATE"
 }
 
 @test "a later env file overrides an earlier one, and no env file overrides the environment" {
 	printf '%s\n' CDC_SOURCE=dbname=one CDC_TABLE=one CDC_NAME=one >"$WORK/1.env"
 	printf '%s\n' CDC_SOURCE=dbname=two CDC_TABLE=two >"$WORK/2.env"
-	run --separate-stderr env -i PATH="$PATH" CDC_TABLE=env CDC_NAME= \
+	run --separate-stderr env -i PATH="$PATH" CDC_TABLE=env CDC_NAME= CDC_TOPIC=t \
 		cdc-source -e "$WORK/1.env" -e "$WORK/2.env" -n
 	assert_success
 	assert_line --index 0 --partial "pg-cdc-tail -d dbname=two -t env -n one -f "
 }
 
-@test "installed, the scripts find the supervision code they share" {
+@test "installed, the scripts find the code they share and pgcdc-pair" {
 	make -C "$TOP" -s install DESTDIR="$WORK/root" PREFIX=/opt/pgcdc >/dev/null
 	assert_file_exists "$WORK/root/opt/pgcdc/share/pgcdc/pipeline.bash"
+	assert_file_executable "$WORK/root/opt/pgcdc/bin/pgcdc-pair"
 	: >"$WORK/empty.env"
 	run env -i PATH=/usr/bin:/bin "$WORK/root/opt/pgcdc/bin/cdc-sink" -e "$WORK/empty.env"
 	assert_failure 2
@@ -349,7 +384,8 @@ kafka-pub -t 'a \"b\" \$c \\d' -k key \$'--ack=/tmp/state\\ndir/source.ack' \$'-
 	printf '#!/bin/sh\ntrap "" TERM INT\nexec sleep 1000\n' >"$WORK/fake/pg-cdc-tail"
 	printf '#!/bin/sh\nexec cat >/dev/null\n' >"$WORK/fake/kafka-pub"
 	chmod +x "$WORK/fake/"*
-	env -i PATH="$PATH" PGCDC_LIB="$TOP/scripts/pipeline.bash" CDC_SOURCE=x CDC_STATE_DIR="$STATE" CDC_STOP_TIMEOUT=1 \
+	env -i PATH="$PATH" PGCDC_LIB="$TOP/scripts/pipeline.bash" CDC_SOURCE=x CDC_TABLE=t CDC_TOPIC=t \
+		CDC_STATE_DIR="$STATE" CDC_STOP_TIMEOUT=1 \
 		"$WORK/fake/cdc-source" </dev/null 2>"$WORK/err" 3>&- &
 	SOURCE=$!
 	STARTED+=("$SOURCE")

@@ -565,3 +565,36 @@ not an event: "pos" is not an unsigned 64-bit integer'
 	# /etc; only what it copies and enables is checked.
 	check_service_example "${EX[3]}"
 }
+
+# ------------------------------------------------------------- pgcdc-pair(1)
+
+@test "pgcdc-pair(1) examples: the output shown, then the source half stopped by SIGTERM with all acknowledged" {
+	examples pgcdc-pair
+	assert_equal "${#EX[@]}" 3
+	local i cmd want
+	for i in 0 1; do
+		cmd=${EX[i]%%$'\n'*} want=${EX[i]#*$'\n'}
+		# without sh -e: the second shows a failing exit status
+		run --separate-stderr timeout 30 sh -c "{ ${cmd:2}; } 2>&1" 3>&-
+		assert_success
+		assert_output "${want%$'\n'}"
+	done
+
+	use_kafka a
+	new_shop
+	# other examples use the topic too: count what this one adds
+	local changes before
+	changes=$(log_ids | wc -l)
+	before=$(topic_pos orders_cdc | wc -l)
+	start_example "${EX[2]}"
+	wait_for 20 '[ "$(cat state/source.ack 2>/dev/null)" = "$changes" ]' ||
+		fail "source.ack: $(cat state/source.ack), not $changes"
+	stop_example pgcdc-pair
+	assert_equal "$STATUS" 0
+	assert_equal "$(cat "$OUT" "$ERR")" ""
+	assert_equal "$(($(topic_pos orders_cdc | wc -l) - before))" "$changes"
+	# and pg-cdc-tail stored the position Kafka acknowledged: nothing is left
+	run --separate-stderr pg-cdc-tail -d dbname=shop -t orders
+	assert_success
+	assert_equal "$output$stderr" ""
+}

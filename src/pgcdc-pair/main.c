@@ -1,0 +1,414 @@
+/*
+ * pgcdc-pair: run two commands joined by a pipe, UPSTREAM | DOWNSTREAM, and
+ * supervise them so that neither outlives the other: the halves of the pgcdc
+ * pipeline (cdc-source, cdc-sink) run under it.
+ *
+ * Stopping follows the ack protocol.  SIGTERM or SIGINT goes to the upstream
+ * alone: the downstream reads to the end of its input, makes it durable and
+ * exits, and the upstream exits once that is acknowledged.  When the
+ * downstream ends first, nothing more can be acknowledged, so the upstream is
+ * hurried: SIGTERM twice, the second telling it not to wait.  A second signal
+ * hurries both; a stage still running --timeout seconds after the first exit
+ * or signal is hurried, and killed 5 seconds later.
+ *
+ * Every signal is blocked and taken synchronously with sigtimedwait(), so
+ * there are no handlers and the whole supervision is one plain loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "opt.h"
+
+#define HURRY_GAP_MS	200	/* between the two SIGTERMs of a hurry */
+#define KILL_AFTER_MS	5000	/* from the hurry at the timeout to SIGKILL */
+#define MAX_TIMEOUT	86400
+
+static const char usage_text[] =
+"Usage: pgcdc-pair [-hqVv] [-n NAME] [-t SECONDS] [--] UPSTREAM [ARG]... '|' DOWNSTREAM [ARG]...\n"
+"Run UPSTREAM | DOWNSTREAM and supervise both: a signal stops the upstream first,\n"
+"neither stage outlives the other or this command, and the exit status is that\n"
+"of the stage that failed.\n"
+"\n"
+"Options:\n"
+"  -n, --name=NAME         name in messages (default: pgcdc-pair)\n"
+"  -t, --timeout=SECONDS   time the stages have to stop before they are hurried,\n"
+"                          then killed 5 s later, 1..86400 (default: 30)\n"
+"  -v, --verbose           more diagnostics\n"
+"  -q, --quiet             errors only\n"
+"  -h, --help              show this help and exit\n"
+"  -V, --version           show the version and exit\n";
+
+enum { UP, DOWN };
+
+struct stage {
+	char **argv;
+	const char *name;	/* the command's base name, for messages */
+	pid_t pid;
+	int live;
+	int sent_term, sent_kill;	/* what we sent it: no cause of failure */
+};
+
+/* What happened: the state of a stop and the failure that decides the exit. */
+struct pair {
+	struct stage st[2];
+	long timeout_ms;
+	int stopping;		/* the first signal was passed on */
+	int escalated;		/* the timeout has passed once: killing next */
+	double timer_at;	/* the stop timer, 0 when not armed */
+	double rehurry_at;	/* the second SIGTERM of a hurry, 0 when none */
+	int rehurry[2];		/* which stages it goes to */
+	char failure[256];	/* the failure reported, "" while there is none */
+	int failure_weight;	/* an enum weight: how much it says of the cause */
+	int status;		/* the exit status failure implies */
+};
+
+static void
+parse_options(int argc, char **argv, struct pair *p)
+{
+	static const struct option longopts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		/* common */
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+
+	p->timeout_ms = 30000;
+	opterr = 0;
+	/* "+": options end at the upstream command, whose options are its own */
+	while ((c = getopt_long(argc, argv, "+:n:t:vqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': progname = optarg; break;
+		case 't': p->timeout_ms = 1000 * opt_int("--timeout", optarg, 1, MAX_TIMEOUT); break;
+		case 'h':
+			fputs(usage_text, stdout);
+			if (fflush(stdout) != 0 || ferror(stdout))
+				die("cannot write the help:");
+			exit(EXIT_OK);
+		default: opt_general(c, argv, usage_text);
+		}
+	}
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Split argv at the first "|" word into the two stages' argument lists. */
+static void
+split_commands(char **argv, struct pair *p)
+{
+	char **bar;
+
+	for (bar = argv; *bar != NULL && strcmp(*bar, "|") != 0; bar++)
+		;
+	if (*bar == NULL)
+		usage_error("no \"|\" between the two commands");
+	*bar = NULL;
+	if (argv[0] == NULL)
+		usage_error("no upstream command before \"|\"");
+	if (bar[1] == NULL)
+		usage_error("no downstream command after \"|\"");
+	p->st[UP].argv = argv;
+	p->st[DOWN].argv = bar + 1;
+	p->st[UP].name = base_name(argv[0]);
+	p->st[DOWN].name = base_name(bar[1]);
+}
+
+/*
+ * In the child: die with the supervisor, even one killed by SIGKILL that can
+ * stop nothing: the kernel sends SIGTERM when the parent dies, and each stage
+ * then stops as on a signal.  If the parent is already gone (it died before
+ * prctl took effect), the stage does not start at all.
+ */
+static noreturn void
+exec_stage(const struct stage *s, pid_t supervisor, int in, int out, const sigset_t *mask)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != supervisor)
+		_exit(EXIT_RUNTIME);
+	if ((in != STDIN_FILENO && dup2(in, STDIN_FILENO) < 0) ||
+	    (out != STDOUT_FILENO && dup2(out, STDOUT_FILENO) < 0)) {
+		log_error("%s: cannot set up the pipe:", s->name);
+		_exit(EXIT_RUNTIME);
+	}
+	/* the stage gets the dispositions and mask the supervisor was given */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	execvp(s->argv[0], s->argv);
+	log_error("cannot run \"%s\":", s->argv[0]);
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
+/* Fork both stages; the pipe ends are close-on-exec, dup2'd copies are not. */
+static void
+start_stages(struct pair *p, const sigset_t *mask)
+{
+	pid_t self = getpid();
+	int fd[2], i;
+
+	if (pipe2(fd, O_CLOEXEC) != 0)
+		die("cannot make a pipe:");
+	for (i = UP; i <= DOWN; i++) {
+		struct stage *s = &p->st[i];
+
+		fflush(NULL);
+		if ((s->pid = fork()) < 0)
+			die("cannot start %s:", s->name);
+		if (s->pid == 0)
+			exec_stage(s, self, i == UP ? STDIN_FILENO : fd[0],
+			    i == UP ? fd[1] : STDOUT_FILENO, mask);
+		s->live = 1;
+		log_debug("started %s, pid %ld", s->name, (long)s->pid);
+	}
+	close(fd[0]);
+	close(fd[1]);
+}
+
+static void
+term(struct stage *s)
+{
+	if (s->live && kill(s->pid, SIGTERM) == 0)
+		s->sent_term = 1;
+}
+
+/* SIGTERM now to the stages named (up, down), and again HURRY_GAP_MS later. */
+static void
+hurry(struct pair *p, int up, int down)
+{
+	if (up)
+		term(&p->st[UP]);
+	if (down)
+		term(&p->st[DOWN]);
+	p->rehurry[UP] |= up;
+	p->rehurry[DOWN] |= down;
+	p->rehurry_at = mono_ms() + HURRY_GAP_MS;
+}
+
+static void
+arm_timer(struct pair *p, long ms)
+{
+	p->timer_at = mono_ms() + ms;
+}
+
+/* SIGTERM or SIGINT: the first stops the upstream, the next hurry both. */
+static void
+on_signal(struct pair *p, int signo)
+{
+	log_debug("got signal %d", signo);
+	if (!p->stopping) {
+		p->stopping = 1;
+		term(&p->st[UP]);
+		arm_timer(p, p->timeout_ms);
+	} else {
+		hurry(p, p->st[UP].live, p->st[DOWN].live);
+	}
+}
+
+/* The stop timer ran out: hurry what is left, then, the next time, kill it. */
+static void
+on_timer(struct pair *p)
+{
+	int i;
+
+	p->timer_at = 0;
+	for (i = UP; i <= DOWN; i++) {
+		if (!p->st[i].live)
+			continue;
+		if (!p->escalated)
+			log_warning("%s has not stopped after %ld s; stopping it",
+			    p->st[i].name, p->timeout_ms / 1000);
+		else
+			log_warning("%s has not stopped; killing it", p->st[i].name);
+	}
+	if (!p->escalated) {
+		p->escalated = 1;
+		hurry(p, p->st[UP].live, p->st[DOWN].live);
+		arm_timer(p, KILL_AFTER_MS);
+	} else {
+		for (i = UP; i <= DOWN; i++)
+			if (p->st[i].live && kill(p->st[i].pid, SIGKILL) == 0)
+				p->st[i].sent_kill = 1;
+	}
+}
+
+/*
+ * How much a stage's end says about the cause of a failure: a signal from
+ * outside (not SIGPIPE) says most; an exit status less, since a stage may
+ * fail because its partner died; a signal we sent, or SIGPIPE (a write to
+ * the pipe its partner closed), says nothing of its own.
+ */
+enum weight { FAIL_NONE, FAIL_CONSEQUENCE, FAIL_STATUS, FAIL_CAUSE };
+
+static enum weight
+weigh(const struct stage *s, int wstatus)
+{
+	int sig = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+
+	if (wstatus == 0)
+		return FAIL_NONE;
+	if (sig == 0)
+		return FAIL_STATUS;
+	if (sig == SIGPIPE || (sig == SIGTERM && s->sent_term) || (sig == SIGKILL && s->sent_kill))
+		return FAIL_CONSEQUENCE;
+	return FAIL_CAUSE;
+}
+
+/*
+ * Record how a stage ended: the failure that says most about the cause,
+ * the first of equals, decides the message and the exit status, whichever
+ * end waitpid reports first.
+ */
+static void
+record_exit(struct pair *p, const struct stage *s, int wstatus)
+{
+	enum weight w = weigh(s, wstatus);
+
+	if ((int)w <= p->failure_weight)
+		return;
+	p->failure_weight = (int)w;
+	if (WIFSIGNALED(wstatus)) {
+		snprintf(p->failure, sizeof p->failure, "%s was killed by signal %d",
+		    s->name, WTERMSIG(wstatus));
+		p->status = EXIT_RUNTIME;
+	} else {
+		snprintf(p->failure, sizeof p->failure, "%s exited with status %d",
+		    s->name, WEXITSTATUS(wstatus));
+		p->status = WEXITSTATUS(wstatus);
+	}
+}
+
+/*
+ * A stage ended.  When the downstream ends, nothing more can be
+ * acknowledged: the upstream is hurried.  When the upstream ends, the
+ * downstream sees the end of its input and finishes by itself, within the
+ * stop timeout.
+ */
+static void
+stage_ended(struct pair *p, int i, int wstatus)
+{
+	p->st[i].live = 0;
+	log_debug("%s ended, wait status %#x", p->st[i].name, (unsigned)wstatus);
+	record_exit(p, &p->st[i], wstatus);
+	if (p->timer_at == 0 && (p->st[UP].live || p->st[DOWN].live))
+		arm_timer(p, p->timeout_ms);
+	if (i == DOWN && p->st[UP].live)
+		hurry(p, 1, 0);
+}
+
+/* Reap every stage that has ended; other children (none expected) are ignored. */
+static void
+reap(struct pair *p)
+{
+	pid_t pid;
+	int wstatus, i;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0)
+		for (i = UP; i <= DOWN; i++)
+			if (p->st[i].live && p->st[i].pid == pid)
+				stage_ended(p, i, wstatus);
+}
+
+/* The time until the next deadline, or NULL when none is set. */
+static struct timespec *
+time_left(const struct pair *p, struct timespec *ts)
+{
+	double next = p->timer_at, left;
+
+	if (p->rehurry_at != 0 && (next == 0 || p->rehurry_at < next))
+		next = p->rehurry_at;
+	if (next == 0)
+		return NULL;
+	left = next - mono_ms();
+	if (left < 0)
+		left = 0;
+	ts->tv_sec = (time_t)(left / 1000);
+	ts->tv_nsec = (long)((left - ts->tv_sec * 1000.0) * 1e6);
+	return ts;
+}
+
+static void
+run_deadlines(struct pair *p)
+{
+	double now = mono_ms();
+
+	if (p->rehurry_at != 0 && p->rehurry_at <= now) {
+		p->rehurry_at = 0;
+		if (p->rehurry[UP])
+			term(&p->st[UP]);
+		if (p->rehurry[DOWN])
+			term(&p->st[DOWN]);
+		p->rehurry[UP] = p->rehurry[DOWN] = 0;
+	}
+	if (p->timer_at != 0 && p->timer_at <= now)
+		on_timer(p);
+}
+
+/* Supervise until both stages have been reaped. */
+static void
+supervise(struct pair *p, const sigset_t *set)
+{
+	struct timespec ts;
+	int sig;
+
+	for (;;) {
+		reap(p);
+		if (!p->st[UP].live && !p->st[DOWN].live)
+			return;
+		sig = sigtimedwait(set, NULL, time_left(p, &ts));
+		if (sig == SIGINT || sig == SIGTERM)
+			on_signal(p, sig);
+		else if (sig < 0 && errno != EAGAIN && errno != EINTR)
+			die("cannot wait for a signal:");
+		run_deadlines(p);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct pair p;
+	sigset_t set, old;
+
+	log_init(argv[0]);
+	memset(&p, 0, sizeof p);
+	parse_options(argc, argv, &p);
+	split_commands(argv + optind, &p);
+	/*
+	 * Taken by sigtimedwait() alone, from before the first fork: a signal
+	 * that comes while the stages start waits for the loop.  SIGCHLD must
+	 * not be ignored, or the kernel would reap the stages for us.
+	 */
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	start_stages(&p, &old);
+	supervise(&p, &set);
+	if (p.failure[0] != '\0') {
+		log_error("%s", p.failure);
+		return p.status != 0 ? p.status : EXIT_RUNTIME;
+	}
+	return EXIT_OK;
+}
