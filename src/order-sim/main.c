@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "opt.h"
 #include "order-sim.h"
@@ -215,7 +216,7 @@ run_clients(struct client *clients, struct shared *sh)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	sh->start = now_mono();
+	sh->start = mono_ms() / 1e3;
 	sh->next_slot = sh->start;
 	sh->deadline = sh->opt->duration > 0 ? sh->start + sh->opt->duration : 0;
 	atomic_store(&sh->active, n);

@@ -14,6 +14,7 @@
 
 #include "ackwatch.h"
 #include "ackwin.h"
+#include "backoff.h"
 #include "clock.h"
 #include "log.h"
 #include "opt.h"
@@ -183,7 +184,7 @@ lock_consumer(struct tail *s)
 static int
 connect_source(struct tail *s)
 {
-	long backoff = 100;
+	struct backoff b = BACKOFF_INIT;
 	int n;
 
 	for (;;) {
@@ -195,11 +196,9 @@ connect_source(struct tail *s)
 		s->conn = NULL;
 		if (!s->opt->follow || sig_stop)
 			return -1;
-		log_info("retrying in %ld ms", backoff);
-		sleep_ms(backoff);
+		backoff_sleep(&b, NULL);
 		if (sig_stop)
 			return -1;
-		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
 }
 
