@@ -69,6 +69,8 @@ enum {
 	OPT_MODE, OPT_SLOT, OPT_PUBLICATION, OPT_CREATE_SLOT, OPT_DROP_SLOT
 };
 
+static void check_options(const struct options *o);
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
@@ -137,6 +139,13 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
+	check_options(o);
+}
+
+/* The options that need or exclude each other, as usage errors. */
+static void
+check_options(const struct options *o)
+{
 	if (o->logical) {
 		if (o->slot == NULL || *o->slot == '\0')
 			usage_error("logical mode needs a slot (use --slot=NAME)");
