@@ -63,6 +63,15 @@ stop_mock() {
 	[ -z "$stderr" ]
 }
 
+@test "--help and --version exit 1 when standard output cannot be written" {
+	run --separate-stderr sh -c 'kafka-mock --help >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "kafka-mock: cannot write the help: No space left on device"
+	run --separate-stderr sh -c 'kafka-mock --version >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "kafka-mock: cannot write the version: No space left on device"
+}
+
 @test "--version prints the name and version" {
 	run --separate-stderr kafka-mock -V
 	assert_success

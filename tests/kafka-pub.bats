@@ -47,6 +47,15 @@ read_back() {
 	assert_line --index 0 "Usage: kafka-pub [OPTION]... -t TOPIC"
 }
 
+@test "--help and --version exit 1 when standard output cannot be written" {
+	run --separate-stderr sh -c 'kafka-pub --help >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "kafka-pub: cannot write the help: No space left on device"
+	run --separate-stderr sh -c 'kafka-pub --version >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "kafka-pub: cannot write the version: No space left on device"
+}
+
 @test "usage errors exit 2 with a hint" {
 	run --separate-stderr kafka-pub
 	assert_failure 2

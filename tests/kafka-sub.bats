@@ -51,6 +51,15 @@ sub() {
 	assert_line --index 0 "Usage: kafka-sub [OPTION]... -t TOPIC..."
 }
 
+@test "--help and --version exit 1 when standard output cannot be written" {
+	run --separate-stderr sh -c 'kafka-sub --help >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "kafka-sub: cannot write the help: No space left on device"
+	run --separate-stderr sh -c 'kafka-sub --version >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "kafka-sub: cannot write the version: No space left on device"
+}
+
 @test "usage errors exit 2 with a hint" {
 	run --separate-stderr kafka-sub
 	assert_failure 2

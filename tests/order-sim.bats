@@ -55,9 +55,18 @@ has_rows() {
 @test "--help prints the usage on stdout and exits 0" {
 	run --separate-stderr order-sim --help
 	assert_success
-	assert_line 'usage: order-sim [-hqVv] [-d conninfo] [--clients=n] [--count=n]'
+	assert_line --index 0 'Usage: order-sim [OPTION]...'
 	assert_output --partial '--update-ratio=R'
 	[ -z "$stderr" ]
+}
+
+@test "--help and --version exit 1 when standard output cannot be written" {
+	run --separate-stderr sh -c 'order-sim --help >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "order-sim: cannot write the help: No space left on device"
+	run --separate-stderr sh -c 'order-sim --version >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "order-sim: cannot write the version: No space left on device"
 }
 
 @test "--version prints the name and version" {

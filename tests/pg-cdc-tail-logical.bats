@@ -321,6 +321,32 @@ idle_in_transaction() {
 	assert_output ""
 }
 
+@test "logical: SIGTERM ends the stream with CopyDone: exit 0 at once, the slot confirmed at what was acknowledged" {
+	create_slot
+	insert_orders 3 one
+	insert_orders 3 two
+	"${LOGICAL[@]}" -f -v --ack="$WORK/ack" --ack-timeout=200 >"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	wait_for 10 "[ \$(wc -l <'$WORK/out') -eq 6 ]"
+	local before acked
+	before=$(confirmed)
+	echo 3 >"$WORK/ack.tmp" && mv "$WORK/ack.tmp" "$WORK/ack"
+	wait_for 10 "[ \"\$(confirmed)\" -gt $before ]"
+	acked=$(confirmed)
+	kill -TERM $BG
+	# the last acknowledgement is waited for 200 ms, then the stream ends
+	wait_for 3 "! kill -0 $BG 2>/dev/null"
+	wait $BG
+	BG=
+	grep -qx "pg-cdc-tail: debug: the server ended the stream" "$WORK/err"
+	! grep -q "did not end cleanly" "$WORK/err"
+	assert_equal "$(confirmed)" "$acked"
+	assert_equal "$(sql -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active")" 0
+	run tail_l
+	assert_equal "$(grep -c two <<<"$output")" 3
+	assert_equal "${#lines[@]}" 3
+}
+
 @test "logical: kill -9 while draining a large backlog: a restart emits the rest, nothing missing" {
 	create_slot
 	insert_orders 30000

@@ -54,6 +54,15 @@ log_count() {
 	assert_equal "$stderr" ""
 }
 
+@test "--help and --version exit 1 when standard output cannot be written" {
+	run --separate-stderr sh -c 'pg-cdc-tail --help >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "pg-cdc-tail: cannot write the help: No space left on device"
+	run --separate-stderr sh -c 'pg-cdc-tail --version >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "pg-cdc-tail: cannot write the version: No space left on device"
+}
+
 @test "--version prints the version" {
 	run pg-cdc-tail --version
 	assert_success

@@ -122,6 +122,15 @@ no_eof() {
 	assert_equal "$stderr" ""
 }
 
+@test "--help and --version exit 1 when standard output cannot be written" {
+	run --separate-stderr sh -c 'pg-upsert --help >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "pg-upsert: cannot write the help: No space left on device"
+	run --separate-stderr sh -c 'pg-upsert --version >/dev/full'
+	assert_failure 1
+	assert_equal "$stderr" "pg-upsert: cannot write the version: No space left on device"
+}
+
 @test "--version prints the version" {
 	run --separate-stderr pg-upsert -V
 	assert_success

@@ -37,11 +37,27 @@ opt_double(const char *opt, const char *arg, double min, double max)
 	return v;
 }
 
+/* --help and --version succeed only once their text is out: a failed write is an error. */
+static noreturn void
+print_exit(const char *what)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		die("cannot write the %s:", what);
+	exit(EXIT_OK);
+}
+
+void
+opt_help(const char *usage)
+{
+	fputs(usage, stdout);
+	print_exit("help");
+}
+
 void
 opt_version(void)
 {
 	printf("%s %s\n", progname, PGCDC_VERSION);
-	exit(EXIT_OK);
+	print_exit("version");
 }
 
 void
@@ -61,7 +77,7 @@ opt_general(int c, char *const *argv, const char *usage)
 	switch (c) {
 	case 'v': log_level = LOG_DEBUG; break;
 	case 'q': log_level = LOG_ERROR; break;
-	case 'h': fputs(usage, stdout); exit(EXIT_OK);
+	case 'h': opt_help(usage);
 	case 'V': opt_version();
 	default: opt_bad(c, argv);
 	}

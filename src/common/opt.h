@@ -25,7 +25,10 @@ noreturn void opt_bad(int c, char *const *argv);
  */
 void opt_general(int c, char *const *argv, const char *usage);
 
-/* Print "prog VERSION" on stdout and exit 0. */
+/* Print usage on stdout and exit 0; exit 1 if it cannot be written. */
+noreturn void opt_help(const char *usage);
+
+/* Print "prog VERSION" on stdout and exit 0; exit 1 if it cannot be written. */
 noreturn void opt_version(void);
 
 #endif

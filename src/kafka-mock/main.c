@@ -133,11 +133,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'X': kconf_set(conf, "-X", optarg); break;
 		case 'v': log_level = LOG_DEBUG; break;
 		case 'q': log_level = LOG_ERROR; break;
-		case 'h':
-			fputs(usage_text, stdout);
-			if (fflush(stdout) != 0 || ferror(stdout))
-				die("cannot write the help:");
-			exit(EXIT_OK);
+		case 'h': opt_help(usage_text);
 		case 'V': opt_version();
 		default: opt_bad(c, argv);
 		}

@@ -19,6 +19,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ackfile.h"
+#include "clock.h"
 #include "dlq.h"
 #include "jsonscan.h"
 #include "kconf.h"
@@ -216,10 +217,9 @@ partition_count(struct pub *p)
 {
 	const struct rd_kafka_metadata *md;
 	rd_kafka_resp_err_t err;
-	struct timespec start, now;
+	double start = mono_ms();
 	int n;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		n = 0;
 		if ((err = rd_kafka_metadata(p->rk, 0, p->rkt, &md, 5000)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -229,9 +229,7 @@ partition_count(struct pub *p)
 		}
 		if (n > 0)
 			return n;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (sig_stop || (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
-		    p->timeout_ms)
+		if (sig_stop || mono_ms() - start >= p->timeout_ms)
 			break;
 		rd_kafka_poll(p->rk, 200);
 	}

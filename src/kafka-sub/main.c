@@ -4,7 +4,6 @@
  * lines written (without --ack) or acknowledged downstream through the ack
  * file (with --ack), so a crash anywhere re-delivers instead of losing.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -185,7 +184,7 @@ flush_out(struct sub *s)
 	if (s->out_closed || s->out_failed)
 		return;
 	if (fflush(stdout) != 0) {
-		log_error("write error: %s", strerror(errno));
+		log_error("write error:");
 		s->out_failed = 1;
 	}
 }
@@ -564,7 +563,7 @@ main(int argc, char **argv)
 	if (s.fatal || s.out_failed)
 		status = 1;
 	if (fclose(stdout) != 0 && !s.out_failed) {
-		log_error("write error: %s", strerror(errno));
+		log_error("write error:");
 		status = 1;
 	}
 	s.out_closed = 1;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "backoff.h"
+#include "clock.h"
 #include "log.h"
 #include "order-sim.h"
 #include "pgconn.h"
@@ -16,8 +18,6 @@
 /* A stalled client may catch up this far behind the schedule, no further. */
 #define PACE_SLACK	0.1
 #define NAP_MAX		0.05	/* longest sleep between looks at the stop flags */
-#define BACKOFF_FIRST	0.1
-#define BACKOFF_MAX	5.0
 
 /* Log one line from a client thread: log.c's lines and pg_errmsg()'s buffer are not thread-safe. */
 #define CLIENT_LOG(c, fn, ...) do {				\
@@ -68,15 +68,6 @@ static const struct {
 	{ "xact_status", "SELECT pg_catalog.pg_xact_status($1::xid8)", 1 },
 };
 
-double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 nap(double seconds)
 {
@@ -120,7 +111,7 @@ static bool
 keep_going(struct shared *sh)
 {
 	return !atomic_load(&sh->stop) &&
-	    (sh->deadline == 0 || now_mono() < sh->deadline);
+	    (sh->deadline == 0 || mono_ms() / 1e3 < sh->deadline);
 }
 
 static bool
@@ -139,7 +130,7 @@ static bool
 sleep_until(struct shared *sh, double t)
 {
 	for (;;) {
-		double now = now_mono();
+		double now = mono_ms() / 1e3;
 
 		if (!keep_going(sh))
 			return false;
@@ -186,7 +177,7 @@ pace(struct shared *sh)
 	if (sh->opt->rate <= 0)
 		return keep_going(sh);
 	pthread_mutex_lock(&sh->lock);
-	now = now_mono();
+	now = mono_ms() / 1e3;
 	slot = sh->next_slot;
 	if (slot < now - PACE_SLACK)
 		slot = now - PACE_SLACK;
@@ -317,18 +308,19 @@ fail(struct shared *sh)
 static bool
 reconnect(struct client *c)
 {
-	double wait = BACKOFF_FIRST, lost = now_mono();
+	struct backoff wait = BACKOFF_INIT;
+	double lost = mono_ms() / 1e3;
 
 	CLIENT_LOG(c, log_warning, "client %d: connection lost: %s",
 	    c->index + 1, pg_errmsg(c->conn));
 	for (;;) {
-		if (!sleep_until(c->sh, now_mono() + wait))
+		if (!sleep_until(c->sh, mono_ms() / 1e3 + backoff_next(&wait) / 1e3))
 			return false;
 		PQreset(c->conn);
 		if (PQstatus(c->conn) == CONNECTION_OK) {
 			if (prepare_statements(c->conn) == 0) {
 				CLIENT_LOG(c, log_info, "client %d: reconnected after %.1f s",
-				    c->index + 1, now_mono() - lost);
+				    c->index + 1, mono_ms() / 1e3 - lost);
 				return true;
 			}
 			if (PQstatus(c->conn) == CONNECTION_OK) {
@@ -340,7 +332,6 @@ reconnect(struct client *c)
 		}
 		CLIENT_LOG(c, log_debug, "client %d: reconnecting: %s",
 		    c->index + 1, pg_errmsg(c->conn));
-		wait = wait * 2 < BACKOFF_MAX ? wait * 2 : BACKOFF_MAX;
 	}
 }
 
@@ -512,7 +503,7 @@ client_main(void *arg)
 			break;
 		}
 	}
-	c->finished = now_mono();
+	c->finished = mono_ms() / 1e3;
 	atomic_fetch_sub(&sh->active, 1);
 	return NULL;
 }

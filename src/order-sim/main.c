@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "opt.h"
 #include "order-sim.h"
@@ -52,31 +53,28 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-static noreturn void
-usage(void)
-{
-	printf("%s writes synthetic orders into the orders table of a source database.\n\n", progname);
-	printf("usage: %s [-hqVv] [-d conninfo] [--clients=n] [--count=n]\n"
-	    "                 [--delete-ratio=r] [--duration=seconds] [--rate=n]\n"
-	    "                 [--seed=n] [--update-ratio=r]\n\n", progname);
-	printf("Options:\n"
-	    "  -d, --dbname=CONNINFO    database to write to (default: the PG* variables)\n"
-	    "      --clients=N          concurrent connections, 1..%d (default: 1)\n"
-	    "      --count=N            stop after N committed changes (default: 0, no limit)\n"
-	    "      --delete-ratio=R     fraction of changes that delete an order (default: 0)\n"
-	    "      --duration=SECONDS   stop after this long (default: 0, no limit)\n"
-	    "      --rate=N             changes per second, all clients together,\n"
-	    "                           0 for as fast as possible (default: 10)\n"
-	    "      --seed=N             seed for a repeatable run (default: random)\n"
-	    "      --update-ratio=R     fraction of changes that update an order (default: 0.3)\n"
-	    "  -q, --quiet              print less: no summary line\n"
-	    "  -v, --verbose            print more\n"
-	    "  -h, --help               show this help, then exit\n"
-	    "  -V, --version            show the version, then exit\n", MAX_CLIENTS);
-	if (fflush(stdout) != 0 || ferror(stdout))
-		die("cannot write the help:");
-	exit(EXIT_OK);
-}
+#define STR(x)	#x
+#define XSTR(x)	STR(x)
+
+static const char usage_text[] =
+"Usage: order-sim [OPTION]...\n"
+"Write synthetic orders into the orders table of a source database, with\n"
+"overlapping concurrent transactions.\n"
+"\n"
+"Options:\n"
+"  -d, --dbname=CONNINFO   database to write to (default: the PG* environment)\n"
+"      --clients=N         concurrent connections, 1.." XSTR(MAX_CLIENTS) " (default: 1)\n"
+"      --count=N           stop after N committed changes (default: 0, no limit)\n"
+"      --delete-ratio=R    fraction of changes that delete an order (default: 0)\n"
+"      --duration=SECONDS  stop after this long (default: 0, no limit)\n"
+"      --rate=N            changes per second, all clients together,\n"
+"                          0 for as fast as possible (default: 10)\n"
+"      --seed=N            seed for a repeatable run (default: random)\n"
+"      --update-ratio=R    fraction of changes that update an order (default: 0.3)\n"
+"  -v, --verbose           more diagnostics\n"
+"  -q, --quiet             less: no summary line\n"
+"  -h, --help              show this help and exit\n"
+"  -V, --version           show the version and exit\n";
 
 /* A seed for runs without --seed, logged with -v so the run can be repeated. */
 static uint64_t
@@ -133,7 +131,7 @@ parse_options(int argc, char **argv, struct options *opt)
 				log_level++;
 			break;
 		case 'h':
-			usage();
+			opt_help(usage_text);
 		case 'V':
 			opt_version();
 		default:
@@ -215,7 +213,7 @@ run_clients(struct client *clients, struct shared *sh)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	sh->start = now_mono();
+	sh->start = mono_ms() / 1e3;
 	sh->next_slot = sh->start;
 	sh->deadline = sh->opt->duration > 0 ? sh->start + sh->opt->duration : 0;
 	atomic_store(&sh->active, n);

@@ -102,7 +102,6 @@ struct client {
 	pthread_t thread;
 };
 
-double now_mono(void);
 int prepare_statements(PGconn *conn);
 void client_notice(void *arg, const char *msg);
 void *client_main(void *arg);

@@ -14,6 +14,7 @@
 
 #include "ackwatch.h"
 #include "ackwin.h"
+#include "backoff.h"
 #include "clock.h"
 #include "log.h"
 #include "opt.h"
@@ -67,6 +68,8 @@ enum {
 	OPT_POLL = 256, OPT_BATCH, OPT_ACK, OPT_WINDOW, OPT_ACK_TIMEOUT, OPT_SNAPSHOT, OPT_PRUNE,
 	OPT_MODE, OPT_SLOT, OPT_PUBLICATION, OPT_CREATE_SLOT, OPT_DROP_SLOT
 };
+
+static void check_options(const struct options *o);
 
 static void
 parse_options(int argc, char **argv, struct options *o)
@@ -136,6 +139,13 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
+	check_options(o);
+}
+
+/* The options that need or exclude each other, as usage errors. */
+static void
+check_options(const struct options *o)
+{
 	if (o->logical) {
 		if (o->slot == NULL || *o->slot == '\0')
 			usage_error("logical mode needs a slot (use --slot=NAME)");
@@ -183,7 +193,7 @@ lock_consumer(struct tail *s)
 static int
 connect_source(struct tail *s)
 {
-	long backoff = 100;
+	struct backoff b = BACKOFF_INIT;
 	int n;
 
 	for (;;) {
@@ -195,11 +205,9 @@ connect_source(struct tail *s)
 		s->conn = NULL;
 		if (!s->opt->follow || sig_stop)
 			return -1;
-		log_info("retrying in %ld ms", backoff);
-		sleep_ms(backoff);
+		backoff_sleep(&b, NULL);
 		if (sig_stop)
 			return -1;
-		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
 }
 

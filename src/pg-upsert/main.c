@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ackfile.h"
+#include "backoff.h"
 #include "clock.h"
 #include "dlq.h"
 #include "linereader.h"
@@ -249,7 +250,7 @@ static int
 flush_batch(struct upsert *u)
 {
 	struct batch *b = &u->batch;
-	long backoff = 100;
+	struct backoff retry = BACKOFF_INIT;
 	enum outcome o;
 	size_t i;
 
@@ -269,9 +270,7 @@ flush_batch(struct upsert *u)
 			log_error("second signal: %zu lines not applied", b->n);
 			return -1;
 		}
-		log_warning("%s; retrying in %ld ms", u->conn ? batch_error() : "no connection", backoff);
-		sleep_ms(backoff);
-		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+		backoff_sleep(&retry, u->conn ? batch_error() : "no connection");
 	}
 	for (i = 0; i < b->n; i++) {
 		char ctx[48];
