@@ -64,9 +64,12 @@ parse_args() {
 		--env-file=*) env_files+=("${1#*=}") ;;
 		-e?*) env_files+=("${1#-e}") ;;
 		-n | --dry-run) dry_run=1 ;;
-		-h | --help) printf '%s' "$usage_text"; exit 0 ;;
+		-h | --help)
+			printf '%s' "$usage_text" 2>/dev/null || fail "cannot write the help"
+			exit 0 ;;
 		-V | --version)
-			echo "$prog $(pg-cdc-tail --version 2>/dev/null | sed -n '1s/.* //p')"
+			echo "$prog $(pg-cdc-tail --version 2>/dev/null | sed -n '1s/.* //p')" 2>/dev/null ||
+				fail "cannot write the version"
 			exit 0 ;;
 		--) shift; break ;;
 		-*) usage_error "unrecognized option \"$1\"" ;;

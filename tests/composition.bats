@@ -179,6 +179,17 @@ simulate() {
 	assert_equal "$stderr" ""
 }
 
+@test "cdc-source and cdc-sink: --help and --version exit 1 when standard output cannot be written" {
+	local prog what
+	for prog in cdc-source cdc-sink; do
+		for what in help version; do
+			run --separate-stderr sh -c "$prog --$what >/dev/full"
+			assert_failure 1
+			assert_equal "$stderr" "$prog: cannot write the $what"
+		done
+	done
+}
+
 @test "without CDC_SOURCE, cdc-source exits 2 with a one-line error and starts nothing" {
 	run --separate-stderr env -i PATH="$PATH" CDC_STATE_DIR="$STATE" cdc-source
 	assert_failure 2
