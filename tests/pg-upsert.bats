@@ -105,6 +105,16 @@ shuffle() {
 		sort -k1,1 | cut -f 2-
 }
 
+# signal_taken PID SIGNO: signal SIGNO is no longer pending for process PID,
+# so its handler has run or is running (the kernel's pending masks, in hex)
+signal_taken() {
+	local bit=$((1 << ($2 - 1))) pend m
+	pend=$(awk '/^(SigPnd|ShdPnd):/ { print $2 }' "/proc/$1/status") || return 1
+	for m in $pend; do
+		[ $((0x$m & bit)) -eq 0 ] || return 1
+	done
+}
+
 # no_eof: $WORK/open, a named pipe that is held open for writing and never
 # written, so a reader waits for input forever
 no_eof() {
@@ -933,7 +943,8 @@ A|us|other|2"
 	printf '%s\n' "$both" >&4
 	wait_for 10 'grep -q "retrying in" "$WORK/err"'
 	kill -TERM "$BG"
-	sleep 0.3
+	# two signals sent before the process runs would merge into one
+	wait_for 10 "signal_taken $BG 15"
 	kill -TERM "$BG"
 	local rc=0
 	wait "$BG" || rc=$?
