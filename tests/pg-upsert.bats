@@ -8,8 +8,7 @@ setup_file() {
 	load lib/common
 	pg_start
 	make_source_template
-	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql"
+	make_warehouse_template
 }
 
 teardown_file() {
@@ -19,9 +18,7 @@ teardown_file() {
 
 setup() {
 	load lib/common
-	WH="wh_${BATS_TEST_NUMBER}"
-	dropdb --if-exists "$WH" 2>/dev/null
-	createdb -T wh_template "$WH"
+	new_warehouse_db
 	WORK=$BATS_TEST_TMPDIR
 	ORDER_COLS="id, user_id, status, amount_cents, currency, country, created_at, updated_at, version"
 }

@@ -10,8 +10,7 @@ setup_file() {
 	load lib/common
 	pg_start
 	make_source_template
-	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql"
+	make_warehouse_template
 	sql -d wh_template -c "CREATE TABLE doc (id int PRIMARY KEY, n int, body text,
 		cdc_pos numeric(20,0), is_deleted boolean)"
 }
@@ -23,16 +22,12 @@ teardown_file() {
 
 setup() {
 	load lib/common
-	WH="wh_${BATS_TEST_NUMBER}"
-	dropdb --if-exists "$WH" 2>/dev/null
-	createdb -T wh_template "$WH"
+	new_warehouse_db
 	WORK=$BATS_TEST_TMPDIR
 }
 
 teardown() {
-	sql -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-		WHERE slot_name = 'edge_${BATS_TEST_NUMBER}'" >/dev/null 2>&1 || true
-	return 0
+	drop_slot "edge_${BATS_TEST_NUMBER}"
 }
 
 # upsert [OPTION]...: pg-upsert into this test's analytics.fct_orders
