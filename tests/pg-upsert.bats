@@ -18,6 +18,7 @@ teardown_file() {
 
 setup() {
 	load lib/common
+	load lib/upsert
 	new_warehouse_db
 	WORK=$BATS_TEST_TMPDIR
 	ORDER_COLS="id, user_id, status, amount_cents, currency, country, created_at, updated_at, version"
@@ -32,43 +33,9 @@ teardown() {
 	return 0
 }
 
-# upsert [OPTION]...: pg-upsert into this test's analytics.fct_orders
-upsert() {
-	pg-upsert -d "$WH" -t analytics.fct_orders "$@"
-}
-
-# uuid N: the id of order N
-uuid() {
-	printf '00000000-0000-0000-0000-%012d' "$1"
-}
-
-# order OP N POS STATUS [AMOUNT]: an event of order N as pg-cdc-tail writes it
-order() {
-	local id row before=null after=null
-	id=$(uuid "$2")
-	row="{\"id\":\"$id\",\"status\":\"$4\",\"amount_cents\":${5:-100}}"
-	if [ "$1" = d ]; then before=$row; else after=$row; fi
-	printf '{"op":"%s","table":"public.orders","key":{"id":"%s"},"before":%s,"after":%s,"pos":%s,"txid":7,"ts_ms":1764150000123}\n' \
-		"$1" "$id" "$before" "$after" "$3"
-}
-
-# state N: status|amount_cents|cdc_pos|is_deleted of order N
-state() {
-	sql -d "$WH" -c "SELECT status, amount_cents, cdc_pos, is_deleted
-		FROM analytics.fct_orders WHERE id = '$(uuid "$1")'"
-}
-
 # statuses: the status of every row, in id order, on one line
 statuses() {
 	sql -d "$WH" -c "SELECT string_agg(status, ' ' ORDER BY id) FROM analytics.fct_orders"
-}
-
-# dead_letter ERROR N LINE: the dead-letter record of input line N
-dead_letter() {
-	local err line
-	err=$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')
-	line=$(printf '%s' "$3" | sed 's/[\\"]/\\&/g')
-	printf '{"error":"%s","input_line":%s,"line":"%s"}' "$err" "$2" "$line"
 }
 
 # stream SEED: 3000 changes by order-sim in a new source database, as the
