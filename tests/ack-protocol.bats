@@ -12,8 +12,7 @@ setup_file() {
 	. "$TOP/tests/lib/kafka.bash"
 	pg_start
 	make_source_template
-	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql" >/dev/null
+	make_warehouse_template
 	kafka_start
 }
 
@@ -45,10 +44,7 @@ teardown() {
 		pkill -9 -P "$p"
 		kill -9 "$p" && wait "$p"
 	done 2>/dev/null
-	wait_for 10 "[ \"\$(sql -c \"SELECT count(*) FROM pg_replication_slots
-		WHERE slot_name = '$SLOT' AND active\")\" = 0 ]" || true
-	sql -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-		WHERE slot_name = '$SLOT'" >/dev/null 2>&1 || true
+	drop_slot "$SLOT"
 	rm -rf "$WORK"
 }
 
@@ -274,9 +270,7 @@ follow_acked() {
 }
 
 @test "cdc-source and cdc-sink killed by SIGKILL: their stages are gone within seconds, and new ones start" {
-	WH="wh_${BATS_TEST_NUMBER}"
-	dropdb --if-exists "$WH" 2>/dev/null
-	createdb -T wh_template "$WH"
+	new_warehouse_db
 	printf '%s\n' "CDC_SOURCE=host=$PGHOST port=$PGPORT user=postgres dbname=$DB" \
 		"CDC_TOPIC=$TOPIC" "KAFKA_BROKERS=$KAFKA_BROKERS" "CDC_STATE_DIR=$WORK/state" \
 		"CDC_TAIL_OPTS=--poll=200" >"$WORK/source.env"

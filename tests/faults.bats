@@ -3,9 +3,21 @@
 # loop) against real PostgreSQL clusters and a real Kafka broker while
 # order-sim writes with 8 clients; after each fault the pipeline drains and
 # the warehouse equals the source row for row.  The scenarios are in
-# tests/lib/faults.bash; this file runs them in trigger capture mode.
+# tests/lib/faults.bash.
+#
+# One suite for both capture modes: tests/faults-logical.bats is a symbolic
+# link to this file, and the name the suite is run by chooses the mode, so
+# every scenario below runs in trigger mode (faults.bats) and in logical mode
+# (faults-logical.bats: pg-cdc-tail --mode=logical, a replication slot per
+# test).  Each test's name starts with its mode.
 
 bats_require_minimum_version 1.5.0
+
+case ${BATS_TEST_FILENAME##*/} in
+faults-logical.bats) export FAULT_MODE=logical ;;
+*) export FAULT_MODE=trigger ;;
+esac
+BATS_TEST_NAME_PREFIX="$FAULT_MODE: "
 
 setup_file() {
 	load lib/common

@@ -103,9 +103,12 @@ sub() {
 
 @test "-o end skips what is there; -c stops after N messages" {
 	lines 1 10 | produce
-	kafka-sub -t "$TOPIC" -g "$GROUP" -o end >"$WORK/out" 2>"$WORK/err" 3>&- &
+	# -v says when the partition is assigned, and librdkafka's topic debugging
+	# when "end" has become an offset: lines produced after that are read
+	kafka-sub -t "$TOPIC" -g "$GROUP" -o end -v -X debug=topic >"$WORK/out" 2>"$WORK/err" 3>&- &
 	BG=$!
-	sleep 3
+	wait_for 30 'grep -q "^kafka-sub: debug: assigned $TOPIC \[0\]$" "$WORK/err"'
+	wait_for 30 'grep -q "Partition $TOPIC \[0\] start fetching at offset 10$" "$WORK/err"'
 	lines 11 20 | produce
 	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 10 ]'
 	kill -TERM $BG

@@ -8,8 +8,7 @@ setup_file() {
 	load lib/common
 	pg_start
 	make_source_template
-	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql"
+	make_warehouse_template
 }
 
 teardown_file() {
@@ -19,9 +18,8 @@ teardown_file() {
 
 setup() {
 	load lib/common
-	WH="wh_${BATS_TEST_NUMBER}"
-	dropdb --if-exists "$WH" 2>/dev/null
-	createdb -T wh_template "$WH"
+	load lib/upsert
+	new_warehouse_db
 	WORK=$BATS_TEST_TMPDIR
 	ORDER_COLS="id, user_id, status, amount_cents, currency, country, created_at, updated_at, version"
 }
@@ -35,43 +33,9 @@ teardown() {
 	return 0
 }
 
-# upsert [OPTION]...: pg-upsert into this test's analytics.fct_orders
-upsert() {
-	pg-upsert -d "$WH" -t analytics.fct_orders "$@"
-}
-
-# uuid N: the id of order N
-uuid() {
-	printf '00000000-0000-0000-0000-%012d' "$1"
-}
-
-# order OP N POS STATUS [AMOUNT]: an event of order N as pg-cdc-tail writes it
-order() {
-	local id row before=null after=null
-	id=$(uuid "$2")
-	row="{\"id\":\"$id\",\"status\":\"$4\",\"amount_cents\":${5:-100}}"
-	if [ "$1" = d ]; then before=$row; else after=$row; fi
-	printf '{"op":"%s","table":"public.orders","key":{"id":"%s"},"before":%s,"after":%s,"pos":%s,"txid":7,"ts_ms":1764150000123}\n' \
-		"$1" "$id" "$before" "$after" "$3"
-}
-
-# state N: status|amount_cents|cdc_pos|is_deleted of order N
-state() {
-	sql -d "$WH" -c "SELECT status, amount_cents, cdc_pos, is_deleted
-		FROM analytics.fct_orders WHERE id = '$(uuid "$1")'"
-}
-
 # statuses: the status of every row, in id order, on one line
 statuses() {
 	sql -d "$WH" -c "SELECT string_agg(status, ' ' ORDER BY id) FROM analytics.fct_orders"
-}
-
-# dead_letter ERROR N LINE: the dead-letter record of input line N
-dead_letter() {
-	local err line
-	err=$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')
-	line=$(printf '%s' "$3" | sed 's/[\\"]/\\&/g')
-	printf '{"error":"%s","input_line":%s,"line":"%s"}' "$err" "$2" "$line"
 }
 
 # stream SEED: 3000 changes by order-sim in a new source database, as the
@@ -103,6 +67,16 @@ warehouse_rows() {
 shuffle() {
 	awk -v seed="$1" 'BEGIN { srand(seed) } { printf "%.15f\t%s\n", rand(), $0 }' |
 		sort -k1,1 | cut -f 2-
+}
+
+# signal_taken PID SIGNO: signal SIGNO is no longer pending for process PID,
+# so its handler has run or is running (the kernel's pending masks, in hex)
+signal_taken() {
+	local bit=$((1 << ($2 - 1))) pend m
+	pend=$(awk '/^(SigPnd|ShdPnd):/ { print $2 }' "/proc/$1/status") || return 1
+	for m in $pend; do
+		[ $((0x$m & bit)) -eq 0 ] || return 1
+	done
 }
 
 # no_eof: $WORK/open, a named pipe that is held open for writing and never
@@ -942,7 +916,8 @@ A|us|other|2"
 	printf '%s\n' "$both" >&4
 	wait_for 10 'grep -q "retrying in" "$WORK/err"'
 	kill -TERM "$BG"
-	sleep 0.3
+	# two signals sent before the process runs would merge into one
+	wait_for 10 "signal_taken $BG 15"
 	kill -TERM "$BG"
 	local rc=0
 	wait "$BG" || rc=$?

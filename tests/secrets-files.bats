@@ -9,8 +9,7 @@ setup_file() {
 	load lib/common
 	pg_start
 	make_source_template
-	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql"
+	make_warehouse_template
 }
 
 teardown_file() {

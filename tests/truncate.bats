@@ -32,10 +32,7 @@ setup() {
 
 teardown() {
 	[ -n "${PSQL_A:-}" ] && kill $PSQL_A 2>/dev/null
-	wait_for 10 "[ \"\$(sql -c \"SELECT count(*) FROM pg_replication_slots
-		WHERE slot_name = '$SLOT' AND active\")\" = 0 ]" || true
-	sql -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-		WHERE slot_name = '$SLOT'" >/dev/null 2>&1 || true
+	drop_slot "$SLOT"
 	rm -rf "$WORK"
 }
 

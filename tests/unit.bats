@@ -21,3 +21,16 @@ setup() {
 	assert_equal "$(grep -c 'is refused (it says 6 lines, but only 5 were written)' <<<"$stderr")" 2
 	assert_equal "$(grep -c 'is in use by another pipeline (pid [0-9]* holds /tmp/ackwin\.[^/]*/ack\.lock)$' <<<"$stderr")" 2
 }
+
+@test "the line reader: lines across reads, over-long lines cut, an unterminated last line" {
+	run "$TOP/build/unit/linereader"
+	assert_success
+	assert_output --regexp '^linereader: [0-9]+ passed, 0 failed$'
+}
+
+@test "dead-letter records: base64 that base64 -d decodes byte for byte, the 16 MiB cut marked truncated" {
+	run --separate-stderr "$TOP/build/unit/dlq"
+	assert_success
+	assert_output --regexp '^dlq: [0-9]+ passed, 0 failed$'
+	assert_equal "$stderr" ""
+}

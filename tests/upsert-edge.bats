@@ -10,8 +10,7 @@ setup_file() {
 	load lib/common
 	pg_start
 	make_source_template
-	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql"
+	make_warehouse_template
 	sql -d wh_template -c "CREATE TABLE doc (id int PRIMARY KEY, n int, body text,
 		cdc_pos numeric(20,0), is_deleted boolean)"
 }
@@ -23,36 +22,13 @@ teardown_file() {
 
 setup() {
 	load lib/common
-	WH="wh_${BATS_TEST_NUMBER}"
-	dropdb --if-exists "$WH" 2>/dev/null
-	createdb -T wh_template "$WH"
+	load lib/upsert
+	new_warehouse_db
 	WORK=$BATS_TEST_TMPDIR
 }
 
 teardown() {
-	sql -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-		WHERE slot_name = 'edge_${BATS_TEST_NUMBER}'" >/dev/null 2>&1 || true
-	return 0
-}
-
-# upsert [OPTION]...: pg-upsert into this test's analytics.fct_orders
-upsert() {
-	pg-upsert -d "$WH" -t analytics.fct_orders "$@"
-}
-
-# uuid N: the id of order N
-uuid() {
-	printf '00000000-0000-0000-0000-%012d' "$1"
-}
-
-# order OP N POS STATUS [AMOUNT]: an event of order N as trigger capture writes it
-order() {
-	local id row before=null after=null
-	id=$(uuid "$2")
-	row="{\"id\":\"$id\",\"status\":\"$4\",\"amount_cents\":${5:-100}}"
-	if [ "$1" = d ]; then before=$row; else after=$row; fi
-	printf '{"op":"%s","table":"public.orders","key":{"id":"%s"},"before":%s,"after":%s,"pos":%s,"txid":7,"ts_ms":1764150000123}\n' \
-		"$1" "$id" "$before" "$after" "$3"
+	drop_slot "edge_${BATS_TEST_NUMBER}"
 }
 
 # truncate POS: a truncate of the orders table
@@ -60,24 +36,10 @@ truncate_event() {
 	printf '{"op":"t","table":"public.orders","key":null,"before":null,"after":null,"pos":%s,"txid":99,"ts_ms":1764150000999}\n' "$1"
 }
 
-# state N: status|amount_cents|cdc_pos|is_deleted of order N
-state() {
-	sql -d "$WH" -c "SELECT status, amount_cents, cdc_pos, is_deleted
-		FROM analytics.fct_orders WHERE id = '$(uuid "$1")'"
-}
-
 # states: every row as id:status:cdc_pos:is_deleted, in id order, on one line
 states() {
 	sql -d "$WH" -c "SELECT string_agg(right(id::text, 2) || ':' || status || ':' || cdc_pos || ':' || is_deleted, ' ' ORDER BY id)
 		FROM analytics.fct_orders"
-}
-
-# dead_letter ERROR N LINE: the dead-letter record of input line N
-dead_letter() {
-	local err line
-	err=$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')
-	line=$(printf '%s' "$3" | sed 's/[\\"]/\\&/g')
-	printf '{"error":"%s","input_line":%s,"line":"%s"}' "$err" "$2" "$line"
 }
 
 # doc events, as logical capture writes them for table doc (id, n, body):

@@ -16,6 +16,28 @@ make_source_template() {
 	sql -d src_template -f "$TOP/sql/cdc.sql" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
 }
 
+# The warehouse template (the analytics schema), once per test file.
+make_warehouse_template() {
+	createdb -T template0 wh_template
+	sql -d wh_template -f "$TOP/sql/warehouse.sql" >/dev/null
+}
+
+# A fresh warehouse database for one test, $WH, named after the test number.
+new_warehouse_db() {
+	WH="wh_${BATS_TEST_NUMBER}"
+	dropdb --if-exists "$WH" 2>/dev/null
+	createdb -T wh_template "$WH"
+}
+
+# drop_slot NAME: drop a test's replication slot, if there is one, once
+# nothing uses it (a slot holds WAL back and its database open).
+drop_slot() {
+	wait_for 10 "[ \"\$(sql -c \"SELECT count(*) FROM pg_replication_slots
+		WHERE slot_name = '$1' AND active\")\" = 0 ]" || true
+	sql -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+		WHERE slot_name = '$1'" >/dev/null 2>&1 || true
+}
+
 # A fresh source database for one test, named after the test number.
 new_source_db() {
 	DB="src_${BATS_TEST_NUMBER}"

@@ -1,7 +1,7 @@
-# Fault scenarios for the whole pipeline, shared by the suites that run them:
-# tests/faults.bats runs them in trigger capture mode; a suite for another
-# mode sets FAULT_MODE at its top (so every test process sees it) and has the
-# same setup functions and @test lines.
+# Fault scenarios for the whole pipeline, run by tests/faults.bats once per
+# capture mode: as tests/faults.bats in trigger mode and, through the symbolic
+# link tests/faults-logical.bats, in logical mode (the suite exports
+# FAULT_MODE at its top, so every test process sees it).
 #
 # Everything is real: a source and a warehouse PostgreSQL cluster (two, so
 # that each can be restarted alone), one Apache Kafka broker, order-sim
@@ -44,8 +44,8 @@ fault_tail_opts() {
 }
 
 # _fault_mode_setup: what the capture mode needs in a test's source database.
-# Logical mode (not written yet; untried): a publication of the orders table,
-# and a slot named per test, since slots belong to the whole cluster.
+# Logical mode: a publication of the orders table, and a slot named per test,
+# since slots belong to the whole cluster.
 _fault_mode_setup() {
 	FAULT_SLOT=faults_$BATS_TEST_NUMBER
 	FAULT_PUBLICATION=faults

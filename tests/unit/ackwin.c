@@ -17,28 +17,9 @@
 #include "ackwin.h"
 #include "clock.h"
 #include "log.h"
+#include "check.h"
 
-static int failed, passed;
 static char dir[64], ack[128];
-
-#define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
-
-static void __attribute__((format(printf, 3, 4)))
-check(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("FAIL (line %d): ", line);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
 
 /* One byte through a pipe: the test's processes take turns. */
 static void
