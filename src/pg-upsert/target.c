@@ -146,14 +146,15 @@ build_statements(PGconn *conn, const struct options *opt, const char *table, con
 	free(s.qk);
 }
 
-int
-target_load(PGconn *conn, const struct options *opt, struct target *t)
+/* The table's oid, its quoted name for statements and, in t, its schema.table name. */
+static int
+resolve_table(PGconn *conn, const struct options *opt, struct target *t, char **oid, char **table)
 {
 	const char *params[1] = { opt->table };
 	PGresult *res;
-	struct col *cols;
-	char *table, *oid;
-	int i, n, pos, deleted, ts, extra, k;
+	const char *nsp, *rel;
+	char *s, *r;
+	size_t len;
 
 	res = query(conn,
 	    "SELECT c.oid::text, n.nspname, c.relname FROM pg_class c"
@@ -165,99 +166,54 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		PQclear(res);
 		return -1;
 	}
-	oid = strdup(PQgetvalue(res, 0, 0));
-	{
-		char *s = pg_quote_ident(conn, PQgetvalue(res, 0, 1));
-		char *r = pg_quote_ident(conn, PQgetvalue(res, 0, 2));
-		size_t len = strlen(s) + strlen(r) + 2;
-
-		table = malloc(len);
-		t->name = malloc(strlen(PQgetvalue(res, 0, 1)) + strlen(PQgetvalue(res, 0, 2)) + 2);
-		if (oid == NULL || table == NULL || t->name == NULL)
-			die("out of memory");
-		snprintf(table, len, "%s.%s", s, r);
-		sprintf(t->name, "%s.%s", PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
-		free(s);
-		free(r);
-	}
+	nsp = PQgetvalue(res, 0, 1);
+	rel = PQgetvalue(res, 0, 2);
+	s = pg_quote_ident(conn, nsp);
+	r = pg_quote_ident(conn, rel);
+	len = strlen(s) + strlen(r) + 2;
+	*oid = xstrdup(PQgetvalue(res, 0, 0));
+	if ((*table = malloc(len)) == NULL || (t->name = malloc(strlen(nsp) + strlen(rel) + 2)) == NULL)
+		die("out of memory");
+	snprintf(*table, len, "%s.%s", s, r);
+	sprintf(t->name, "%s.%s", nsp, rel);
+	free(s);
+	free(r);
 	PQclear(res);
+	return 0;
+}
 
-	params[0] = oid;
+/* The table's columns, quoted and plain, with their types; NULL on error. */
+static struct col *
+load_columns(PGconn *conn, const char *oid, int *n)
+{
+	const char *params[1] = { oid };
+	PGresult *res;
+	struct col *cols;
+	int i;
+
 	res = query(conn,
 	    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
 	    " WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum", 1, params);
-	if (res == NULL || load_keys(conn, opt, oid, t) < 0) {
-		PQclear(res);
-		free(oid);
-		free(table);
-		return -1;
-	}
-	n = PQntuples(res);
-	if ((cols = calloc(n, sizeof *cols)) == NULL)
+	if (res == NULL)
+		return NULL;
+	*n = PQntuples(res);
+	if ((cols = calloc(*n + 1, sizeof *cols)) == NULL)
 		die("out of memory");
-	for (i = 0; i < n; i++) {
-		cols[i].plain = strdup(PQgetvalue(res, i, 0));
+	for (i = 0; i < *n; i++) {
+		cols[i].plain = xstrdup(PQgetvalue(res, i, 0));
 		cols[i].name = pg_quote_ident(conn, PQgetvalue(res, i, 0));
 		cols[i].lit = pg_quote_literal(conn, PQgetvalue(res, i, 0));
-		cols[i].type = strdup(PQgetvalue(res, i, 1));
+		cols[i].type = xstrdup(PQgetvalue(res, i, 1));
 	}
 	PQclear(res);
-	{
-		char *q;
+	return cols;
+}
 
-		q = pg_quote_ident(conn, opt->pos_column);
-		pos = find(cols, n, q);
-		free(q);
-		q = pg_quote_ident(conn, "is_deleted");
-		deleted = find(cols, n, q);
-		free(q);
-		q = pg_quote_ident(conn, "last_cdc_ts");
-		ts = find(cols, n, q);
-		free(q);
-		q = pg_quote_ident(conn, "extra");
-		extra = find(cols, n, q);
-		free(q);
-	}
-	k = 0;
-	for (i = 0; i < t->nkeys; i++) {
-		char *q = pg_quote_ident(conn, t->keys[i]);
+static void
+free_columns(struct col *cols, int n)
+{
+	int i;
 
-		if (find(cols, n, q) < 0) {
-			log_error("table \"%s\" has no column \"%s\"", t->name, t->keys[i]);
-			k = -1;
-		}
-		free(q);
-	}
-	if (pos < 0) {
-		log_error("table \"%s\" has no guard column \"%s\" (see --pos-column)", t->name, opt->pos_column);
-		k = -1;
-	}
-	if (deleted >= 0 && strcmp(cols[deleted].type, "boolean") != 0)
-		deleted = -1;
-	if (opt->del == DELETE_SOFT && deleted < 0) {
-		log_error("table \"%s\" has no boolean column \"is_deleted\" for soft deletes (add one or use --delete=hard)", t->name);
-		k = -1;
-	}
-	if (opt->del == DELETE_HARD)
-		deleted = deleted >= 0 ? deleted : -1;
-	if (ts >= 0 && strncmp(cols[ts].type, "timestamp", 9) != 0)
-		ts = -1;
-	if (extra >= 0 && strcmp(cols[extra].type, "jsonb") != 0)
-		extra = -1;
-	if (k == 0) {
-		int special[4] = { pos, deleted, ts, extra };
-
-		build_statements(conn, opt, table, cols, n, t, special);
-	}
-	if (extra >= 0 && n <= 256) {
-		/* rows are checked for members beyond these, which go to extra */
-		if ((t->cols = calloc(n, sizeof *t->cols)) == NULL)
-			die("out of memory");
-		for (i = 0; i < n; i++)
-			if ((t->cols[i] = strdup(cols[i].plain)) == NULL)
-				die("out of memory");
-		t->ncols = n;
-	}
 	for (i = 0; i < n; i++) {
 		free(cols[i].plain);
 		free(cols[i].name);
@@ -265,9 +221,85 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		free(cols[i].type);
 	}
 	free(cols);
+}
+
+/* The column named plain, compared as the catalog's names are quoted; -1 if none. */
+static int
+find_plain(PGconn *conn, struct col *cols, int n, const char *plain)
+{
+	char *q = pg_quote_ident(conn, plain);
+	int i = find(cols, n, q);
+
+	free(q);
+	return i;
+}
+
+/*
+ * The columns with a role, in special: the guard, the delete flag, the change
+ * time and extra (-1 where absent or of another type).  0, or -1 after
+ * saying what the table lacks.
+ */
+static int
+find_special(PGconn *conn, const struct options *opt, const struct target *t, struct col *cols, int n,
+    int special[4])
+{
+	int i, rc = 0, pos, deleted, ts, extra;
+
+	for (i = 0; i < t->nkeys; i++) {
+		if (find_plain(conn, cols, n, t->keys[i]) < 0) {
+			log_error("table \"%s\" has no column \"%s\"", t->name, t->keys[i]);
+			rc = -1;
+		}
+	}
+	if ((pos = find_plain(conn, cols, n, opt->pos_column)) < 0) {
+		log_error("table \"%s\" has no guard column \"%s\" (see --pos-column)", t->name, opt->pos_column);
+		rc = -1;
+	}
+	if ((deleted = find_plain(conn, cols, n, "is_deleted")) >= 0 && strcmp(cols[deleted].type, "boolean") != 0)
+		deleted = -1;
+	if (opt->del == DELETE_SOFT && deleted < 0) {
+		log_error("table \"%s\" has no boolean column \"is_deleted\" for soft deletes (add one or use --delete=hard)", t->name);
+		rc = -1;
+	}
+	if ((ts = find_plain(conn, cols, n, "last_cdc_ts")) >= 0 && strncmp(cols[ts].type, "timestamp", 9) != 0)
+		ts = -1;
+	if ((extra = find_plain(conn, cols, n, "extra")) >= 0 && strcmp(cols[extra].type, "jsonb") != 0)
+		extra = -1;
+	special[0] = pos;
+	special[1] = deleted;
+	special[2] = ts;
+	special[3] = extra;
+	return rc;
+}
+
+int
+target_load(PGconn *conn, const struct options *opt, struct target *t)
+{
+	struct col *cols;
+	char *table, *oid;
+	int i, n, rc, special[4];
+
+	if (resolve_table(conn, opt, t, &oid, &table) < 0)
+		return -1;
+	if (load_keys(conn, opt, oid, t) < 0 || (cols = load_columns(conn, oid, &n)) == NULL) {
+		free(oid);
+		free(table);
+		return -1;
+	}
+	if ((rc = find_special(conn, opt, t, cols, n, special)) == 0)
+		build_statements(conn, opt, table, cols, n, t, special);
+	if (special[3] >= 0 && n <= 256) {
+		/* rows are checked for members beyond these, which go to extra */
+		if ((t->cols = calloc(n, sizeof *t->cols)) == NULL)
+			die("out of memory");
+		for (i = 0; i < n; i++)
+			t->cols[i] = xstrdup(cols[i].plain);
+		t->ncols = n;
+	}
+	free_columns(cols, n);
 	free(table);
 	free(oid);
-	return k;
+	return rc;
 }
 
 void
