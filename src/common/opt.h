@@ -25,6 +25,14 @@ noreturn void opt_bad(int c, char *const *argv);
  */
 void opt_general(int c, char *const *argv, const char *usage);
 
+/* The long options of opt_general, and the end: the last entries of a tool's table. */
+#define OPT_GENERAL_LONG \
+	{ "verbose", no_argument, NULL, 'v' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, 'V' }, \
+	{ NULL, 0, NULL, 0 }
+
 /* Print usage on stdout and exit 0; exit 1 if it cannot be written. */
 noreturn void opt_help(const char *usage);
 

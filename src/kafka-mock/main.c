@@ -113,12 +113,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		{ "brokers", required_argument, NULL, 'B' },
 		{ "topic", required_argument, NULL, 'T' },
 		{ "property", required_argument, NULL, 'X' },
-		/* common */
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
+		OPT_GENERAL_LONG
 	};
 	int c;
 

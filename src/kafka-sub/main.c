@@ -409,11 +409,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		{ "window", required_argument, NULL, 'W' },
 		{ "ack-timeout", required_argument, NULL, 'T' },
 		{ "dlq", required_argument, NULL, 'D' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
+		OPT_GENERAL_LONG
 	};
 	const char *brokers = NULL;
 	char err[512];

@@ -46,11 +46,7 @@ static const struct option long_options[] = {
 	{ "seed",		required_argument,	NULL, OPT_SEED },
 	{ "update-ratio",	required_argument,	NULL, OPT_UPDATE_RATIO },
 	/* general */
-	{ "quiet",		no_argument,		NULL, 'q' },
-	{ "verbose",		no_argument,		NULL, 'v' },
-	{ "help",		no_argument,		NULL, 'h' },
-	{ "version",		no_argument,		NULL, 'V' },
-	{ NULL, 0, NULL, 0 }
+	OPT_GENERAL_LONG
 };
 
 #define STR(x)	#x

@@ -95,11 +95,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT },
 		/* general */
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
+		OPT_GENERAL_LONG
 	};
 	int c;
 

@@ -93,11 +93,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "ack", required_argument, NULL, OPT_ACK },
 		{ "dlq", required_argument, NULL, OPT_DLQ },
 		{ "dlq-table", required_argument, NULL, OPT_DLQ_TABLE },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
+		OPT_GENERAL_LONG
 	};
 	int c;
 

@@ -79,12 +79,7 @@ parse_options(int argc, char **argv, struct pair *p)
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
-		/* common */
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
+		OPT_GENERAL_LONG
 	};
 	int c;
 
