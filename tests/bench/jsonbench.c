@@ -83,26 +83,9 @@ generate(struct corpus *c, long n)
 	}
 }
 
-/* The scanner alone: validate, find "key". */
+/* The scanner: validate, find "key", and render its text as kafka-pub does when text. */
 static long
-run_scan(const struct corpus *c)
-{
-	long i, sum = 0;
-
-	for (i = 0; i < c->n; i++) {
-		const char *val;
-		size_t vlen;
-
-		if (json_scan(c->buf + c->off[i], c->len[i], "key", &val, &vlen) != NULL || val == NULL)
-			return -1;
-		sum += (long)vlen;
-	}
-	return sum;
-}
-
-/* The scanner as kafka-pub uses it: validate, find "key", render its text. */
-static long
-run_scan_key(const struct corpus *c)
+scanner(const struct corpus *c, int text)
 {
 	char key[256];
 	long i, sum = 0;
@@ -113,7 +96,7 @@ run_scan_key(const struct corpus *c)
 
 		if (json_scan(c->buf + c->off[i], c->len[i], "key", &val, &vlen) != NULL || val == NULL)
 			return -1;
-		sum += json_key_text(val, vlen, key, sizeof key);
+		sum += text ? json_key_text(val, vlen, key, sizeof key) : (long)vlen;
 	}
 	return sum;
 }
@@ -141,6 +124,18 @@ jansson(const struct corpus *c, int dump)
 		json_decref(root);
 	}
 	return sum;
+}
+
+static long
+run_scan(const struct corpus *c)
+{
+	return scanner(c, 0);
+}
+
+static long
+run_scan_key(const struct corpus *c)
+{
+	return scanner(c, 1);
 }
 
 static long
