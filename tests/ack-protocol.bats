@@ -272,11 +272,11 @@ follow_acked() {
 @test "cdc-source and cdc-sink killed by SIGKILL: their stages are gone within seconds, and new ones start" {
 	new_warehouse_db
 	printf '%s\n' "CDC_SOURCE=host=$PGHOST port=$PGPORT user=postgres dbname=$DB" \
-		"CDC_TOPIC=$TOPIC" "KAFKA_BROKERS=$KAFKA_BROKERS" "CDC_STATE_DIR=$WORK/state" \
-		"CDC_TAIL_OPTS=--poll=200" >"$WORK/source.env"
+		"CDC_TABLE=orders" "CDC_TOPIC=$TOPIC" "KAFKA_BROKERS=$KAFKA_BROKERS" \
+		"CDC_STATE_DIR=$WORK/state" "CDC_TAIL_OPTS=--poll=200" >"$WORK/source.env"
 	printf '%s\n' "CDC_WAREHOUSE=host=$PGHOST port=$PGPORT user=postgres dbname=$WH" \
-		"CDC_TOPIC=$TOPIC" "CDC_GROUP=$GROUP" "KAFKA_BROKERS=$KAFKA_BROKERS" \
-		"CDC_STATE_DIR=$WORK/state" >"$WORK/sink.env"
+		"CDC_TARGET=analytics.fct_orders" "CDC_TOPIC=$TOPIC" "CDC_GROUP=$GROUP" \
+		"KAFKA_BROKERS=$KAFKA_BROKERS" "CDC_STATE_DIR=$WORK/state" >"$WORK/sink.env"
 	kafka_topic "$TOPIC" 1
 	insert_orders 10
 	for round in 1 2; do

@@ -71,12 +71,12 @@ half_start() {
 	local d=$work/$2 p s i
 	mkdir -p "$d"
 	if [ "$1" = source ]; then
-		CDC_SOURCE="dbname=$3" CDC_NAME=$2 CDC_TOPIC=$2 CDC_STATE_DIR=$d \
+		CDC_SOURCE="dbname=$3" CDC_TABLE=orders CDC_NAME=$2 CDC_TOPIC=$2 CDC_STATE_DIR=$d \
 			cdc-source 2>"$d/source.log" &
 		p=$! source_pid=$!
 		set -- pg-cdc-tail kafka-pub
 	else
-		CDC_WAREHOUSE="dbname=$3" CDC_GROUP=$2 CDC_TOPIC=$2 CDC_STATE_DIR=$d \
+		CDC_WAREHOUSE="dbname=$3" CDC_TARGET=analytics.fct_orders CDC_GROUP=$2 CDC_TOPIC=$2 CDC_STATE_DIR=$d \
 			cdc-sink 2>"$d/sink.log" &
 		p=$! sink_pid=$!
 		set -- kafka-sub pg-upsert

@@ -125,6 +125,7 @@ fault_setup() {
 	cat >"$WORK/source.env" <<-EOF
 		# the source half of test $BATS_TEST_NUMBER
 		CDC_SOURCE="host=$FAULT_SRC_DIR port=5432 user=postgres dbname=$DB"
+		CDC_TABLE=orders
 		CDC_TOPIC=$TOPIC
 		KAFKA_BROKERS=$KAFKA_BROKERS
 		CDC_STATE_DIR=$STATE
@@ -135,6 +136,7 @@ fault_setup() {
 	cat >"$WORK/sink.env" <<-EOF
 		# the sink half of test $BATS_TEST_NUMBER
 		CDC_WAREHOUSE="host=$FAULT_WH_DIR port=5432 user=postgres dbname=$WH"
+		CDC_TARGET=analytics.fct_orders
 		CDC_TOPIC=$TOPIC
 		CDC_GROUP=$GROUP
 		KAFKA_BROKERS=$KAFKA_BROKERS
