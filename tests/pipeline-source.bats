@@ -27,14 +27,16 @@ setup() {
 }
 
 teardown() {
-	pkill -9 -f "pg-cdc-tail -d $DB " 2>/dev/null || true
-	pkill -9 -f "kafka-pub -t $TOPIC " 2>/dev/null || true
+	pkill -9 -f "pg-cdc-tail -d dbname=$DB host=$PGHOST " 2>/dev/null || true
+	pkill -9 -f "kafka-pub -b $KAFKA_BROKERS -t $TOPIC " 2>/dev/null || true
 	rm -rf "$WORK"
 }
 
+# The command lines name this suite's own socket directory and broker, so
+# that the patterns below never match another suite's stages running beside it.
 source_half() {
-	pg-cdc-tail -d "$DB" -t orders -f --ack="$WORK/ack" |
-		kafka-pub -t "$TOPIC" -k key --ack="$WORK/ack"
+	pg-cdc-tail -d "dbname=$DB host=$PGHOST" -t orders -f --ack="$WORK/ack" |
+		kafka-pub -b "$KAFKA_BROKERS" -t "$TOPIC" -k key --ack="$WORK/ack"
 }
 
 published_positions() {
@@ -59,8 +61,8 @@ log_ids() {
 	order-sim -d "$DB" --clients 4 --count 20000 --rate 0 --seed 4 2>/dev/null
 	( source_half ) 2>/dev/null 3>&- &
 	wait_for 30 '[ "$(cat "$WORK/ack" 2>/dev/null || echo 0)" -gt 1000 ]'
-	pkill -9 -f "kafka-pub -t $TOPIC "
-	wait_for 10 '! pgrep -f "pg-cdc-tail -d $DB " >/dev/null'
+	pkill -9 -f "kafka-pub -b $KAFKA_BROKERS -t $TOPIC "
+	wait_for 10 '! pgrep -f "pg-cdc-tail -d dbname=$DB host=$PGHOST " >/dev/null'
 	( source_half ) 2>/dev/null 3>&- &
 	wait_for 60 '[ "$(published_positions | wc -l)" = 20000 ]'
 	assert_equal "$(published_positions)" "$(log_ids)"
