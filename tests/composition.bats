@@ -245,7 +245,7 @@ Try \"cdc-sink --help\" for more information."
 @test "defaults: cdc-source -n prints the pipeline it would run" {
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc cdc-source -n
 	assert_success
-	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack |
+	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack --schema-events |
 kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc \
 		STATE_DIRECTORY=/var/lib/x cdc-source -n
@@ -283,7 +283,7 @@ pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default
 	run --separate-stderr env -i PATH="$PATH" cdc-source --env-file="$WORK/a.env" --dry-run
 	assert_success
 	assert_output "export KAFKA_BROKERS=k1:9092,k2:9092
-pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f '--ack=/tmp/state dir/source.ack' --poll=100 --batch=10 |
+pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f '--ack=/tmp/state dir/source.ack' --schema-events --poll=100 --batch=10 |
 kafka-pub -t 'a \"b\" \$c \\d' -k key '--ack=/tmp/state dir/source.ack' '--dlq=/tmp/state dir/source-dead-letters.ndjson' '\"-v'\\'''"
 	assert_equal "$stderr" ""
 }

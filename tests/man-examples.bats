@@ -460,15 +460,16 @@ $(shown_dead_letter kafka-pub)"
 
 # ------------------------------------------------------------- cdc-source(1)
 
-@test "cdc-source(1) example: -n prints the pipeline the page shows" {
+@test "cdc-source(1) examples: -n prints the pipelines the page shows, one table and a whole database" {
 	examples cdc-source
-	assert_equal "${#EX[@]}" 4
+	assert_equal "${#EX[@]}" 5
 	check_dry_run "${EX[0]}"
+	check_dry_run "${EX[3]}"
 }
 
 @test "cdc-source(1) examples: run from the env file, then with a snapshot, every change and row reaches Kafka" {
 	examples cdc-source
-	assert_equal "${#EX[@]}" 4
+	assert_equal "${#EX[@]}" 5
 	use_kafka a
 	new_shop
 	# The env file names remote hosts and /var/tmp: the environment, which
@@ -506,20 +507,21 @@ $(shown_dead_letter kafka-pub)"
 
 	# Not run: installing the service needs systemd as PID 1 and root's
 	# /etc; only what it copies and enables is checked.
-	check_service_example "${EX[3]}"
+	check_service_example "${EX[4]}"
 }
 
 # ------------------------------------------------------------- cdc-sink(1)
 
-@test "cdc-sink(1) example: -n prints the pipeline the page shows" {
+@test "cdc-sink(1) examples: -n prints the pipelines the page shows, one table and a whole database" {
 	examples cdc-sink
-	assert_equal "${#EX[@]}" 4
+	assert_equal "${#EX[@]}" 5
 	check_dry_run "${EX[0]}"
+	check_dry_run "${EX[1]}"
 }
 
 @test "cdc-sink(1) examples: two instances from the env file apply the topic to the warehouse; jq reads their dead letters" {
 	examples cdc-sink
-	assert_equal "${#EX[@]}" 4
+	assert_equal "${#EX[@]}" 5
 	use_kafka b
 	new_shop
 	dropdb --if-exists --force dw 2>/dev/null
@@ -536,7 +538,7 @@ $(shown_dead_letter kafka-pub)"
 	local statuses='
 jobs -p >instances
 for p in $(cat instances); do s=0; wait "$p" || s=$?; echo "$s"; done'
-	start_example "${EX[1]}$statuses" \
+	start_example "${EX[2]}$statuses" \
 		CDC_WAREHOUSE=dbname=dw KAFKA_BROKERS="$KAFKA_BROKERS" CDC_STATE_DIR="$STATE"
 	wait_for 10 '[ "$(running cdc-sink | wc -l)" -eq 2 ]' || fail "cdc-sink: $(running cdc-sink)"
 	wait_for 30 'sink_converged && [ "$(dead_letters)" -eq 2 ]' || true
@@ -549,7 +551,7 @@ for p in $(cat instances); do s=0; wait "$p" || s=$?; echo "$s"; done'
 		FROM analytics.failed_events")" '{"op":"c"}|not an event: "pos" is not an unsigned 64-bit integer'
 
 	# the dead letters are in the state directory the environment set
-	run_example "${EX[2]//\/var\/tmp\/pgcdc/$STATE}"
+	run_example "${EX[3]//\/var\/tmp\/pgcdc/$STATE}"
 	assert_success
 	assert_equal "$stderr" ""
 	assert_equal "$(sort <<<"$output")" 'not JSON: unexpected character
@@ -563,7 +565,7 @@ not an event: "pos" is not an unsigned 64-bit integer'
 
 	# Not run: installing the services needs systemd as PID 1 and root's
 	# /etc; only what it copies and enables is checked.
-	check_service_example "${EX[3]}"
+	check_service_example "${EX[4]}"
 }
 
 # ------------------------------------------------------------- pgcdc-pair(1)
