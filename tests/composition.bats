@@ -12,7 +12,7 @@ setup_file() {
 	pg_start
 	make_source_template
 	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql" >/dev/null
+	sql -d wh_template -f "$TOP/tests/lib/fct-orders-soft.sql" >/dev/null
 	kafka_start
 }
 

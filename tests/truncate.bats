@@ -315,7 +315,7 @@ end_to_end() {
 	kafka_topic "$TOPIC" 3
 	dropdb --if-exists "$wh" 2>/dev/null
 	createdb -T template0 "$wh"
-	sql -d "$wh" -f "$TOP/sql/warehouse.sql" >/dev/null
+	sql -d "$wh" -f "$TOP/tests/lib/fct-orders-soft.sql" >/dev/null
 	prepare "$1" orders
 	for s in before after; do
 		[ "$s" = after ] && sql -d "$DB" -c "TRUNCATE orders"

@@ -54,7 +54,7 @@ KAFKA_JAVA_OPTS="-XX:+UseSerialGC" KAFKA_HEAP_OPTS="-Xms512m -Xmx1g" kafka_start
 echo '{}' | kcat -b "$KAFKA_BROKERS" -P -t warm
 kafka-sub -t warm -g warm -o beginning -e >/dev/null
 createdb warehouse
-sql -d warehouse -f "$TOP/sql/warehouse.sql" >/dev/null
+sql -d warehouse -f "$TOP/tests/lib/fct-orders-soft.sql" >/dev/null
 
 # number FILE: the count in an ack file, 0 while there is none
 number() {

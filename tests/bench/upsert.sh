@@ -15,7 +15,7 @@ pg_start fsync=on synchronous_commit=on full_page_writes=on >/dev/null
 trap 'pg_destroy; rm -rf "$work"' EXIT
 for db in ours floor plain; do
 	createdb "$db"
-	sql -d "$db" -f "$TOP/sql/warehouse.sql" >/dev/null
+	sql -d "$db" -f "$TOP/tests/lib/fct-orders-soft.sql" >/dev/null
 done
 cols="id, user_id, status, amount_cents, currency, country, created_at, updated_at, version"
 sql -d floor -c "CREATE UNLOGGED TABLE staging (id uuid, user_id uuid, status text, amount_cents bigint,

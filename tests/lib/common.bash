@@ -19,7 +19,7 @@ make_source_template() {
 # The warehouse template (the analytics schema), once per test file.
 make_warehouse_template() {
 	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/sql/warehouse.sql" >/dev/null
+	sql -d wh_template -f "$TOP/tests/lib/fct-orders-soft.sql" >/dev/null
 }
 
 # A fresh warehouse database for one test, $WH, named after the test number.

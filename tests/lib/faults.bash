@@ -92,7 +92,7 @@ fault_setup_file() {
 	export FAULT_WH_DIR FAULT_WH_OPTS
 	PGHOST=$FAULT_SRC_DIR make_source_template
 	createdb -h "$FAULT_WH_DIR" -T template0 wh_template
-	sql -h "$FAULT_WH_DIR" -d wh_template -f "$TOP/sql/warehouse.sql" >/dev/null
+	sql -h "$FAULT_WH_DIR" -d wh_template -f "$TOP/tests/lib/fct-orders-soft.sql" >/dev/null
 	kafka_start
 }
 
