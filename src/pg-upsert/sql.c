@@ -61,6 +61,30 @@ put_tomb_clear(FILE *f, const struct shape *s, const char *rec, const char *p)
 	fprintf(f, ", 'null') AND tb.pos >= %s)", p);
 }
 
+/*
+ * The tombstones the batch is guarded by, each read once: tt, the table's
+ * (a truncate's; one row or none), and kt, those of the keys the batch
+ * writes, with the key's record r.
+ */
+static void
+put_tomb_reads(FILE *f, const struct shape *s)
+{
+	fprintf(f, ", tt AS (SELECT tb.pos FROM %s AS tb WHERE tb.tbl = %s AND tb.key = 'null')", s->tombs, s->tbl);
+	fprintf(f, ", kt AS (SELECT typed.r, tb.key AS tkey, tb.pos AS tpos FROM typed JOIN %s AS tb"
+	    " ON tb.tbl = %s AND tb.key = ", s->tombs, s->tbl);
+	put_tomb_key(f, s, "(typed.r).");
+	fputs(" WHERE NOT typed.d)", f);
+}
+
+/* A write of typed applies only above its key's tombstone and the table's. */
+static void
+put_tomb_guard(FILE *f, const struct shape *s)
+{
+	fputs(" AND NOT EXISTS (SELECT FROM tt WHERE tt.pos >= typed.p) AND NOT EXISTS (SELECT FROM kt WHERE ", f);
+	put_match(f, s, "(kt.r).", "(typed.r).");
+	fputs(" AND kt.tpos >= typed.p)", f);
+}
+
 /* Record or raise a tombstone: never lowered, as a guard column is not. */
 static void
 put_tomb_upsert(FILE *f)
@@ -81,8 +105,7 @@ put_tomb_deletes(FILE *f, const struct shape *s)
 {
 	fprintf(f, ", tombed AS (INSERT INTO %s AS tb (tbl, key, pos, deleted_at) SELECT %s, ", s->tombs, s->tbl);
 	put_tomb_key(f, s, "(typed.r).");
-	fprintf(f, ", typed.p, typed.ts FROM typed WHERE typed.d AND NOT EXISTS (SELECT FROM %s AS tb"
-	    " WHERE tb.tbl = %s AND tb.key = 'null' AND tb.pos >= typed.p)", s->tombs, s->tbl);
+	fputs(", typed.p, typed.ts FROM typed WHERE typed.d AND NOT EXISTS (SELECT FROM tt WHERE tt.pos >= typed.p)", f);
 	fprintf(f, " AND NOT EXISTS (SELECT FROM %s AS w WHERE ", s->table);
 	put_match(f, s, "w.", "(typed.r).");
 	fprintf(f, " AND w.%s >= typed.p)", s->cols[s->pos].name);
@@ -92,15 +115,16 @@ put_tomb_deletes(FILE *f, const struct shape *s)
 
 /*
  * A write that was applied removes its key's tombstone, which is older:
- * ins returns the rows written.  As a CTE when a statement follows.
+ * ins returns the rows written, kt the keys that had one.  As a CTE when a
+ * statement follows.
  */
 static void
 put_tomb_writes(FILE *f, const struct shape *s, int cte)
 {
-	fprintf(f, cte ? ", untombed AS (DELETE FROM %s AS tb USING ins WHERE tb.tbl = %s AND tb.key = "
-	    : " DELETE FROM %s AS tb USING ins WHERE tb.tbl = %s AND tb.key = ", s->tombs, s->tbl);
-	put_tomb_key(f, s, "ins.");
-	fprintf(f, " AND tb.pos < ins.%s%s", s->cols[s->pos].name, cte ? ")" : "");
+	fprintf(f, "%s DELETE FROM %s AS tb USING kt, ins WHERE ", cte ? ", untombed AS (" : "", s->tombs);
+	put_match(f, s, "ins.", "(kt.r).");
+	fprintf(f, " AND tb.tbl = %s AND tb.key = kt.tkey AND tb.pos < ins.%s%s", s->tbl,
+	    s->cols[s->pos].name, cte ? ")" : "");
 }
 
 /* ev: one row per event; with "unchanged" (and "old_key"), numbered. */
@@ -270,6 +294,8 @@ put_deletes(FILE *f, const struct shape *s)
 	const char *ts = s->ts >= 0 ? s->cols[s->ts].name : NULL;
 
 	if (s->del == DELETE_HARD) {
+		if (s->tombs)
+			put_tomb_reads(f, s);
 		fprintf(f, ", gone AS (DELETE FROM %s AS t USING typed WHERE typed.d AND ", s->table);
 		put_match(f, s, "t.", "(typed.r).");
 		fprintf(f, " AND t.%s < typed.p)", pos);
@@ -321,10 +347,8 @@ put_insert(FILE *f, const struct shape *s)
 			fprintf(f, "(r).%s", s->cols[i].name);
 	}
 	fprintf(f, " FROM typed WHERE NOT %s", s->del == DELETE_HARD ? "d" : "k");
-	if (s->tombs) {
-		fputs(" AND ", f);
-		put_tomb_clear(f, s, "(typed.r).", "typed.p");
-	}
+	if (s->tombs)
+		put_tomb_guard(f, s);
 	fputs(" ON CONFLICT (", f);
 	put_keys(f, s, "", "");
 	fputs(") DO UPDATE SET ", f);
