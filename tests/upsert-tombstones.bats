@@ -348,6 +348,34 @@ analytics.lines|null|30"
 	assert_equal "$(rows)" ""
 }
 
+# ------------------------------------------------------------ hostile names
+
+@test "hostile schema, table and key names are quoted in the tombstone statements, not executed" {
+	sql -d "$WH" <<-'SQL'
+		CREATE TABLE victim (id int);
+		CREATE SCHEMA "s'; DROP TABLE victim; --";
+		CREATE TABLE "s'; DROP TABLE victim; --".cdc_tombstones (LIKE analytics.cdc_tombstones INCLUDING ALL);
+		CREATE TABLE "s'; DROP TABLE victim; --"."x""; DROP TABLE victim; --" ("a'b" int, "Mixed Case" text,
+			v text, cdc_pos numeric(20,0) NOT NULL, PRIMARY KEY ("a'b", "Mixed Case"));
+	SQL
+	local table="\"s'; DROP TABLE victim; --\".\"x\"\"; DROP TABLE victim; --\"" k='{"a'"'"'b":1,"Mixed Case":"M"}'
+	printf '%s\n' "{\"op\":\"c\",\"key\":$k,\"after\":{\"a'b\":1,\"Mixed Case\":\"M\",\"v\":\"one\"},\"pos\":1}" \
+		"{\"op\":\"d\",\"key\":$k,\"before\":$k,\"after\":null,\"pos\":2}" >"$WORK/in"
+	run --separate-stderr pg-upsert -d "$WH" -t "$table" --batch=1 <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(sql -d "$WH" -c "SELECT tbl, key::text, pos FROM \"s'; DROP TABLE victim; --\".cdc_tombstones")" \
+		"s'; DROP TABLE victim; --.x\"; DROP TABLE victim; --|{\"a'b\": 1, \"Mixed Case\": \"M\"}|2"
+	# again: the older insert does not come back
+	pg-upsert -d "$WH" -t "$table" --batch=1 <"$WORK/in"
+	assert_equal "$(sql -d "$WH" -c "SELECT count(*) FROM $table")" 0
+	printf '{"op":"t","key":null,"before":null,"after":null,"pos":3}\n' | pg-upsert -d "$WH" -t "$table"
+	assert_equal "$(sql -d "$WH" -c "SELECT count(*) FROM victim")" 0
+	assert_equal "$(sql -d "$WH" -c "SELECT count(*) FROM $table")" 0
+	assert_equal "$(sql -d "$WH" -c "SELECT tbl, key::text, pos FROM \"s'; DROP TABLE victim; --\".cdc_tombstones")" \
+		"s'; DROP TABLE victim; --.x\"; DROP TABLE victim; --|null|3"
+}
+
 # ------------------------------------------------------- without the table
 
 @test "hard deletes without the tombstone table: a warning at start, and today's behaviour" {
