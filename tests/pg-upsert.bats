@@ -184,10 +184,11 @@ Try \"pg-upsert --help\" for more information."
 	sql -d "$WH" -c "CREATE TABLE nodel (id int PRIMARY KEY, cdc_pos numeric(20,0));
 		CREATE TABLE intdel (id int PRIMARY KEY, cdc_pos numeric(20,0), is_deleted int)"
 	no_eof
-	run --separate-stderr timeout 10 pg-upsert -d "$WH" -t nodel <"$WORK/open"
+	# asked for: without --delete such a table gets hard deletes (upsert-tombstones.bats)
+	run --separate-stderr timeout 10 pg-upsert -d "$WH" -t nodel --delete=soft <"$WORK/open"
 	assert_failure 1
 	assert_equal "$stderr" 'pg-upsert: table "public.nodel" has no boolean column "is_deleted" for soft deletes (add one or use --delete=hard)'
-	run --separate-stderr timeout 10 pg-upsert -d "$WH" -t intdel <"$WORK/open"
+	run --separate-stderr timeout 10 pg-upsert -d "$WH" -t intdel --delete=soft <"$WORK/open"
 	assert_failure 1
 	assert_equal "$stderr" 'pg-upsert: table "public.intdel" has no boolean column "is_deleted" for soft deletes (add one or use --delete=hard)'
 }

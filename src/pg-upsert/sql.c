@@ -33,6 +33,100 @@ put_match(FILE *f, const struct shape *s, const char *a, const char *b)
 		fprintf(f, "%s%s%s = %s%s", i ? " AND " : "", a, s->qk[i], b, s->qk[i]);
 }
 
+/*
+ * Hard deletes keep their guard in SCHEMA.cdc_tombstones, when there is one:
+ * a row per deleted key, keyed by the table's schema.table and a jsonb object
+ * of the key's typed values, and one with the key JSON null for the table's
+ * latest truncate.  A key has a live row or a tombstone, never both.
+ */
+
+/* The tombstone key of the record rec: jsonb_build_object('k1', rec.k1, ...). */
+static void
+put_tomb_key(FILE *f, const struct shape *s, const char *rec)
+{
+	int i;
+
+	fputs("jsonb_build_object(", f);
+	for (i = 0; i < s->nkeys; i++)
+		fprintf(f, "%s%s, %s%s", i ? ", " : "", s->lk[i], rec, s->qk[i]);
+	fputs(")", f);
+}
+
+/* "No tombstone of the key of rec, nor of the table, is at or above pos p": p may apply. */
+static void
+put_tomb_clear(FILE *f, const struct shape *s, const char *rec, const char *p)
+{
+	fprintf(f, "NOT EXISTS (SELECT FROM %s AS tb WHERE tb.tbl = %s AND tb.key IN (", s->tombs, s->tbl);
+	put_tomb_key(f, s, rec);
+	fprintf(f, ", 'null') AND tb.pos >= %s)", p);
+}
+
+/*
+ * The tombstones the batch is guarded by, each read once: tt, the table's
+ * (a truncate's; one row or none), and kt, those of the keys the batch
+ * writes, with the key's record r.
+ */
+static void
+put_tomb_reads(FILE *f, const struct shape *s)
+{
+	fprintf(f, ", tt AS (SELECT tb.pos FROM %s AS tb WHERE tb.tbl = %s AND tb.key = 'null')", s->tombs, s->tbl);
+	fprintf(f, ", kt AS (SELECT typed.r, tb.key AS tkey, tb.pos AS tpos FROM typed JOIN %s AS tb"
+	    " ON tb.tbl = %s AND tb.key = ", s->tombs, s->tbl);
+	put_tomb_key(f, s, "(typed.r).");
+	fputs(" WHERE NOT typed.d)", f);
+}
+
+/* A write of typed applies only above its key's tombstone and the table's. */
+static void
+put_tomb_guard(FILE *f, const struct shape *s)
+{
+	fputs(" AND NOT EXISTS (SELECT FROM tt WHERE tt.pos >= typed.p) AND NOT EXISTS (SELECT FROM kt WHERE ", f);
+	put_match(f, s, "(kt.r).", "(typed.r).");
+	fputs(" AND kt.tpos >= typed.p)", f);
+}
+
+/* Record or raise a tombstone: never lowered, as a guard column is not. */
+static void
+put_tomb_upsert(FILE *f)
+{
+	fputs(" ON CONFLICT (tbl, key) DO UPDATE SET pos = excluded.pos, deleted_at = excluded.deleted_at"
+	    " WHERE tb.pos < excluded.pos", f);
+}
+
+/*
+ * The tombstones of the batch's deletes: each at the delete's pos, unless
+ * the table's tombstone is already as high (a truncate after it covers the
+ * key) or the table holds a change of the key as new (which the delete
+ * leaves, and whose guard covers the key).  Either way the tombstones end
+ * the same whatever the order the events came in.
+ */
+static void
+put_tomb_deletes(FILE *f, const struct shape *s)
+{
+	fprintf(f, ", tombed AS (INSERT INTO %s AS tb (tbl, key, pos, deleted_at) SELECT %s, ", s->tombs, s->tbl);
+	put_tomb_key(f, s, "(typed.r).");
+	fputs(", typed.p, typed.ts FROM typed WHERE typed.d AND NOT EXISTS (SELECT FROM tt WHERE tt.pos >= typed.p)", f);
+	fprintf(f, " AND NOT EXISTS (SELECT FROM %s AS w WHERE ", s->table);
+	put_match(f, s, "w.", "(typed.r).");
+	fprintf(f, " AND w.%s >= typed.p)", s->cols[s->pos].name);
+	put_tomb_upsert(f);
+	fputs(")", f);
+}
+
+/*
+ * A write that was applied removes its key's tombstone, which is older:
+ * ins returns the rows written, kt the keys that had one.  As a CTE when a
+ * statement follows.
+ */
+static void
+put_tomb_writes(FILE *f, const struct shape *s, int cte)
+{
+	fprintf(f, "%s DELETE FROM %s AS tb USING kt, ins WHERE ", cte ? ", untombed AS (" : "", s->tombs);
+	put_match(f, s, "ins.", "(kt.r).");
+	fprintf(f, " AND tb.tbl = %s AND tb.key = kt.tkey AND tb.pos < ins.%s%s", s->tbl,
+	    s->cols[s->pos].name, cte ? ")" : "");
+}
+
 /* ev: one row per event; with "unchanged" (and "old_key"), numbered. */
 static void
 put_events(FILE *f, enum statement kind)
@@ -178,7 +272,13 @@ put_merged(FILE *f, const struct shape *s)
 	fputs(") AND NOT m.row ? c.name AND NOT EXISTS (SELECT FROM ", f);
 	fprintf(f, "%s AS w WHERE ", s->table);
 	put_match(f, s, "w.", "(e.r).");
-	fprintf(f, " AND w.%s >= e.p) ORDER BY m.n, c.i),", s->cols[s->pos].name);
+	fprintf(f, " AND w.%s >= e.p)", s->cols[s->pos].name);
+	if (s->tombs) {
+		/* nor a tombstone as new: the event would change nothing */
+		fputs(" AND ", f);
+		put_tomb_clear(f, s, "(e.r).", "e.p");
+	}
+	fputs(" ORDER BY m.n, c.i),", f);
 	put_latest(f, s, " WHERE n NOT IN (SELECT n FROM miss)");
 	put_latest_cols(f);
 	fputs(" coalesce(m.row::json, l.row) AS row, l.x,", f);
@@ -194,9 +294,13 @@ put_deletes(FILE *f, const struct shape *s)
 	const char *ts = s->ts >= 0 ? s->cols[s->ts].name : NULL;
 
 	if (s->del == DELETE_HARD) {
+		if (s->tombs)
+			put_tomb_reads(f, s);
 		fprintf(f, ", gone AS (DELETE FROM %s AS t USING typed WHERE typed.d AND ", s->table);
 		put_match(f, s, "t.", "(typed.r).");
 		fprintf(f, " AND t.%s < typed.p)", pos);
+		if (s->tombs)
+			put_tomb_deletes(f, s);
 		return;
 	}
 	fprintf(f, ", tomb AS (INSERT INTO %s AS t (", s->table);
@@ -242,13 +346,21 @@ put_insert(FILE *f, const struct shape *s)
 		} else
 			fprintf(f, "(r).%s", s->cols[i].name);
 	}
-	fprintf(f, " FROM typed WHERE NOT %s ON CONFLICT (", s->del == DELETE_HARD ? "d" : "k");
+	fprintf(f, " FROM typed WHERE NOT %s", s->del == DELETE_HARD ? "d" : "k");
+	if (s->tombs)
+		put_tomb_guard(f, s);
+	fputs(" ON CONFLICT (", f);
 	put_keys(f, s, "", "");
 	fputs(") DO UPDATE SET ", f);
 	/* a change, or a delete with its old row: the row as the event has it */
 	for (i = 0; i < s->ncols; i++)
 		fprintf(f, "%s%s = excluded.%s", i ? ", " : "", s->cols[i].name, s->cols[i].name);
 	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s", pos, pos, pos);
+	if (s->tombs) {
+		fputs(" RETURNING ", f);
+		put_keys(f, s, "t.", "");
+		fprintf(f, ", t.%s", pos);
+	}
 }
 
 /*
@@ -275,11 +387,15 @@ sql_apply(const struct shape *s, enum statement kind)
 		put_merged(f, s);
 	}
 	put_deletes(f, s);
-	if (kind == ST_MOVE)
+	if (kind == ST_MOVE || s->tombs)
 		fputs(", ins AS (", f);
 	put_insert(f, s);
+	if (kind == ST_MOVE || s->tombs)
+		fputs(")", f);
+	if (s->tombs)
+		put_tomb_writes(f, s, kind == ST_MOVE);
 	if (kind == ST_MOVE)
-		fputs(") SELECT n, 'unchanged column \"' || name || '\" has no value: no row under the key or old_key'"
+		fputs(" SELECT n, 'unchanged column \"' || name || '\" has no value: no row under the key or old_key'"
 		    " FROM miss", f);
 	if (fclose(f) != 0)
 		die("out of memory");
@@ -291,7 +407,9 @@ sql_apply(const struct shape *s, enum statement kind)
  * removed, or marked deleted with the truncate's pos as its guard, so that
  * changes older than the truncate cannot bring it back.  Rows written after
  * it stay: applied after the batch, it gives the same table wherever it was
- * in the batch, and applying it again changes nothing.
+ * in the batch, and applying it again changes nothing.  Removed, with
+ * tombstones, the table's tombstone keeps the guard instead, and the keys'
+ * tombstones below it go: it covers them.
  */
 char *
 sql_truncate(const struct shape *s, int *nparams)
@@ -304,6 +422,14 @@ sql_truncate(const struct shape *s, int *nparams)
 	if (f == NULL)
 		die("out of memory");
 	*nparams = 1;
+	if (s->tombs) {
+		fprintf(f, "WITH tombed AS (INSERT INTO %s AS tb (tbl, key, pos, deleted_at) VALUES (%s, 'null',"
+		    " $1::numeric, coalesce(to_timestamp($2::numeric / 1000), clock_timestamp()))", s->tombs, s->tbl);
+		put_tomb_upsert(f);
+		fprintf(f, "), covered AS (DELETE FROM %s AS tb WHERE tb.tbl = %s AND tb.key <> 'null'"
+		    " AND tb.pos < $1::numeric) ", s->tombs, s->tbl);
+		*nparams = 2;
+	}
 	if (s->del == DELETE_HARD)
 		fprintf(f, "DELETE FROM %s AS t", s->table);
 	else {

@@ -122,28 +122,85 @@ load_keys(PGconn *conn, const struct options *opt, const char *oid, struct targe
 	return 0;
 }
 
-/* The statements, from the columns found and the options. */
+/*
+ * The statements, from the columns found, the delete mode and, for hard
+ * deletes, the tombstone table (NULL: none).
+ */
 static void
-build_statements(PGconn *conn, const struct options *opt, const char *table, const struct col *cols,
-    int ncols, struct target *t, const int *special)
+build_statements(PGconn *conn, enum delete_mode del, const char *tombs, const char *table,
+    const struct col *cols, int ncols, struct target *t, const int *special)
 {
 	struct shape s = {
-		.table = table, .cols = cols, .ncols = ncols, .nkeys = t->nkeys, .del = opt->del,
-		.pos = special[0], .deleted = special[1], .ts = special[2], .extra = special[3]
+		.table = table, .cols = cols, .ncols = ncols, .nkeys = t->nkeys, .del = del,
+		.pos = special[0], .deleted = special[1], .ts = special[2], .extra = special[3],
+		.tombs = tombs
 	};
+	char *tbl = pg_quote_literal(conn, t->name);
 	int i;
 
-	if ((s.qk = calloc(t->nkeys, sizeof *s.qk)) == NULL)
+	s.tbl = tbl;
+	if ((s.qk = calloc(t->nkeys, sizeof *s.qk)) == NULL || (s.lk = calloc(t->nkeys, sizeof *s.lk)) == NULL)
 		die("out of memory");
-	for (i = 0; i < t->nkeys; i++)
+	for (i = 0; i < t->nkeys; i++) {
 		s.qk[i] = pg_quote_ident(conn, t->keys[i]);
+		s.lk[i] = pg_quote_literal(conn, t->keys[i]);
+	}
 	t->apply_sql = sql_apply(&s, ST_APPLY);
 	t->merge_sql = sql_apply(&s, ST_MERGE);
 	t->move_sql = sql_apply(&s, ST_MOVE);
 	t->trunc_sql = sql_truncate(&s, &t->trunc_params);
-	for (i = 0; i < t->nkeys; i++)
+	for (i = 0; i < t->nkeys; i++) {
 		free(s.qk[i]);
+		free(s.lk[i]);
+	}
 	free(s.qk);
+	free(s.lk);
+	free(tbl);
+}
+
+/*
+ * Hard deletes keep their guard in the table cdc_tombstones of the target's
+ * schema, when it is there: its quoted name in *tombs, or NULL and a
+ * warning.  -1 when it is there but unfit.
+ */
+static int
+load_tombstones(PGconn *conn, const char *oid, const struct target *t, char **tombs)
+{
+	const char *params[1] = { oid };
+	PGresult *res = query(conn,
+	    "SELECT n.nspname, c.oid IS NOT NULL, (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid"
+	    "  AND NOT a.attisdropped AND (a.attname, format_type(a.atttypid, NULL)) IN (('tbl', 'text'),"
+	    "  ('key', 'jsonb'), ('pos', 'numeric'), ('deleted_at', 'timestamp with time zone'))) = 4"
+	    " AND EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique"
+	    "  AND i.indpred IS NULL AND i.indexprs IS NULL AND (SELECT array_agg(a.attname::text ORDER BY a.attname)"
+	    "  FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey)) = '{key,tbl}')"
+	    " FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace LEFT JOIN pg_class c"
+	    " ON c.relnamespace = n.oid AND c.relname = 'cdc_tombstones' AND c.relkind IN ('r', 'p')"
+	    " WHERE r.oid = $1::oid", 1, params);
+	const char *nsp;
+	char *q;
+	int rc = 0;
+
+	*tombs = NULL;
+	if (res == NULL)
+		return -1;
+	nsp = PQgetvalue(res, 0, 0);
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+		log_warning("hard deletes from \"%s\" keep no guard without table \"%s.cdc_tombstones\":"
+		    " a change older than a delete or truncate can bring its row back", t->name, nsp);
+	else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+		log_error("table \"%s.cdc_tombstones\" needs the columns tbl text, key jsonb, pos numeric"
+		    " and deleted_at timestamptz, and a unique index on (tbl, key)", nsp);
+		rc = -1;
+	} else {
+		q = pg_quote_ident(conn, nsp);
+		if ((*tombs = malloc(strlen(q) + sizeof ".cdc_tombstones")) == NULL)
+			die("out of memory");
+		sprintf(*tombs, "%s.cdc_tombstones", q);
+		free(q);
+	}
+	PQclear(res);
+	return rc;
 }
 
 /* The table's oid, its quoted name for statements and, in t, its schema.table name. */
@@ -236,12 +293,12 @@ find_plain(PGconn *conn, struct col *cols, int n, const char *plain)
 
 /*
  * The columns with a role, in special: the guard, the delete flag, the change
- * time and extra (-1 where absent or of another type).  0, or -1 after
- * saying what the table lacks.
+ * time and extra (-1 where absent or of another type); in *del, soft or hard.
+ * 0, or -1 after saying what the table lacks.
  */
 static int
 find_special(PGconn *conn, const struct options *opt, const struct target *t, struct col *cols, int n,
-    int special[4])
+    int special[4], enum delete_mode *del)
 {
 	int i, rc = 0, pos, deleted, ts, extra;
 
@@ -257,7 +314,9 @@ find_special(PGconn *conn, const struct options *opt, const struct target *t, st
 	}
 	if ((deleted = find_plain(conn, cols, n, "is_deleted")) >= 0 && strcmp(cols[deleted].type, "boolean") != 0)
 		deleted = -1;
-	if (opt->del == DELETE_SOFT && deleted < 0) {
+	/* without --delete: soft where the table can keep the flag */
+	*del = opt->del != DELETE_AUTO ? opt->del : deleted >= 0 ? DELETE_SOFT : DELETE_HARD;
+	if (*del == DELETE_SOFT && deleted < 0) {
 		log_error("table \"%s\" has no boolean column \"is_deleted\" for soft deletes (add one or use --delete=hard)", t->name);
 		rc = -1;
 	}
@@ -276,7 +335,8 @@ int
 target_load(PGconn *conn, const struct options *opt, struct target *t)
 {
 	struct col *cols;
-	char *table, *oid;
+	char *table, *oid, *tombs = NULL;
+	enum delete_mode del;
 	int i, n, rc, special[4];
 
 	if (resolve_table(conn, opt, t, &oid, &table) < 0)
@@ -286,8 +346,10 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		free(table);
 		return -1;
 	}
-	if ((rc = find_special(conn, opt, t, cols, n, special)) == 0)
-		build_statements(conn, opt, table, cols, n, t, special);
+	if ((rc = find_special(conn, opt, t, cols, n, special, &del)) == 0 && del == DELETE_HARD)
+		rc = load_tombstones(conn, oid, t, &tombs);
+	if (rc == 0)
+		build_statements(conn, del, tombs, table, cols, n, t, special);
 	if (special[3] >= 0 && n <= 256) {
 		/* rows are checked for members beyond these, which go to extra */
 		if ((t->cols = calloc(n, sizeof *t->cols)) == NULL)
@@ -297,6 +359,7 @@ target_load(PGconn *conn, const struct options *opt, struct target *t)
 		t->ncols = n;
 	}
 	free_columns(cols, n);
+	free(tombs);
 	free(table);
 	free(oid);
 	return rc;

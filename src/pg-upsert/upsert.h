@@ -7,7 +7,8 @@
 
 #include <libpq-fe.h>
 
-enum delete_mode { DELETE_SOFT, DELETE_HARD };
+/* DELETE_AUTO, when --delete is not given: soft if the table has a boolean is_deleted, else hard. */
+enum delete_mode { DELETE_AUTO, DELETE_SOFT, DELETE_HARD };
 
 struct options {
 	const char *conninfo;
@@ -59,7 +60,10 @@ struct shape {
 	char **qk;		/* the key columns, quoted */
 	int nkeys;
 	int pos, deleted, ts, extra;	/* indexes in cols; -1: no such column */
-	enum delete_mode del;
+	enum delete_mode del;		/* soft or hard, never auto */
+	const char *tombs;	/* hard deletes: SCHEMA.cdc_tombstones, quoted; NULL: none */
+	const char *tbl;	/* the table's schema.table as a literal: its rows in tombs */
+	char **lk;		/* the key columns as literals: the keys of tombs */
 };
 
 /* sql.c */
