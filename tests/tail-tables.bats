@@ -238,11 +238,14 @@ check_folded() {
 	pg-cdc-tail -d "$DB" --mode=logical --slot="$SLOT" --publication=pub -f >"$WORK/out" 2>"$WORK/err" 3>&- &
 	BG=$!
 	sleep 0.5
-	sql -d "$DB" -c "CREATE TABLE n2 (id bigint PRIMARY KEY)" -c "ALTER PUBLICATION pub ADD TABLE n2" \
-		-c "INSERT INTO n2 VALUES (5)"
+	# under REPLICA IDENTITY FULL the identity is the whole row: the key is still the primary key
+	sql -d "$DB" -c "CREATE TABLE n2 (id bigint PRIMARY KEY, v text)" \
+		-c "ALTER TABLE n2 REPLICA IDENTITY FULL" -c "ALTER PUBLICATION pub ADD TABLE n2" \
+		-c "INSERT INTO n2 VALUES (5, 'a')"
 	wait_for 10 'grep -q public.n2 "$WORK/out"'
 	kill -TERM $BG
 	wait $BG
 	BG=
 	assert_equal "$(jq -c '[.op, .table, .key]' "$WORK/out")" '["c","public.n2",{"id":5}]'
+	assert_equal "$(cat "$WORK/err")" 'pg-cdc-tail: table "public.n2" joined the publication'
 }
