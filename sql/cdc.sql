@@ -218,9 +218,11 @@ LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- At the end of an ALTER TABLE: a schema row (op 's', key JSON null, the
--- schema in after) in the log of each captured table it altered.
+-- schema in after) in the log of each captured table it altered.  It runs as
+-- its owner, the superuser who installed it, so that an ALTER TABLE by a
+-- user who may not read cdc.captured or write a log still works.
 CREATE OR REPLACE FUNCTION cdc.schema_changed() RETURNS event_trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
 	r record;
 BEGIN

@@ -236,3 +236,13 @@ check_placement() {
 	assert_equal "$(schemas "$WORK/out")" "$S_KT"
 	assert_equal "$(head -n 1 "$WORK/out" | jq -c '[.pos, .txid]')" '[0,null]'
 }
+
+@test "trigger: with the event trigger installed, a user who may not read cdc.captured can still ALTER a table" {
+	sql -d "$DB" -c "CREATE ROLE plain_$BATS_TEST_NUMBER LOGIN" -c "GRANT CREATE ON SCHEMA public TO plain_$BATS_TEST_NUMBER"
+	run --separate-stderr sql -d "$DB" -U "plain_$BATS_TEST_NUMBER" -c "CREATE TABLE mine (id int)" \
+		-c "ALTER TABLE mine ADD COLUMN x int"
+	assert_success
+	# running cdc.sql again keeps one event trigger
+	sql -d "$DB" -f "$TOP/sql/cdc.sql" >/dev/null 2>&1
+	assert_equal "$(sql -d "$DB" -c "SELECT count(*) FROM pg_event_trigger WHERE evtname = 'cdc_schema_changed'")" 1
+}

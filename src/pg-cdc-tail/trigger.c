@@ -436,9 +436,9 @@ static int
 schema_due(PGconn *conn, struct table *t, PGresult *res, int i)
 {
 	const char *names = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
-	int reread = 0;
+	int reread;
 
-	if (t->schema == NULL && (reread = schema_at(conn, t, PQgetvalue(res, i, 0))) < 0)
+	if (t->schema == NULL && schema_at(conn, t, PQgetvalue(res, i, 0)) < 0)
 		return -1;
 	reread = t->schema == NULL;
 
