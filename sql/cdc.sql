@@ -10,6 +10,12 @@
 -- pg-cdc-tail reads the log in batches bounded by transaction snapshots (as
 -- PgQ does), so a transaction that took its log ids early and committed late is
 -- never skipped.  Its consumers' positions live in cdc.consumer.
+--
+-- When installed by a superuser, an event trigger writes a row of op 's' into
+-- a captured table's log at each ALTER TABLE of it, holding the table's
+-- columns and primary key after the change (cdc.schema): the lock ALTER TABLE
+-- takes puts it between the changes made before and after, so pg-cdc-tail
+-- --schema-events knows the columns each change was written with.
 
 CREATE SCHEMA IF NOT EXISTS cdc;
 
@@ -19,6 +25,9 @@ CREATE TABLE IF NOT EXISTS cdc.captured (
 	log         regclass NOT NULL,
 	key_columns text[]   NOT NULL
 );
+-- The table's schema (cdc.schema) when capture was enabled: what the log rows
+-- before its first schema row were written with.
+ALTER TABLE cdc.captured ADD COLUMN IF NOT EXISTS schema json;
 
 -- Each consumer's durable position for one table.  Every transaction visible
 -- in snap_lo has been delivered (NULL: none yet).  When snap_hi is set, the
@@ -91,6 +100,9 @@ BEGIN
 	END IF;
 	EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (txid)',
 		       logrel || '_txid', nsp, logrel);
+	-- the schema rows, for the one in force at a log position
+	EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I (id) WHERE op = ''s''',
+		       logrel || '_schema', nsp, logrel);
 
 	SELECT string_agg(format('%L, NEW.%I', k, k), ', '),
 	       string_agg(format('%L, OLD.%I', k, k), ', '),
@@ -133,9 +145,15 @@ BEGIN
 	EXECUTE format('CREATE OR REPLACE TRIGGER zz_cdc_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION cdc.notify()',
 		       nsp, rel);
 
-	INSERT INTO cdc.captured (tbl, log, key_columns)
-	VALUES (t, format('%I.%I', nsp, logrel)::regclass, keys)
-	ON CONFLICT (tbl) DO UPDATE SET log = excluded.log, key_columns = excluded.key_columns;
+	-- enabling again keeps the schema of the first enable, which the oldest
+	-- log rows were written with (a schema row tells of each change since)
+	INSERT INTO cdc.captured (tbl, log, key_columns, schema)
+	VALUES (t, format('%I.%I', nsp, logrel)::regclass, keys, cdc.schema(t))
+	ON CONFLICT (tbl) DO UPDATE SET log = excluded.log, key_columns = excluded.key_columns,
+		schema = coalesce(cdc.captured.schema, excluded.schema);
+
+	-- a pg-cdc-tail following every table (or a pattern) takes it up at once
+	PERFORM pg_notify('pgcdc', 'cdc.enable:' || nsp || '.' || rel);
 
 	RETURN format('%I.%I', nsp, logrel)::regclass;
 END
@@ -153,9 +171,10 @@ END
 $fn$;
 
 -- Delete the log rows of t that every consumer of t has passed: those of
--- transactions below the oldest consumer's snapshot xmin.  Deletes nothing
--- while t has no consumer, or one that has not finished its first batch.
--- Returns the number of rows deleted.
+-- transactions below the oldest consumer's snapshot xmin, except the last
+-- schema row among them, which still tells what the rows after it were
+-- written with.  Deletes nothing while t has no consumer, or one that has not
+-- finished its first batch.  Returns the number of rows deleted.
 CREATE OR REPLACE FUNCTION cdc.prune(t regclass) RETURNS bigint
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -174,11 +193,63 @@ BEGIN
 	IF horizon IS NULL THEN
 		RETURN 0;
 	END IF;
-	EXECUTE format('DELETE FROM %s WHERE txid < $1', logrel) USING horizon;
+	EXECUTE format('DELETE FROM %1$s WHERE txid < $1 AND id IS DISTINCT FROM'
+		       ' (SELECT max(id) FROM %1$s WHERE op = ''s'' AND txid < $1)', logrel) USING horizon;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
 $fn$;
+
+-- The columns of table t in attnum order (name, format_type, not null) and its
+-- primary key in index order, as pg-cdc-tail's schema event ("s") has them.
+CREATE OR REPLACE FUNCTION cdc.schema(t regclass) RETURNS json
+LANGUAGE sql STABLE AS $fn$
+	SELECT json_build_object(
+		'columns', coalesce(json_agg(json_build_object('name', a.attname,
+			'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull)
+			ORDER BY a.attnum), '[]'),
+		'primary_key', (SELECT coalesce(json_agg(p.attname ORDER BY k.o), '[]')
+			FROM pg_index i
+			CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, o)
+			JOIN pg_attribute p ON p.attrelid = i.indrelid AND p.attnum = k.attnum
+			WHERE i.indrelid = t AND i.indisprimary))
+	  FROM pg_attribute a
+	 WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped
+$fn$;
+
+-- At the end of an ALTER TABLE: a schema row (op 's', key JSON null, the
+-- schema in after) in the log of each captured table it altered.  It runs as
+-- its owner, the superuser who installed it, so that an ALTER TABLE by a
+-- user who may not read cdc.captured or write a log still works.
+CREATE OR REPLACE FUNCTION cdc.schema_changed() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT DISTINCT cap.tbl, cap.log
+	           FROM pg_event_trigger_ddl_commands() d
+	           JOIN cdc.captured cap ON cap.tbl::oid = d.objid
+	          WHERE d.classid = 'pg_class'::regclass
+	LOOP
+		EXECUTE format('INSERT INTO %s (op, key, after) VALUES (''s'', ''null'', $1)', r.log)
+		USING cdc.schema(r.tbl);
+	END LOOP;
+END
+$fn$;
+
+-- Only a superuser may create an event trigger: without it pg-cdc-tail reads
+-- the columns from the catalog when a row's columns differ from those known.
+DO $$
+BEGIN
+	IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+		DROP EVENT TRIGGER IF EXISTS cdc_schema_changed;
+		CREATE EVENT TRIGGER cdc_schema_changed ON ddl_command_end
+			WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION cdc.schema_changed();
+	ELSE
+		RAISE NOTICE 'not a superuser: no event trigger logs the ALTER TABLEs of captured tables';
+	END IF;
+END
+$$;
 
 -- Bring the tables captured by an older cdc.sql up to this one (the old_key
 -- column, the truncate trigger): enable them again.  A captured table that

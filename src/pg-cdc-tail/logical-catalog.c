@@ -72,7 +72,7 @@ ensure_publication(struct logical *s)
 	char *pub = pg_quote_ident(s->conn, s->opt->publication);
 	char *publit = pg_quote_literal(s->conn, s->opt->publication);
 	char sql[2048];
-	int exists, i, rc = -1;
+	int exists, i, n, rc = -1;
 	PGresult *res;
 
 	if (publication_exists(s, &exists) < 0)
@@ -84,15 +84,19 @@ ensure_publication(struct logical *s)
 		rc = exists ? 0 : -1;
 		goto out;
 	}
-	if (!exists && s->opt->ntables == 0) {
+	for (i = n = 0; i < s->opt->ntables; i++)
+		n += !is_pattern(s->opt->tables[i]);
+	if (!exists && n == 0) {
 		log_error("publication \"%s\" does not exist, and without -t there is no table to put in it",
 		    s->opt->publication);
 		goto out;
 	}
 	for (i = 0; i < s->opt->ntables; i++) {
-		char *tab = pg_quote_literal(s->conn, s->opt->tables[i]);
-		char *rel;
+		char *tab, *rel;
 
+		if (is_pattern(s->opt->tables[i]))
+			continue;	/* a pattern takes the tables published, adds none */
+		tab = pg_quote_literal(s->conn, s->opt->tables[i]);
 		snprintf(sql, sizeof sql,
 		    "SELECT c.oid::regclass::text, EXISTS (SELECT FROM pg_publication_tables pt"
 		    "  WHERE pt.pubname = %s AND pt.schemaname = n.nspname AND pt.tablename = c.relname)"
@@ -169,16 +173,16 @@ publish_all(struct logical *s)
 
 
 int
-wanted(const struct logical *s, uint32_t oid)
+wanted(const struct logical *s, uint32_t oid, const char *name)
 {
 	int i;
 
-	if (s->nwanted == 0)
+	if (s->opt->ntables == 0)
 		return 1;
 	for (i = 0; i < s->nwanted; i++)
 		if (s->wanted[i] == oid)
 			return 1;
-	return 0;
+	return pattern_match(s->opt->tables, s->opt->ntables, name);
 }
 
 /* The published tables, each with the query a snapshot reads it with. */
@@ -245,7 +249,7 @@ load_keys(struct logical *s)
 	return 0;
 }
 
-/* The -t tables, each of which must be published. */
+/* The -t tables that are names, each of which must be published; patterns match later. */
 static int
 load_wanted(struct logical *s)
 {
@@ -255,6 +259,8 @@ load_wanted(struct logical *s)
 
 	s->wanted = xcalloc(s->opt->ntables, sizeof *s->wanted);
 	for (i = 0; i < s->opt->ntables; i++) {
+		if (is_pattern(s->opt->tables[i]))
+			continue;
 		res = query_lit(s->conn, "SELECT to_regclass(%s)::oid", s->opt->tables[i], PGRES_TUPLES_OK);
 		if (res == NULL)
 			return -1;
@@ -275,7 +281,7 @@ load_wanted(struct logical *s)
 		s->wanted[s->nwanted++] = oid;
 	}
 	for (i = 0; i < s->ninfo; i++) {
-		if (s->info[i].npk == 0 && wanted(s, s->info[i].oid))
+		if (s->info[i].npk == 0 && wanted(s, s->info[i].oid, s->info[i].name))
 			log_warning("table \"%s\" has no primary key: its replica identity is its key",
 			    s->info[i].name);
 	}

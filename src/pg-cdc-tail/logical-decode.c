@@ -100,6 +100,7 @@ put_event(struct logical *s, char op, const struct relation *rel, uint64_t lsn,
 	FILE *out = s->e.out;
 	int i, any = 0;
 
+	schema_before(s, rel, lsn);
 	fprintf(out, "{\"op\":\"%c\"", op);
 	fputs(rel->prefix, out);
 	put_key(out, rel, after ? after : before, n);
@@ -151,20 +152,16 @@ rel_clear(struct relation *rel)
 	free(rel->cols);
 	free(rel->key);
 	free(rel->prefix);
+	free(rel->schema);
 	memset(rel, 0, sizeof *rel);
 }
 
-/* A Relation message: the table's columns, replacing what was known of it. */
-static int
-on_relation(struct logical *s, struct reader *r)
+/* The relation oid's entry, new and empty, or cleared of what was known of it. */
+static struct relation *
+rel_entry(struct logical *s, uint32_t oid)
 {
-	uint32_t oid = get_n(r, 4);
-	const char *nsp = get_str(r), *name = get_str(r);
 	struct relation *rel = find_rel(s, oid);
-	const struct table_info *info = NULL;
-	int i, j;
 
-	get_n(r, 1);	/* replica identity setting: the flags below say it per column */
 	if (rel == NULL) {
 		struct relation *grown = realloc(s->rels, (s->nrels + 1) * sizeof *s->rels);
 
@@ -177,14 +174,47 @@ on_relation(struct logical *s, struct reader *r)
 		rel_clear(rel);
 	}
 	rel->oid = oid;
-	rel->emit = wanted(s, oid);
-	{
-		char *full = xcalloc(strlen(nsp) + strlen(name) + 12, 1);
+	return rel;
+}
 
-		sprintf(full, "%s.%s", *nsp ? nsp : "pg_catalog", name);
-		rel->prefix = event_prefix(full);
-		free(full);
+/* The key of rel's events: the primary key; without one, the replica identity. */
+static void
+rel_key(struct relation *rel, const struct table_info *info)
+{
+	int i, j;
+
+	for (j = 0; info && j < info->npk; j++) {
+		for (i = 0; i < rel->ncols && strcmp(rel->cols[i].name, info->pk[j]) != 0; i++)
+			;
+		if (i < rel->ncols)
+			rel->key[rel->nkey++] = i;
 	}
+	if (rel->nkey == 0)
+		for (i = 0; i < rel->ncols; i++)
+			if (rel->cols[i].ident)
+				rel->key[rel->nkey++] = i;
+}
+
+/*
+ * A Relation message: the table's columns, replacing what was known of it.
+ * A table emitted that was not published at start has its key looked up,
+ * and with --schema-events every emitted one its schema; when the catalog
+ * cannot be read, -2 gives the connection up, to hear the message again.
+ */
+static int
+on_relation(struct logical *s, struct reader *r)
+{
+	uint32_t oid = get_n(r, 4);
+	const char *nsp = get_str(r), *name = get_str(r);
+	struct relation *rel = rel_entry(s, oid);
+	const struct table_info *info = NULL;
+	char *full = xcalloc(strlen(nsp) + strlen(name) + 12, 1);
+	int i, rc = 0;
+
+	get_n(r, 1);	/* replica identity setting: the flags below say it per column */
+	sprintf(full, "%s.%s", *nsp ? nsp : "pg_catalog", name);
+	rel->emit = wanted(s, oid, full);
+	rel->prefix = event_prefix(full);
 	rel->ncols = (int)get_n(r, 2);
 	rel->cols = xcalloc(rel->ncols, sizeof *rel->cols);
 	rel->key = xcalloc(rel->ncols, sizeof *rel->key);
@@ -194,26 +224,19 @@ on_relation(struct logical *s, struct reader *r)
 		c->ident = get_n(r, 1) & 1;
 		c->name = xstrdup(get_str(r));
 		c->type = get_n(r, 4);
-		get_n(r, 4);	/* typmod */
+		c->typmod = (int32_t)get_n(r, 4);
 		c->kind = type_kind(s, c->type);
 	}
-	for (i = 0; i < s->ninfo; i++)
-		if (s->info[i].oid == oid)
-			info = &s->info[i];
-	/* the key is the primary key; without one (or a table added since), the identity */
-	if (info && info->npk > 0) {
-		for (j = 0; j < info->npk; j++) {
-			for (i = 0; i < rel->ncols && strcmp(rel->cols[i].name, info->pk[j]) != 0; i++)
-				;
-			if (i < rel->ncols)
-				rel->key[rel->nkey++] = i;
-		}
-	}
-	if (rel->nkey == 0)
-		for (i = 0; i < rel->ncols; i++)
-			if (rel->cols[i].ident)
-				rel->key[rel->nkey++] = i;
-	return r->bad ? -1 : 0;
+	if (r->bad)
+		rc = -1;
+	else if (rel->emit && (info = info_of(s, oid, full)) == NULL)
+		rc = -2;
+	else if (rel->emit && s->opt->schema_events && relation_schema(s, rel) < 0)
+		rc = -2;
+	if (rc == 0)
+		rel_key(rel, info);
+	free(full);
+	return rc;
 }
 
 static int
@@ -281,6 +304,7 @@ on_truncate(struct logical *s, struct reader *r, uint64_t lsn)
 		}
 		if (!rel->emit)
 			continue;
+		schema_before(s, rel, lsn);
 		fprintf(s->e.out, "{\"op\":\"t\"%snull,\"before\":null,\"after\":null,\"pos\":%" PRIu64
 		    ",\"txid\":%" PRIu32 ",\"ts_ms\":%" PRId64 "}\n", rel->prefix, lsn, s->xid, s->ts_ms);
 		s->e.lines++;
@@ -332,7 +356,7 @@ on_copy_data(struct logical *s, const char *buf, int len)
 {
 	struct reader r = { (const unsigned char *)buf, (const unsigned char *)buf + len, 0 };
 	uint64_t start, end;
-	int reply;
+	int reply, rc;
 
 	switch (get_n(&r, 1)) {
 	case 'w':
@@ -341,7 +365,9 @@ on_copy_data(struct logical *s, const char *buf, int len)
 		get_n(&r, 8);
 		if (end > s->received)
 			s->received = end;
-		if (r.bad || on_message(s, &r, start) < 0) {
+		if ((rc = r.bad ? -1 : on_message(s, &r, start)) == -2)
+			return -2;
+		if (rc < 0) {
 			log_error("malformed replication message at %" PRIu64, start);
 			return -1;
 		}

@@ -14,6 +14,7 @@
  * transaction's end only once every line up to its last change is
  * acknowledged (--ack) or written (without it); restarting replays from there.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -58,20 +59,23 @@ logical_snapshot(struct logical *s, const char *exported)
 	if (exported == NULL)
 		log_warning("slot \"%s\" exists: the snapshot is taken now, not at the slot's start;"
 		    " changes since the slot's position follow it", s->opt->slot);
-	if ((conn = pg_connect(s->opt->conninfo)) == NULL)
+	if ((conn = catalog_conn(s)) == NULL)
 		return -1;
 	for (i = 0; i < s->ninfo && rc == 0 && !sig_stop; i++) {
 		struct table_info *ti = &s->info[i];
 		struct table t = { 0 };
 		struct snap *taken = NULL;
+		char oid[16];
 
-		if (!wanted(s, ti->oid))
+		if (!wanted(s, ti->oid, ti->name))
 			continue;
 		if (ti->snapshot_sql == NULL) {
 			log_error("table \"%s\" has no primary key: --snapshot cannot key its rows", ti->name);
 			rc = -1;
 			break;
 		}
+		snprintf(oid, sizeof oid, "%" PRIu32, ti->oid);
+		t.regclass = oid;
 		t.prefix = event_prefix(ti->name);
 		t.snapshot_sql = ti->snapshot_sql;
 		t.name = ti->name;
@@ -79,8 +83,12 @@ logical_snapshot(struct logical *s, const char *exported)
 			rc = -1;
 		snap_unref(taken);
 		free(t.prefix);
+		free(t.schema);
+		free(t.names);
+		/* the stream's first change of the table compares with what was emitted */
+		if (t.emitted)
+			schema_emitted(s, ti->oid, t.emitted);
 	}
-	PQfinish(conn);
 	if (fflush(stdout) != 0)
 		die("write error:");
 	return sig_stop ? -1 : rc;
@@ -103,6 +111,10 @@ logical_free(struct logical *s)
 		free(s->info[i].snapshot_sql);
 	}
 	free(s->info);
+	for (i = 0; i < s->nseen; i++)
+		free(s->seen[i].emitted);
+	free(s->seen);
+	PQfinish(s->catalog);
 	free(s->wanted);
 	free(s->domains);
 	ackwin_free(s->win, NULL, NULL);
@@ -120,6 +132,7 @@ logical_run(struct options *opt)
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	s.e.out = stdout;
 	s.e.room = room;
+	s.e.schema_events = opt->schema_events;
 	if ((s.win = ackwin_open(opt->ack, sizeof(uint64_t), SIZE_MAX)) == NULL)
 		return -1;
 	s.ackfd = ackwin_fd(s.win);

@@ -62,6 +62,12 @@ struct logical {
 	int streaming;		/* in COPY BOTH: status updates may be sent */
 	struct value *vals, *olds;
 	int vcap;
+	PGconn *catalog;	/* an ordinary connection for catalog queries while streaming */
+	struct seen {		/* per table: the schema last emitted (--schema-events) */
+		uint32_t oid;
+		char *emitted;
+	} *seen;
+	int nseen;
 };
 
 /* 2000-01-01, PostgreSQL's epoch, in Unix milliseconds */
@@ -86,8 +92,8 @@ int ensure_publication(struct logical *s);
 int publish_all(struct logical *s);
 /* The published tables, their keys, the -t tables among them, and the domains. */
 int load_tables(struct logical *s);
-/* Is the table with this oid among those to emit? */
-int wanted(const struct logical *s, uint32_t oid);
+/* Is the table with this oid and schema.table name among those to emit? */
+int wanted(const struct logical *s, uint32_t oid, const char *name);
 enum kind type_kind(const struct logical *s, uint32_t type);
 
 /* logical-slot.c */
@@ -97,6 +103,18 @@ enum kind type_kind(const struct logical *s, uint32_t type);
  * works or a signal comes; without, gives a busy slot 10 s to become free.
  */
 int connect_stream(struct logical *s, int first);
+
+/* logical-schema.c */
+/* The catalog connection, (re)made as needed; NULL after logging. */
+PGconn *catalog_conn(struct logical *s);
+/* What is known of table oid, looked up in the catalog if it joined the publication since. */
+const struct table_info *info_of(struct logical *s, uint32_t oid, const char *name);
+/* --schema-events: rel->schema from its Relation message's columns; -1 after logging. */
+int relation_schema(struct logical *s, struct relation *rel);
+/* The schema event of rel, if due, before its change at lsn. */
+void schema_before(struct logical *s, const struct relation *rel, uint64_t lsn);
+/* The schema emitted for table oid (the snapshot's), taking schema over. */
+void schema_emitted(struct logical *s, uint32_t oid, char *schema);
 
 /* logical-decode.c */
 /* One CopyData message of the stream: 0, -1 on error, -2 to give the connection up. */

@@ -23,7 +23,7 @@
 #include "tail.h"
 
 static const char usage_text[] =
-"Usage: pg-cdc-tail [OPTION]... -t TABLE...\n"
+"Usage: pg-cdc-tail [OPTION]... [-t TABLE]...\n"
 "       pg-cdc-tail --mode=logical --slot=NAME --publication=NAME [OPTION]... [-t TABLE]...\n"
 "Emit the committed changes of captured PostgreSQL tables as CDC events, one\n"
 "JSON object per line, from the position stored under the consumer name\n"
@@ -31,8 +31,9 @@ static const char usage_text[] =
 "\n"
 "Options:\n"
 "  -d, --dbname=CONNINFO   source database (default: the PG* environment)\n"
-"  -t, --table=TABLE       table to read; repeatable; at least one in trigger mode,\n"
-"                          every table of the publication by default in logical mode\n"
+"  -t, --table=TABLE       table to read, or a pattern such as 'public.*'; repeatable;\n"
+"                          default: every captured table (trigger mode) or every\n"
+"                          table of the publication (logical mode)\n"
 "  -n, --name=NAME         consumer whose position is stored (default: pg-cdc-tail)\n"
 "      --mode=MODE         trigger (change-log tables, the default) or logical (WAL)\n"
 "      --slot=NAME         logical mode: the replication slot holding the position\n"
@@ -46,27 +47,18 @@ static const char usage_text[] =
 "      --window=N          most lines unacknowledged at once with --ack (default: 100000)\n"
 "      --ack-timeout=MS    wait at exit for the last acknowledgements (default: 30000)\n"
 "      --snapshot          first emit the tables' current rows as op \"r\" events\n"
+"      --schema-events     emit a table's columns and key (op \"s\") before its first\n"
+"                          change and before the first change after they change\n"
 "      --prune             delete log rows that every consumer has passed\n"
 "  -v, --verbose           more diagnostics\n"
 "  -q, --quiet             errors only\n"
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n";
 
-struct tail {
-	struct emitter e;	/* first member: room() gets the tail back from it */
-	struct options *opt;
-	PGconn *conn;
-	struct table *tables;
-	int ntables;
-	struct pos *want;	/* per table: acknowledged position not yet stored */
-	int *moved;
-	int ackfd;		/* readable when the ack file changes */
-	double last_prune;
-};
 
 enum {
 	OPT_POLL = 256, OPT_BATCH, OPT_ACK, OPT_WINDOW, OPT_ACK_TIMEOUT, OPT_SNAPSHOT, OPT_PRUNE,
-	OPT_MODE, OPT_SLOT, OPT_PUBLICATION, OPT_CREATE_SLOT, OPT_DROP_SLOT
+	OPT_MODE, OPT_SLOT, OPT_PUBLICATION, OPT_CREATE_SLOT, OPT_DROP_SLOT, OPT_SCHEMA_EVENTS
 };
 
 static void check_options(const struct options *o);
@@ -80,6 +72,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "table", required_argument, NULL, 't' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
+		{ "schema-events", no_argument, NULL, OPT_SCHEMA_EVENTS },
 		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "slot", required_argument, NULL, OPT_SLOT },
 		{ "publication", required_argument, NULL, OPT_PUBLICATION },
@@ -117,6 +110,7 @@ parse_options(int argc, char **argv, struct options *o)
 			o->ack_timeout_ms = opt_int("--ack-timeout", optarg, 0, 86400000);
 			break;
 		case OPT_SNAPSHOT: o->snapshot = 1; break;
+		case OPT_SCHEMA_EVENTS: o->schema_events = 1; break;
 		case OPT_PRUNE: o->prune = 1; break;
 		case OPT_MODE:
 			if (strcmp(optarg, "trigger") == 0)
@@ -136,6 +130,10 @@ parse_options(int argc, char **argv, struct options *o)
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
 	check_options(o);
+	o->dynamic = o->ntables == 0;
+	for (c = 0; c < o->ntables; c++)
+		if (is_pattern(o->tables[c]))
+			o->dynamic = 1;
 }
 
 /* The options that need or exclude each other, as usage errors. */
@@ -152,8 +150,6 @@ check_options(const struct options *o)
 	} else {
 		if (o->slot || o->publication || o->create_slot || o->drop_slot)
 			usage_error("--slot, --publication, --create-slot and --drop-slot need --mode=logical");
-		if (o->ntables == 0)
-			usage_error("no table given (use -t TABLE)");
 	}
 	if (*o->name == '\0')
 		usage_error("consumer name must not be empty");
@@ -208,7 +204,7 @@ connect_source(struct tail *s)
 }
 
 /* After a failed operation: reconnect if the connection was lost and we follow. */
-static int
+int
 recover(struct tail *s)
 {
 	if (!pg_conn_lost(s->conn))
@@ -308,6 +304,26 @@ room(struct emitter *e)
 	}
 }
 
+/*
+ * Consume the notifications received: whether there were any.  One from
+ * cdc.enable() (payload "cdc.enable:schema.table") asks for a look for new
+ * tables.
+ */
+static int
+take_notifies(struct tail *s)
+{
+	PGnotify *n;
+	int any = 0;
+
+	while ((n = PQnotifies(s->conn)) != NULL) {
+		if (strncmp(n->extra, "cdc.enable:", 11) == 0)
+			s->rescan = 1;
+		PQfreemem(n);
+		any = 1;
+	}
+	return any;
+}
+
 /* Sleep until a change is notified, the ack file moves, or ms pass. */
 static void
 wait_for_work(struct tail *s, long ms)
@@ -315,22 +331,15 @@ wait_for_work(struct tail *s, long ms)
 	struct pollfd p[3] = {
 		{ PQsocket(s->conn), POLLIN, 0 }, { STDOUT_FILENO, 0, 0 }, { s->ackfd, POLLIN, 0 }
 	};
-	PGnotify *n;
-	int woken = 0;
 
 	PQconsumeInput(s->conn);
-	while ((n = PQnotifies(s->conn)) != NULL) {
-		PQfreemem(n);
-		woken = 1;
-	}
-	if (woken || poll(p, s->ackfd >= 0 ? 3 : 2, ms) <= 0)
+	if (take_notifies(s) || poll(p, s->ackfd >= 0 ? 3 : 2, ms) <= 0)
 		return;
 	check_reader(&p[1]);
 	if (p[2].revents)
 		ackwatch_drain(s->ackfd);
 	PQconsumeInput(s->conn);
-	while ((n = PQnotifies(s->conn)) != NULL)
-		PQfreemem(n);
+	take_notifies(s);
 }
 
 static int
@@ -399,30 +408,15 @@ round_once(struct tail *s)
 	return total;
 }
 
-static int
-take_snapshots(struct tail *s)
+/* How long to sleep: the poll interval, or less until the next look for new tables. */
+static long
+next_wait(const struct tail *s)
 {
-	struct snap *taken = NULL;
-	long n;
-	int i;
+	double left = s->last_scan + s->opt->poll_ms - mono_ms();
 
-	for (i = 0; i < s->ntables && !sig_stop; i++) {
-		struct table *t = &s->tables[i];
-
-		while ((n = emit_snapshot(s->conn, t, &s->e, s->opt->batch, NULL, &taken)) < 0)
-			if (sig_stop || recover(s) < 0)
-				return sig_stop ? 0 : -1;
-		log_debug("%s: snapshot of %ld rows at %s", t->name, n, taken->text);
-		if (!t->has_stored) {
-			struct pos p = { taken, NULL, 0 };
-
-			pos_set(&t->cur, &p);
-			if (s->e.win)
-				window_push(s->e.win, s->e.lines, i, &t->cur);
-		}
-		snap_unref(taken);
-	}
-	return 0;
+	if (!s->opt->dynamic || left >= s->opt->poll_ms)
+		return s->opt->poll_ms;
+	return left > 0 ? (long)left + 1 : 0;
 }
 
 static int
@@ -432,7 +426,12 @@ run(struct tail *s)
 
 	if (s->opt->snapshot && take_snapshots(s) < 0)
 		return -1;
-	while (!sig_stop && !all_done(s)) {
+	while (!sig_stop && (!all_done(s) || (s->opt->follow && s->opt->dynamic))) {
+		if (tables_rescan(s) < 0) {
+			if (recover(s) < 0)
+				return -1;
+			continue;
+		}
 		n = round_once(s);
 		if (fflush(stdout) != 0)
 			die("write error:");
@@ -444,7 +443,7 @@ run(struct tail *s)
 			continue;
 		}
 		if (n == 0 && s->opt->follow && !sig_stop)
-			wait_for_work(s, s->opt->poll_ms);
+			wait_for_work(s, next_wait(s));
 	}
 	return 0;
 }
@@ -491,24 +490,16 @@ report_unacked(uint64_t acked, uint64_t lines)
 static int
 setup(struct tail *s)
 {
-	int i;
-
 	if (s->opt->ack) {
 		/* a mark per line, and per table one more at a batch's end and the snapshot */
-		s->e.win = window_new(s->opt->ack, s->opt->window + 2 * s->ntables + 16);
+		s->e.win = window_new(s->opt->ack, s->opt->window + 2 * MAX_TABLES + 16);
 		if (s->e.win == NULL)
 			return -1;
 		s->ackfd = ackwin_fd(s->e.win);
 	}
 	if (connect_source(s) < 0)
 		return -1;
-	for (i = 0; i < s->ntables; i++) {
-		if (tables_resolve(s->conn, &s->tables[i], s->opt->tables[i]) < 0 ||
-		    position_load(s->conn, s->opt->name, &s->tables[i]) < 0)
-			return -1;
-		pos_set(&s->want[i], &s->tables[i].cur);
-	}
-	return 0;
+	return tables_setup(s);
 }
 
 int
@@ -531,13 +522,8 @@ main(int argc, char **argv)
 		return status ? EXIT_RUNTIME : EXIT_OK;
 	}
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-	s.ntables = opt.ntables;
-	s.tables = calloc(opt.ntables, sizeof *s.tables);
-	s.want = calloc(opt.ntables, sizeof *s.want);
-	s.moved = calloc(opt.ntables, sizeof *s.moved);
-	if (s.tables == NULL || s.want == NULL || s.moved == NULL)
-		die("out of memory");
 	s.e.out = stdout;
+	s.e.schema_events = opt.schema_events;
 	s.e.room = room;
 
 	status = setup(&s) < 0 || run(&s) < 0;

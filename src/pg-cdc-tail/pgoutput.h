@@ -14,6 +14,7 @@ enum kind { K_TEXT, K_BOOL, K_NUMBER, K_JSON, K_JSONB, K_TIMESTAMP };
 struct column {
 	char *name;
 	uint32_t type;
+	int32_t typmod;
 	enum kind kind;
 	int ident;		/* part of the replica identity */
 };
@@ -22,6 +23,7 @@ struct relation {
 	uint32_t oid;
 	int emit;		/* among the tables asked for */
 	char *prefix;		/* ,"table":"schema.name","key": */
+	char *schema;		/* --schema-events: its schema, as schema.c keeps one */
 	int ncols;
 	struct column *cols;
 	int nkey;

@@ -16,6 +16,8 @@ struct options {
 	int follow;
 	int snapshot;
 	int prune;
+	int schema_events;	/* --schema-events */
+	int dynamic;		/* no -t, or a pattern: tables enabled later are followed too */
 	long long poll_ms;
 	long long batch;
 	long long window;
@@ -64,6 +66,12 @@ struct table {
 	int has_stored;		/* the consumer row exists */
 	int done;		/* without -f: the batch taken at start is drained */
 	int final_batch;	/* the batch in progress started after this run began */
+	/* --schema-events */
+	char *schema;		/* what the rows being read were written under; NULL: unknown */
+	char *names;		/* its column names, a JSON array as json_agg writes it */
+	char *row_names;	/* the member names of the last row read */
+	char *emitted;		/* the schema last emitted for the table in this run */
+	char *schema_sql;	/* the query for the schema in force at a log id */
 };
 
 /* window.c: trigger mode's marks (table, position) in the ack window of src/common/ackwin.h. */
@@ -80,7 +88,10 @@ int window_wait(struct ackwin *w, uint64_t written, double timeout_ms, struct po
     int (*tick)(void *ctx), void *ctx);
 
 /* trigger.c */
-int tables_resolve(PGconn *conn, struct table *t, const char *name);
+/* Is sql/cdc.sql installed?  -1 after an error message. */
+int capture_installed(PGconn *conn);
+/* Look up a captured table; with schema, its pages also name each row's members. */
+int tables_resolve(PGconn *conn, struct table *t, const char *name, int schema);
 void table_free(struct table *t);
 int position_load(PGconn *conn, const char *consumer, struct table *t);
 int position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p);
@@ -99,12 +110,60 @@ struct emitter {
 	struct ackwin *win;	/* NULL without --ack (trigger mode) */
 	int index;		/* table index, for window marks */
 	uint64_t lines;		/* lines written so far */
+	int schema_events;	/* --schema-events */
 	/* How many more lines may be written now; waits while none may, 0 to give up. */
 	long (*room)(struct emitter *e);
 };
+/* A log or snapshot column as JSON: null, or the value on one line. */
+void put_field(FILE *out, PGresult *res, int row, int col);
 long emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit);
 long emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
     const char *import, struct snap **taken);
+
+/* schema.c */
+/* s (len bytes) as compact JSON, malloc'd. */
+char *json_compact_dup(const char *s, size_t len);
+/* Table oid's schema from the catalog, and its column names as a JSON array; -1 after logging. */
+int schema_read(PGconn *conn, const char *oid, char **schema, char **names);
+/* The schema of a relation whose columns cols are [{"o","name","type","typmod"},...]. */
+int schema_of_relation(PGconn *conn, const char *oid, const char *cols, char **schema);
+/* Do two schemas differ in their columns' names, types or order, or their primary key? */
+int schema_differs(const char *a, const char *b);
+/* The "s" event of schema, for the change with this pos, txid and ts_ms (JSON texts). */
+void schema_put(FILE *out, const char *prefix, const char *schema, const char *pos,
+    const char *txid, const char *ts_ms);
+/* Is this -t value a shell pattern; does any pattern of pats match schema.table name? */
+int is_pattern(const char *s);
+int pattern_match(const char *const *pats, int n, const char *name);
+
+/* Trigger mode's run (main.c, tables.c). */
+struct tail {
+	struct emitter e;	/* first member: room() gets the tail back from it */
+	struct options *opt;
+	PGconn *conn;
+	struct table *tables;
+	int ntables, cap;
+	struct pos *want;	/* per table: acknowledged position not yet stored */
+	int *moved;
+	int ackfd;		/* readable when the ack file changes */
+	double last_prune;
+	double last_scan;	/* mono_ms() of the last look for tables enabled since */
+	int rescan;		/* cdc.enable notified: look now */
+	int started;		/* the start-up snapshot is taken: a table found now gets its own */
+};
+
+/* The most tables one run follows: bounds the marks of the ack window. */
+#define MAX_TABLES 10000
+
+/* tables.c */
+/* The -t tables, and with no -t or a pattern, the captured tables matching; -1 after logging. */
+int tables_setup(struct tail *s);
+/* With -f and no -t or a pattern: take up tables enabled since the last look. */
+int tables_rescan(struct tail *s);
+/* --snapshot at start: each table's rows as op "r" events. */
+int take_snapshots(struct tail *s);
+/* Reconnect after a lost connection while following (main.c); -1 when that is over. */
+int recover(struct tail *s);
 
 /* main.c: at exit, lines not acknowledged come again: an error unless a signal stopped us */
 int report_unacked(uint64_t acked, uint64_t lines);

@@ -113,12 +113,56 @@ event_prefix(const char *name)
 	return buf;
 }
 
+int
+capture_installed(PGconn *conn)
+{
+	PGresult *res = query_row(conn, "SELECT to_regclass('cdc.captured') IS NOT NULL", 0, NULL);
+	int ok;
+
+	if (res == NULL)
+		return -1;
+	ok = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (!ok)
+		log_error("capture is not installed in database \"%s\" (run sql/cdc.sql)", PQdb(conn));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+/*
+ * With --schema-events each log row also names its members, as a JSON array
+ * in the form json_agg gives the catalog's column names; a schema row (op 's')
+ * names the columns of the schema it holds.
+ */
+#define ROW_NAMES_SQL \
+	"CASE WHEN op = 's' THEN (SELECT json_agg(c->>'name') FROM json_array_elements(after->'columns') c)" \
+	"     ELSE (SELECT json_agg(k) FROM json_object_keys(coalesce(after, before)) AS k) END::text"
+
+/*
+ * The query for the schema in force at a log id ($1) of a table ($2): the
+ * last schema row before it, else the schema at the first enable (cdc.sql
+ * keeps it in cdc.captured.schema, enabled says whether this one does).
+ */
+static char *
+schema_at_sql(const char *log, int enabled)
+{
+	char *sql = NULL;
+
+	if (asprintf(&sql,
+	    "SELECT s::text, (SELECT json_agg(c->>'name') FROM json_array_elements(s->'columns') c)::text"
+	    "  FROM ((SELECT after AS s, 1 AS o FROM %s WHERE op = 's' AND id < $1 ORDER BY id DESC LIMIT 1)"
+	    "        UNION ALL SELECT %s, 2 WHERE $2::oid IS NOT NULL) x"
+	    " WHERE s IS NOT NULL ORDER BY o LIMIT 1", log,
+	    enabled ? "(SELECT schema FROM cdc.captured WHERE tbl = $2::oid::regclass)" : "NULL::json") < 0)
+		die("out of memory");
+	return sql;
+}
+
 /*
  * Look up table name: it must exist and have capture enabled.  Returns 0, or
  * -1 after a one-line error.
  */
 int
-tables_resolve(PGconn *conn, struct table *t, const char *name)
+tables_resolve(PGconn *conn, struct table *t, const char *name, int schema)
 {
 	const char *sql =
 	    "SELECT c.oid::text, n.nspname || '.' || c.relname, cap.log::text,"
@@ -127,7 +171,9 @@ tables_resolve(PGconn *conn, struct table *t, const char *name)
 	    "          FROM unnest(cap.key_columns) WITH ORDINALITY AS u(k, o)),"
 	    "       EXISTS (SELECT FROM pg_attribute WHERE attrelid = cap.log AND attname = 'old_key'"
 	    "                  AND NOT attisdropped),"
-	    "       EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid AND tgname = 'zz_cdc_truncate')"
+	    "       EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid AND tgname = 'zz_cdc_truncate'),"
+	    "       EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'cdc.captured'::regclass"
+	    "                  AND attname = 'schema' AND NOT attisdropped)"
 	    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	    "  LEFT JOIN cdc.captured cap ON cap.tbl = c.oid"
 	    " WHERE c.oid = to_regclass($1)";
@@ -136,16 +182,8 @@ tables_resolve(PGconn *conn, struct table *t, const char *name)
 	char page[1024];
 	int old_key;
 
-	res = query_row(conn, "SELECT to_regclass('cdc.captured') IS NOT NULL", 0, NULL);
-	if (res == NULL)
+	if (capture_installed(conn) < 0)
 		return -1;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		log_error("capture is not installed in database \"%s\" (run sql/cdc.sql)", PQdb(conn));
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-
 	res = query_row(conn, sql, 1, params);
 	if (res == NULL)
 		return -1;
@@ -168,14 +206,17 @@ tables_resolve(PGconn *conn, struct table *t, const char *name)
 		log_warning("capture of \"%s\" predates truncate capture: a TRUNCATE is not logged"
 		    " (run sql/cdc.sql again)", t->name);
 	snprintf(page, sizeof page,
-	    "SELECT id, txid, op, (extract(epoch FROM ts) * 1000)::bigint, key, before, after, %s"
+	    "SELECT id, txid, op, (extract(epoch FROM ts) * 1000)::bigint, key, before, after, %s, %s"
 	    "  FROM %s"
 	    " WHERE id > $1 AND txid >= $2::xid8 AND txid < $3::xid8"
 	    "   AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)"
 	    "   AND pg_visible_in_snapshot(txid, $5::pg_snapshot)"
-	    " ORDER BY id LIMIT $6", old_key ? "old_key" : "NULL", PQgetvalue(res, 0, 2));
+	    " ORDER BY id LIMIT $6", old_key ? "old_key" : "NULL", schema ? ROW_NAMES_SQL : "NULL",
+	    PQgetvalue(res, 0, 2));
 	t->page_sql = xstrdup(page);
 	t->prefix = event_prefix(t->name);
+	if (schema)
+		t->schema_sql = schema_at_sql(PQgetvalue(res, 0, 2), strcmp(PQgetvalue(res, 0, 6), "t") == 0);
 	PQclear(res);
 	return 0;
 }
@@ -188,6 +229,11 @@ table_free(struct table *t)
 	free(t->page_sql);
 	free(t->snapshot_sql);
 	free(t->prefix);
+	free(t->schema);
+	free(t->names);
+	free(t->row_names);
+	free(t->emitted);
+	free(t->schema_sql);
 	pos_clear(&t->cur);
 	pos_clear(&t->stored);
 }
@@ -312,7 +358,7 @@ flush_wal(PGconn *conn)
 	    " SELECT pg_logical_emit_message(true, 'pgcdc', ''); COMMIT");
 }
 
-static void
+void
 put_field(FILE *out, PGresult *res, int row, int col)
 {
 	if (PQgetisnull(res, row, col))
@@ -321,10 +367,116 @@ put_field(FILE *out, PGresult *res, int row, int col)
 		json_put_oneline(out, PQgetvalue(res, row, col), PQgetlength(res, row, col));
 }
 
+
+/* One change of the log as an event line. */
+static void
+put_change(FILE *out, const struct table *t, PGresult *res, int i)
+{
+	fputs("{\"op\":\"", out);
+	fputs(PQgetvalue(res, i, 2), out);
+	fputc('"', out);
+	fputs(t->prefix, out);
+	json_put_compact(out, PQgetvalue(res, i, 4), PQgetlength(res, i, 4));
+	if (!PQgetisnull(res, i, 7)) {
+		/* the insert half of a key change: the key the row had */
+		fputs(",\"old_key\":", out);
+		json_put_compact(out, PQgetvalue(res, i, 7), PQgetlength(res, i, 7));
+	}
+	fputs(",\"before\":", out);
+	put_field(out, res, i, 5);
+	fputs(",\"after\":", out);
+	put_field(out, res, i, 6);
+	fprintf(out, ",\"pos\":%s,\"txid\":%s,\"ts_ms\":%s}\n",
+	    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 3));
+}
+
 /*
- * Write up to limit rows of t's batch in progress, from after t->cur.last.
- * A short page completes the batch: lo moves up to hi.  Returns the number of
- * rows written, or -1 (logged unless the connection is lost).
+ * A schema row of the log (op 's', written by cdc.sql's event trigger within
+ * an ALTER TABLE, whose lock puts it between the changes before and after):
+ * the schema of the rows that follow it.
+ */
+static void
+take_schema_row(struct table *t, PGresult *res, int i)
+{
+	free(t->schema);
+	free(t->names);
+	t->schema = json_compact_dup(PQgetvalue(res, i, 6), PQgetlength(res, i, 6));
+	t->names = xstrdup(PQgetvalue(res, i, 8));
+}
+
+/*
+ * The first change of t in this run: the schema in force at its log id, from
+ * the log (or cdc.captured); 1 found, 0 not, -1 after an error.
+ */
+static int
+schema_at(PGconn *conn, struct table *t, const char *id)
+{
+	const char *params[2] = { id, t->regclass };
+	PGresult *res = query_row(conn, t->schema_sql, 2, params);
+
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		t->schema = json_compact_dup(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+		t->names = xstrdup(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return t->schema != NULL;
+}
+
+/*
+ * Is a schema event due before change i?  The first change of the table in
+ * this run takes the schema in force at its log id; when none is recorded
+ * (or no schema row tells of a change of columns: the row's member names
+ * differ from the columns known), the catalog's, unless the row before had
+ * the same names: reading it again would find nothing new.
+ * 1 due, 0 not, -1 after an error.
+ */
+static int
+schema_due(PGconn *conn, struct table *t, PGresult *res, int i)
+{
+	const char *names = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
+	int reread;
+
+	if (t->schema == NULL && schema_at(conn, t, PQgetvalue(res, i, 0)) < 0)
+		return -1;
+	reread = t->schema == NULL;
+
+	if (names && t->names && strcmp(names, t->names) != 0 &&
+	    (t->row_names == NULL || strcmp(names, t->row_names) != 0))
+		reread = 1;
+	if (names && (t->row_names == NULL || strcmp(names, t->row_names) != 0)) {
+		free(t->row_names);
+		t->row_names = xstrdup(names);
+	}
+	if (reread) {
+		char *schema, *cols;
+
+		if (schema_read(conn, t->regclass, &schema, &cols) < 0)
+			return -1;
+		free(t->schema);
+		free(t->names);
+		t->schema = schema;
+		t->names = cols;
+	}
+	return t->emitted == NULL || schema_differs(t->schema, t->emitted);
+}
+
+/* The "s" event of t's schema, with the pos, txid and ts_ms of change i. */
+static void
+put_schema(FILE *out, struct table *t, PGresult *res, int i)
+{
+	schema_put(out, t->prefix, t->schema, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+	    PQgetvalue(res, i, 3));
+	free(t->emitted);
+	t->emitted = xstrdup(t->schema);
+}
+
+/*
+ * Write up to limit lines of t's batch in progress, from after t->cur.last;
+ * a schema event due goes right before its change, counted among the lines.
+ * A short page read whole completes the batch: lo moves up to hi.  Returns
+ * the number of log rows taken, or -1 (logged unless the connection is lost).
  */
 long
 emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
@@ -334,7 +486,8 @@ emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
 		last, xmin, xmax, t->cur.lo ? t->cur.lo->text : "1:1:", t->cur.hi->text, lim
 	};
 	PGresult *res;
-	long i, n;
+	long i, n, written = 0;
+	int due;
 
 	snprintf(last, sizeof last, "%" PRId64, t->cur.last);
 	snprintf(xmin, sizeof xmin, "%" PRIu64, t->cur.lo ? t->cur.lo->xmin : 0);
@@ -349,124 +502,38 @@ emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
 	}
 	n = PQntuples(res);
 	for (i = 0; i < n; i++) {
-		fputs("{\"op\":\"", e->out);
-		fputs(PQgetvalue(res, i, 2), e->out);
-		fputc('"', e->out);
-		fputs(t->prefix, e->out);
-		json_put_compact(e->out, PQgetvalue(res, i, 4), PQgetlength(res, i, 4));
-		if (!PQgetisnull(res, i, 7)) {
-			/* the insert half of a key change: the key the row had */
-			fputs(",\"old_key\":", e->out);
-			json_put_compact(e->out, PQgetvalue(res, i, 7), PQgetlength(res, i, 7));
+		if (*PQgetvalue(res, i, 2) == 's') {
+			/* never an event of its own: it tells what the next changes are under */
+			if (e->schema_events)
+				take_schema_row(t, res, i);
+		} else {
+			due = e->schema_events ? schema_due(conn, t, res, i) : 0;
+			if (due < 0) {
+				PQclear(res);
+				return -1;
+			}
+			if (due && written > 0 && written + 2 > limit)
+				break;	/* the pair goes out together, in the next page */
+			if (due) {
+				put_schema(e->out, t, res, i);
+				e->lines++;
+				written++;
+			}
+			put_change(e->out, t, res, i);
+			e->lines++;
+			written++;
 		}
-		fputs(",\"before\":", e->out);
-		put_field(e->out, res, i, 5);
-		fputs(",\"after\":", e->out);
-		put_field(e->out, res, i, 6);
-		fprintf(e->out, ",\"pos\":%s,\"txid\":%s,\"ts_ms\":%s}\n",
-		    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 3));
-		e->lines++;
 		t->cur.last = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		if (e->win)
 			window_push(e->win, e->lines, e->index, &t->cur);
 	}
 	PQclear(res);
-	if (n < limit) {
+	if (i == n && n < limit) {
 		struct pos next = { t->cur.hi, NULL, 0 };
 
 		pos_set(&t->cur, &next);
 		if (e->win)
 			window_push(e->win, e->lines, e->index, &t->cur);
 	}
-	return n;
-}
-
-/*
- * --snapshot: write t's rows as op "r" events, read in one repeatable-read
- * transaction whose snapshot is returned in *taken: the stream that follows
- * continues with exactly the transactions that snapshot did not see.
- * With import, the transaction takes that exported snapshot (logical mode:
- * the replication slot's starting point) instead of a fresh one.
- * Snapshot rows carry pos 0, below any change.  Returns the rows written or -1.
- */
-long
-emit_snapshot(PGconn *conn, struct table *t, struct emitter *e, long batch,
-    const char *import, struct snap **taken)
-{
-	char fetch[64], ts[32];
-	char *text = NULL;
-	struct timespec now;
-	long total = 0, n, i, want;
-	PGresult *res;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	snprintf(ts, sizeof ts, "%lld", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-	if (pg_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") < 0)
-		goto fail;
-	if (import) {
-		char *lit = PQescapeLiteral(conn, import, strlen(import));
-		char set[256];
-
-		if (lit == NULL)
-			goto fail;
-		snprintf(set, sizeof set, "SET TRANSACTION SNAPSHOT %s", lit);
-		PQfreemem(lit);
-		if (pg_command(conn, set) < 0)
-			goto fail;
-	}
-	if ((text = current_snapshot(conn, NULL)) == NULL)
-		goto fail;
-	{
-		size_t len = strlen(t->snapshot_sql) + 64;
-		char *decl = malloc(len);
-
-		if (decl == NULL)
-			die("out of memory");
-		snprintf(decl, len, "DECLARE pgcdc_snapshot NO SCROLL CURSOR FOR %s", t->snapshot_sql);
-		i = pg_command(conn, decl);
-		free(decl);
-		if (i < 0)
-			goto fail;
-	}
-	for (;;) {
-		want = e->room(e);
-		if (want <= 0)
-			goto fail;
-		if (want > batch)
-			want = batch;
-		snprintf(fetch, sizeof fetch, "FETCH %ld FROM pgcdc_snapshot", want);
-		res = PQexec(conn, fetch);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			if (!pg_conn_lost(conn))
-				log_error("cannot read \"%s\": %s", t->name, pg_errmsg(conn));
-			PQclear(res);
-			goto fail;
-		}
-		n = PQntuples(res);
-		for (i = 0; i < n; i++) {
-			fputs("{\"op\":\"r\"", e->out);
-			fputs(t->prefix, e->out);
-			json_put_compact(e->out, PQgetvalue(res, i, 0), PQgetlength(res, i, 0));
-			fputs(",\"before\":null,\"after\":", e->out);
-			put_field(e->out, res, i, 1);
-			fprintf(e->out, ",\"pos\":0,\"txid\":null,\"ts_ms\":%s}\n", ts);
-		}
-		PQclear(res);
-		e->lines += n;
-		total += n;
-		if (fflush(e->out) != 0)
-			die("write error:");
-		if (n < want)
-			break;
-	}
-	if (pg_command(conn, "COMMIT") < 0)
-		goto fail;
-	*taken = snap_new(text);
-	free(text);
-	return total;
-fail:
-	free(text);
-	if (!pg_conn_lost(conn))
-		pg_command(conn, "ROLLBACK");
-	return -1;
+	return i;
 }
