@@ -50,7 +50,7 @@ log_count() {
 @test "--help prints the usage on stdout and exits 0" {
 	run --separate-stderr pg-cdc-tail --help
 	assert_success
-	assert_line --index 0 "Usage: pg-cdc-tail [OPTION]... -t TABLE..."
+	assert_line --index 0 "Usage: pg-cdc-tail [OPTION]... [-t TABLE]..."
 	assert_equal "$stderr" ""
 }
 
@@ -75,10 +75,14 @@ log_count() {
 	assert_equal "${stderr_lines[1]}" 'Try "pg-cdc-tail --help" for more information.'
 }
 
-@test "no table is a usage error" {
-	run --separate-stderr pg-cdc-tail -d "$DB"
-	assert_failure 2
-	assert_equal "${stderr_lines[0]}" "pg-cdc-tail: error: no table given (use -t TABLE)"
+@test "without -t, trigger mode reads every captured table: here the orders, as -t orders does" {
+	sql -d "$DB" -c "INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
+		SELECT gen_random_uuid(), gen_random_uuid(), 'new', g, 'EUR', 'DE' FROM generate_series(1, 5) g"
+	run --separate-stderr pg-cdc-tail -d "$DB" -n all
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "${#lines[@]}" 5
+	assert_equal "$output" "$(pg-cdc-tail -d "$DB" -n one -t orders)"
 }
 
 @test "an out-of-range number is a usage error" {
