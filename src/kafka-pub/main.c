@@ -39,7 +39,7 @@ static const char usage_text[] =
 "Options:\n"
 "  -b, --brokers=LIST      bootstrap brokers (default: $KAFKA_BROKERS, else localhost:9092)\n"
 "  -t, --topic=TOPIC       topic to publish to\n"
-"      --topic-prefix=PREFIX  publish each line to PREFIX.SCHEMA.TABLE, from its \"table\"\n"
+"      --topic-prefix=PREFIX  topic PREFIX.SCHEMA.TABLE from each line's \"table\" member\n"
 "  -k, --key=FIELD         key each message by this top-level JSON field\n"
 "  -X, --property=KEY=VALUE  librdkafka property (repeatable)\n"
 "  -F, --config=FILE       librdkafka properties file (key=value lines)\n"
