@@ -358,3 +358,24 @@ in_key_order() {
 	assert_equal "$(read_topic "$P.s.t" -f '%k %s')" 's.t {"table":"s.t","n":1}'
 	assert_equal "$(read_topic "$P.s.u" -f '%k %s')" 's.u {"table":"s.u","n":2}'
 }
+
+# unlearnable T ARGS...: a null-key line of table public.a to an unreachable
+# broker fails as the line of topic T, the reason the same in both messages
+unlearnable() {
+	local t=$1
+	shift
+	rm -f "$WORK/ack"
+	run --separate-stderr kafka-pub "$@" -k key -b 127.0.0.1:1 -X message.timeout.ms=1500 \
+		-q --ack="$WORK/ack" <<<'{"table":"public.a","key":null}'
+	assert_failure 1
+	assert_equal "${#stderr_lines[@]}" 2
+	assert_regex "${stderr_lines[0]}" "^kafka-pub: cannot learn the partitions of topic \"$t\": Local: "
+	why=${stderr_lines[0]##*\": }
+	assert_equal "${stderr_lines[1]}" "kafka-pub: 1 of 1 lines not delivered ($why)"
+	assert_equal "$(cat "$WORK/ack")" 0
+}
+
+@test "a null-key line whose topic's partitions cannot be learned: exit 1 with the reason, not counted" {
+	unlearnable "$TOPIC" -t "$TOPIC"
+	unlearnable cdc.public.a --topic-prefix=cdc
+}
