@@ -107,7 +107,7 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 		dead_letter(p, seq, line, len, "too many topics", 0);
 	} else {
 		log_error("cannot publish line %" PRIu64 " to topic \"%s\":", seq + 1, name);
-		line_failed(p, rd_kafka_last_error());
+		line_failed(p, errno == ENOMEM ? RD_KAFKA_RESP_ERR__FAIL : rd_kafka_last_error());
 	}
 	return NULL;
 }
