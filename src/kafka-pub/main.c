@@ -86,6 +86,7 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 	const char *why = NULL;
 	long tlen, nlen = -1;
 	rd_kafka_topic_t *rkt;
+	int e;
 
 	if (p->opt->topic_prefix == NULL)
 		return p->one;
@@ -103,11 +104,11 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 	}
 	if ((rkt = topics_get(p->topics, name, (size_t)nlen)) != NULL)
 		return rkt;
-	if (errno == ENOSPC) {
+	if ((e = errno) == ENOSPC) {
 		dead_letter(p, seq, line, len, "too many topics", 0);
 	} else {
 		log_error("cannot publish line %" PRIu64 " to topic \"%s\":", seq + 1, name);
-		line_failed(p, errno == ENOMEM ? RD_KAFKA_RESP_ERR__FAIL : rd_kafka_last_error());
+		line_failed(p, e == ENOMEM ? RD_KAFKA_RESP_ERR__FAIL : rd_kafka_last_error());
 	}
 	return NULL;
 }
