@@ -59,7 +59,7 @@ read_back() {
 @test "usage errors exit 2 with a hint" {
 	run --separate-stderr kafka-pub
 	assert_failure 2
-	assert_equal "${stderr_lines[0]}" "kafka-pub: error: no topic given (use -t TOPIC)"
+	assert_equal "${stderr_lines[0]}" "kafka-pub: error: no topic given (use -t TOPIC or --topic-prefix=PREFIX)"
 	assert_equal "${stderr_lines[1]}" 'Try "kafka-pub --help" for more information.'
 	run --separate-stderr kafka-pub -t x -X nosuch.property=1
 	assert_failure 2
@@ -201,4 +201,181 @@ read_back() {
 	run read_back -f '%p [%k] %s\n'
 	assert_equal "$(sort <<<"$output")" '0 [] {"key":null}
 1 [] {"key":null}'
+}
+
+# tables N PREFIX: N CDC-like lines over the tables public.a, public.b and
+# inv.c in turn, each over 5 keys, seq in "n"
+tables() {
+	awk -v n="$1" 'BEGIN {
+		split("public.a public.b inv.c", t, " ")
+		for (i = 1; i <= n; i++)
+			printf "{\"op\":\"u\",\"table\":\"%s\",\"key\":{\"id\":%d},\"n\":%d}\n", t[i % 3 + 1], i % 5, i
+	}'
+}
+
+# read_topic NAME [kcat options]: every message of topic NAME
+read_topic() {
+	local t=$1
+	shift
+	kcat -b "$KAFKA_BROKERS" -C -t "$t" -o beginning -e -q "$@"
+}
+
+# in_key_order: lines "KEY {...,"n":N,...}" have increasing N per key
+in_key_order() {
+	awk '{ k = $1; match($0, /"n":[0-9]+/); n = substr($0, RSTART + 4, RLENGTH - 4) + 0
+	       if (k in last && n <= last[k]) { print "out of order: " $0; exit 1 } last[k] = n }'
+}
+
+@test "--topic-prefix: usage errors exit 2" {
+	run --separate-stderr kafka-pub -t x --topic-prefix=cdc
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" "kafka-pub: error: -t and --topic-prefix cannot be used together"
+	assert_equal "${stderr_lines[1]}" 'Try "kafka-pub --help" for more information.'
+	run --separate-stderr kafka-pub --topic-prefix=
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" 'kafka-pub: error: invalid topic prefix "" (1 to 247 of A-Z a-z 0-9 . _ -)'
+	run --separate-stderr kafka-pub --topic-prefix='cdc/x'
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" 'kafka-pub: error: invalid topic prefix "cdc/x" (1 to 247 of A-Z a-z 0-9 . _ -)'
+	run --separate-stderr kafka-pub --topic-prefix="$(printf 'p%.0s' $(seq 248))"
+	assert_failure 2
+	run --separate-stderr kafka-pub -k key
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" "kafka-pub: error: no topic given (use -t TOPIC or --topic-prefix=PREFIX)"
+}
+
+@test "--topic-prefix routes the lines of 3 tables to PREFIX.SCHEMA.TABLE, whole and in per-key order" {
+	P="cdc$BATS_TEST_NUMBER"
+	# one topic made beforehand with 3 partitions, two made by the broker on first use
+	kafka_topic "$P.public.a" 3
+	tables 3000 >"$WORK/in"
+	run --separate-stderr kafka-pub --topic-prefix="$P" -k key --ack="$WORK/ack" <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(cat "$WORK/ack")" 3000
+	for t in public.a public.b inv.c; do
+		read_topic "$P.$t" -f '%k %s\n' >"$WORK/out"
+		assert_equal "$(wc -l <"$WORK/out")" 1000
+		cut -d' ' -f2- "$WORK/out" | sort >"$WORK/got"
+		grep -F "\"table\":\"$t\"" "$WORK/in" | sort | cmp - "$WORK/got"
+		in_key_order <"$WORK/out"
+	done
+	assert_equal "$(read_topic "$P.public.a" -f '%p\n' | sort -u | tr '\n' ' ')" "0 1 2 "
+	# nothing else under the prefix
+	run kcat -b "$KAFKA_BROKERS" -L
+	assert_equal "$(grep -c "topic \"$P\." <<<"$output")" 3
+}
+
+@test "--topic-prefix: a null-key line goes to every partition of its own table's topic only" {
+	P="cdc$BATS_TEST_NUMBER"
+	kafka_topic "$P.public.a" 3
+	kafka_topic "$P.public.b" 2
+	{
+		tables 60 | grep -v inv.c
+		printf '{"op":"t","table":"public.a","key":null,"n":1000}\n'
+		tables 120 | grep -v inv.c | tail -n 40
+	} >"$WORK/in"
+	run --separate-stderr kafka-pub --topic-prefix="$P" -k key --ack="$WORK/ack" <"$WORK/in"
+	assert_success
+	assert_equal "$(cat "$WORK/ack")" "$(wc -l <"$WORK/in")"
+	# one copy on each of a's partitions, none on b's
+	read_topic "$P.public.a" -f '%p %s\n' >"$WORK/a"
+	assert_equal "$(grep '"op":"t"' "$WORK/a" | cut -d' ' -f1 | sort | tr '\n' ' ')" "0 1 2 "
+	run read_topic "$P.public.b"
+	assert_equal "$(grep -c '"op":"t"' <<<"$output")" 0
+	assert_equal "${#lines[@]}" "$(grep -c '"public.b"' "$WORK/in")"
+	# on each partition, after every line before it in the input and before every line after
+	for p in 0 1 2; do
+		grep "^$p " "$WORK/a" | cut -d' ' -f2- >"$WORK/p"
+		awk '{ match($0, /"n":[0-9]+/); n = substr($0, RSTART + 4, RLENGTH - 4) + 0
+		       if (/"op":"t"/) t = NR; else if ((n <= 60) != (t == 0)) { print "misplaced: " $0; exit 1 } }
+		     END { if (!t) exit 1 }' "$WORK/p"
+	done
+	assert_equal "$(grep -vc '"op":"t"' "$WORK/a")" "$(grep '"public.a"' "$WORK/in" | grep -vc '"op":"t"')"
+}
+
+@test "--topic-prefix: a topic the broker creates on first use takes a null-key line first" {
+	P="cdc$BATS_TEST_NUMBER"
+	{
+		printf '{"op":"s","table":"public.new","key":null,"columns":[],"n":0}\n'
+		tables 9 | grep public.a | sed 's/public\.a/public.new/'
+	} >"$WORK/in"
+	# not there before (a listing of all topics creates none)
+	run kcat -b "$KAFKA_BROKERS" -L
+	refute_output --partial "\"$P.public.new\""
+	run --separate-stderr kafka-pub --topic-prefix="$P" -k key --ack="$WORK/ack" <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(cat "$WORK/ack")" 4
+	# the broker's default: one partition, holding the line once, first
+	read_topic "$P.public.new" >"$WORK/out"
+	cmp "$WORK/in" "$WORK/out"
+}
+
+@test "--topic-prefix: characters outside [A-Za-z0-9._-] of a decoded table name become _" {
+	P="cdc$BATS_TEST_NUMBER"
+	printf '%s\n' '{"table":"public.Ordèrs $x","n":1}' '{"table":"public.\u0041b-c_d","n":2}' \
+		'{"table":"a/b\"c","n":3}' >"$WORK/in"
+	run --separate-stderr kafka-pub --topic-prefix="$P.x-y_z" <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(read_topic "$P.x-y_z.public.Ord_rs__x")" '{"table":"public.Ordèrs $x","n":1}'
+	assert_equal "$(read_topic "$P.x-y_z.public.Ab-c_d")" '{"table":"public.\u0041b-c_d","n":2}'
+	assert_equal "$(read_topic "$P.x-y_z.a_b_c")" '{"table":"a/b\"c","n":3}'
+}
+
+@test "--topic-prefix: a line without a string table member is dead-lettered, the rest delivered" {
+	P="cdc$BATS_TEST_NUMBER"
+	long=$(printf 't%.0s' $(seq 250))
+	{
+		printf '{"table":"public.a","key":1}\n'
+		printf '{"key":2}\n'
+		printf '{"table":7,"key":3}\n'
+		printf '{"table":null,"key":4}\n'
+		printf '{"table":"","key":5}\n'
+		printf '{"table":"%s","key":6}\n' "$long"
+		printf '{"table":"public.a"}\n'
+		printf '{"table":"public.a","key":8}\n'
+	} >"$WORK/in"
+	run --separate-stderr kafka-pub --topic-prefix="$P" -k key --ack="$WORK/ack" <"$WORK/in"
+	assert_success
+	assert_equal "$(cat "$WORK/ack")" 8
+	assert_equal "${#stderr_lines[@]}" 6
+	assert_equal "${stderr_lines[0]}" '{"error":"no table field","input_line":2,"line":"{\"key\":2}"}'
+	assert_equal "${stderr_lines[1]}" '{"error":"table field not a string","input_line":3,"line":"{\"table\":7,\"key\":3}"}'
+	assert_equal "${stderr_lines[2]}" '{"error":"table field not a string","input_line":4,"line":"{\"table\":null,\"key\":4}"}'
+	assert_equal "${stderr_lines[3]}" '{"error":"empty table field","input_line":5,"line":"{\"table\":\"\",\"key\":5}"}'
+	assert_equal "${stderr_lines[4]}" "{\"error\":\"topic name too long\",\"input_line\":6,\"line\":\"{\\\"table\\\":\\\"$long\\\",\\\"key\\\":6}\"}"
+	assert_equal "${stderr_lines[5]}" '{"error":"no key field","input_line":7,"line":"{\"table\":\"public.a\"}"}'
+	run read_topic "$P.public.a"
+	assert_output '{"table":"public.a","key":1}
+{"table":"public.a","key":8}'
+}
+
+@test "--topic-prefix with -k table: the table routes and keys the line" {
+	P="cdc$BATS_TEST_NUMBER"
+	printf '{"table":"s.t","n":1}\n{"table":"s.u","n":2}\n' | kafka-pub --topic-prefix="$P" -k table
+	assert_equal "$(read_topic "$P.s.t" -f '%k %s')" 's.t {"table":"s.t","n":1}'
+	assert_equal "$(read_topic "$P.s.u" -f '%k %s')" 's.u {"table":"s.u","n":2}'
+}
+
+# unlearnable T ARGS...: a null-key line of table public.a to an unreachable
+# broker fails as the line of topic T, the reason the same in both messages
+unlearnable() {
+	local t=$1
+	shift
+	rm -f "$WORK/ack"
+	run --separate-stderr kafka-pub "$@" -k key -b 127.0.0.1:1 -X message.timeout.ms=1500 \
+		-q --ack="$WORK/ack" <<<'{"table":"public.a","key":null}'
+	assert_failure 1
+	assert_equal "${#stderr_lines[@]}" 2
+	assert_regex "${stderr_lines[0]}" "^kafka-pub: cannot learn the partitions of topic \"$t\": Local: "
+	why=${stderr_lines[0]##*\": }
+	assert_equal "${stderr_lines[1]}" "kafka-pub: 1 of 1 lines not delivered ($why)"
+	assert_equal "$(cat "$WORK/ack")" 0
+}
+
+@test "a null-key line whose topic's partitions cannot be learned: exit 1 with the reason, not counted" {
+	unlearnable "$TOPIC" -t "$TOPIC"
+	unlearnable cdc.public.a --topic-prefix=cdc
 }

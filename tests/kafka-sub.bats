@@ -211,3 +211,60 @@ slow_sink() {
 	run timeout 15 kafka-sub -t "$TOPIC" -g "$GROUP" -e
 	assert_success
 }
+
+@test "a topic pattern needs -g; a pattern librdkafka cannot compile is a usage error" {
+	run --separate-stderr timeout 20 kafka-sub -t '^cdc\..*'
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" 'kafka-sub: error: a topic pattern (-t ^...) needs a group (-g ID)'
+	assert_equal "${stderr_lines[1]}" 'Try "kafka-sub --help" for more information.'
+	run --separate-stderr timeout 20 kafka-sub -t "$TOPIC" -t '^cdc\.(' -g "$GROUP"
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" 'kafka-sub: error: invalid topic pattern among -t (librdkafka regular expressions)'
+}
+
+@test "-t '^cdc\..*' reads every matching topic, and within 10 s one created after it started" {
+	kafka_topic cdc.public.a 2
+	lines 1 50 | kcat -b "$KAFKA_BROKERS" -P -t cdc.public.a -k k1
+	lines 51 100 | kcat -b "$KAFKA_BROKERS" -P -t cdc.public.a -k k2
+	# made by the broker on first use, as kafka-pub --topic-prefix does
+	lines 101 150 | kcat -b "$KAFKA_BROKERS" -P -t cdc.public.b
+	# not matching
+	lines 151 160 | kcat -b "$KAFKA_BROKERS" -P -t cdcx.public.c
+	lines 161 170 | kcat -b "$KAFKA_BROKERS" -P -t x.cdc.public.d
+	kafka-sub -t '^cdc\..*' -g "$GROUP" >"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	wait_for 30 '[ "$(wc -l <"$WORK/out")" -ge 150 ]'
+	lines 171 200 | kcat -b "$KAFKA_BROKERS" -P -t cdc.public.late
+	wait_for 10 '[ "$(wc -l <"$WORK/out")" -ge 180 ]'
+	sleep 1
+	kill -TERM $BG
+	wait $BG
+	BG=
+	assert_equal "$(cat "$WORK/err")" ""
+	sort "$WORK/out" | cmp - <({ lines 1 150; lines 171 200; } | sort)
+}
+
+@test "names and patterns mixed: acknowledged lines of every topic are committed, a restart resumes after them" {
+	P="cdc$BATS_TEST_NUMBER"
+	kafka_topic "$P.a1" 3
+	lines 1 300 | awk '{ print "k" NR % 7 ":" $0 }' | kcat -b "$KAFKA_BROKERS" -P -t "$P.a1" -K:
+	lines 301 400 | kcat -b "$KAFKA_BROKERS" -P -t "$P.a2"
+	lines 401 500 | kcat -b "$KAFKA_BROKERS" -P -t "$P.b"
+	lines 501 510 | kcat -b "$KAFKA_BROKERS" -P -t "$P.c"
+	# a downstream that acknowledges the first 200 lines only
+	# $P.a2 is matched by the pattern too, and read once
+	kafka-sub -t "^$P\\.a" -t "$P.b" -t "$P.a2" -g "$GROUP" -e --ack="$WORK/ack" --ack-timeout=5000 \
+		>"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	wait_for 30 '[ "$(wc -l <"$WORK/out")" -ge 500 ]'
+	echo 200 >"$WORK/ack.new" && mv "$WORK/ack.new" "$WORK/ack"
+	wait $BG
+	BG=
+	assert_equal "$(cat "$WORK/err")" "kafka-sub: warning: downstream acknowledged 200 of 500 lines; the rest will be delivered again"
+	sort "$WORK/out" | cmp - <(lines 1 500 | sort)
+	# the next run gets exactly the lines not acknowledged, from each topic and partition
+	run --separate-stderr kafka-sub -t "^$P\\.a" -t "$P.b" -t "$P.a2" -g "$GROUP" -e
+	assert_success
+	assert_equal "${#lines[@]}" 300
+	printf '%s\n' "${lines[@]}" | sort | cmp - <(tail -n +201 "$WORK/out" | sort)
+}

@@ -3,6 +3,7 @@
  * value byte for byte, keyed by a JSON field.  With --ack it keeps in a file
  * the count of leading input lines that are durable: delivered to Kafka
  * (acks=all, idempotent producer) or written to the dead-letter output.
+ * With --topic-prefix each line goes to the topic of its "table" member.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,32 +14,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "ackfile.h"
-#include "clock.h"
 #include "dlq.h"
 #include "jsonscan.h"
 #include "kconf.h"
 #include "linereader.h"
 #include "log.h"
 #include "opt.h"
+#include "pub.h"
 #include "sig.h"
+#include "topics.h"
 
 #define MAX_LINE	(64u << 20)	/* longer input lines are dead-lettered, cut to this */
-#define MAX_KEY		(64u << 10)
-#define RING		(1u << 20)	/* most lines in flight: the backpressure bound */
 
 static const char usage_text[] =
 "Usage: kafka-pub [OPTION]... -t TOPIC\n"
+"  or:  kafka-pub [OPTION]... --topic-prefix=PREFIX\n"
 "Publish each line of standard input as one Kafka message.\n"
 "\n"
 "Options:\n"
 "  -b, --brokers=LIST      bootstrap brokers (default: $KAFKA_BROKERS, else localhost:9092)\n"
-"  -t, --topic=TOPIC       topic to publish to (required)\n"
+"  -t, --topic=TOPIC       topic to publish to\n"
+"      --topic-prefix=PREFIX  topic PREFIX.SCHEMA.TABLE from each line's \"table\" member\n"
 "  -k, --key=FIELD         key each message by this top-level JSON field\n"
 "  -X, --property=KEY=VALUE  librdkafka property (repeatable)\n"
 "  -F, --config=FILE       librdkafka properties file (key=value lines)\n"
@@ -48,117 +49,6 @@ static const char usage_text[] =
 "  -q, --quiet             errors only\n"
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n";
-
-struct options {
-	const char *topic;
-	const char *key;
-	const char *ack;
-	const char *dlq;
-};
-
-struct pub {
-	const struct options *opt;
-	rd_kafka_t *rk;
-	rd_kafka_topic_t *rkt;
-	struct dlq *dlq;
-	unsigned char *done;	/* ring: line delivered or dead-lettered */
-	uint64_t next;		/* lines read so far */
-	uint64_t acked;		/* leading lines durable */
-	uint64_t ack_written;
-	uint64_t delivered, undelivered;
-	rd_kafka_resp_err_t first_err;
-	int fatal;
-	long timeout_ms;	/* message.timeout.ms */
-};
-
-/* Line seq is durable: advance the count of leading durable lines. */
-static void
-mark_done(struct pub *p, uint64_t seq)
-{
-	p->done[seq % RING] = 1;
-	while (p->acked < p->next && p->done[p->acked % RING]) {
-		p->done[p->acked % RING] = 0;
-		p->acked++;
-	}
-}
-
-static void
-dead_letter(struct pub *p, uint64_t seq, const char *line, size_t len, const char *why, int cut)
-{
-	char ctx[64];
-
-	snprintf(ctx, sizeof ctx, ",\"input_line\":%" PRIu64 "%s", seq + 1,
-	    cut ? ",\"truncated\":true" : "");
-	dlq_write(p->dlq, line, len, why, ctx);
-	mark_done(p, seq);
-}
-
-static int
-too_large(rd_kafka_resp_err_t err)
-{
-	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-	    err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
-	    err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
-}
-
-/*
- * The copies of one line produced to every partition.  left counts the
- * delivery reports still to come, plus one the producing loop holds until it
- * is done, so the struct outlives the loop.
- */
-struct copies {
-	uint64_t seq;
-	int left;
-	int abandoned;			/* a signal stopped it before every copy was produced */
-	rd_kafka_resp_err_t err;	/* the first copy that failed */
-};
-
-/* A message's opaque: its line's number tagged with the low bit, else its struct copies. */
-#define LINE_OPAQUE(seq)	((void *)(uintptr_t)((seq) << 1 | 1))
-
-/* Line seq is delivered (err 0), too large for Kafka (dead-lettered), or lost for good. */
-static void
-line_reported(struct pub *p, uint64_t seq, rd_kafka_resp_err_t err, const void *payload, size_t len)
-{
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		p->delivered++;
-		mark_done(p, seq);
-	} else if (too_large(err)) {
-		dead_letter(p, seq, payload, len, rd_kafka_err2str(err), 0);
-	} else {
-		if (p->undelivered++ == 0) {
-			p->first_err = err;
-			log_error("line %" PRIu64 " not delivered: %s", seq + 1, rd_kafka_err2str(err));
-		}
-		p->fatal = 1;	/* the count can never pass this line: stop reading */
-	}
-}
-
-/* One copy is reported (or will never be sent); the last one reports the line. */
-static void
-copy_reported(struct pub *p, struct copies *c, rd_kafka_resp_err_t err, const void *payload, size_t len)
-{
-	if (err && !c->err)
-		c->err = err;
-	if (--c->left > 0)
-		return;
-	if (!c->abandoned)
-		line_reported(p, c->seq, c->err, payload, len);
-	free(c);
-}
-
-static void
-on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	struct pub *p = opaque;
-	uintptr_t tag = (uintptr_t)m->_private;
-
-	(void)rk;
-	if (tag & 1)
-		line_reported(p, tag >> 1, m->err, m->payload, m->len);
-	else
-		copy_reported(p, (struct copies *)tag, m->err, m->payload, m->len);
-}
 
 static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -185,96 +75,42 @@ update_ack(struct pub *p)
 	return 0;
 }
 
-/* Produce one message, waiting while the queue is full; QUEUE_FULL back means a signal came. */
-static rd_kafka_resp_err_t
-produce(struct pub *p, const char *line, size_t len, const char *key, size_t klen,
-    int32_t partition, void *opaque)
-{
-	rd_kafka_resp_err_t err;
-
-	for (;;) {
-		err = rd_kafka_producev(p->rk,
-		    RD_KAFKA_V_RKT(p->rkt),
-		    RD_KAFKA_V_PARTITION(partition),
-		    RD_KAFKA_V_VALUE((void *)line, len),
-		    RD_KAFKA_V_KEY(key, klen),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		    RD_KAFKA_V_OPAQUE(opaque),
-		    RD_KAFKA_V_END);
-		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || sig_stop)
-			return err;
-		rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */
-	}
-}
-
 /*
- * The topic's partition count.  A topic the request auto-creates may take a
- * few tries; the cluster gets message.timeout.ms to answer, as a delivery
- * does.  -1 after logging.
+ * The topic of line seq: -t's, or under --topic-prefix the one its "table"
+ * member (val) names.  NULL once the line is dead-lettered or has failed.
  */
-static int
-partition_count(struct pub *p)
+static rd_kafka_topic_t *
+route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val, size_t vlen)
 {
-	const struct rd_kafka_metadata *md;
-	rd_kafka_resp_err_t err;
-	double start = mono_ms();
-	int n;
+	char table[4 * TOPIC_MAX + 1], name[TOPIC_MAX + 1];
+	const char *why = NULL;
+	long tlen, nlen = -1;
+	rd_kafka_topic_t *rkt;
+	int e;
 
-	for (;;) {
-		n = 0;
-		if ((err = rd_kafka_metadata(p->rk, 0, p->rkt, &md, 5000)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-			if (md->topic_cnt == 1 && (err = md->topics[0].err) == RD_KAFKA_RESP_ERR_NO_ERROR)
-				n = md->topics[0].partition_cnt;
-			rd_kafka_metadata_destroy(md);
-		}
-		if (n > 0)
-			return n;
-		if (sig_stop || mono_ms() - start >= p->timeout_ms)
-			break;
-		rd_kafka_poll(p->rk, 200);
+	if (p->opt->topic_prefix == NULL)
+		return p->one;
+	if (val == NULL)
+		why = "no table field";
+	else if (val[0] != '"')
+		why = "table field not a string";
+	else if ((tlen = json_key_text(val, vlen, table, sizeof table)) == 0)
+		why = "empty table field";
+	else if (tlen < 0 || (nlen = topic_of_table(p->opt->topic_prefix, table, (size_t)tlen, name)) < 0)
+		why = "topic name too long";
+	if (why != NULL) {
+		dead_letter(p, seq, line, len, why, 0);
+		return NULL;
 	}
-	log_error("cannot learn the partitions of topic \"%s\": %s", p->opt->topic,
-	    rd_kafka_err2str(err ? err : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION));
-	return -1;
-}
-
-/*
- * A line whose key field is null (a truncate) concerns every key: a copy goes
- * to every partition, after every earlier line is delivered so that each
- * partition has it behind the lines before it.  The line is durable once
- * every copy is.
- */
-static void
-publish_everywhere(struct pub *p, uint64_t seq, const char *line, size_t len)
-{
-	struct copies *c;
-	rd_kafka_resp_err_t err;
-	int n, i;
-
-	while (p->acked < seq && !p->fatal && !sig_stop)
-		rd_kafka_poll(p->rk, 100);
-	if (p->fatal || sig_stop)
-		return;	/* never acknowledged, so sent again after a restart */
-	if ((n = partition_count(p)) < 0) {
-		p->undelivered++;
-		p->fatal = 1;
-		return;
+	if ((rkt = topics_get(p->topics, name, (size_t)nlen)) != NULL)
+		return rkt;
+	if ((e = errno) == ENOSPC) {
+		dead_letter(p, seq, line, len, "too many topics", 0);
+	} else {
+		log_error("cannot publish line %" PRIu64 " to topic \"%s\":", seq + 1, name);
+		line_failed(p, e == ENOMEM ? RD_KAFKA_RESP_ERR__FAIL : rd_kafka_last_error());
 	}
-	if ((c = calloc(1, sizeof *c)) == NULL)
-		die("out of memory");
-	c->seq = seq;
-	c->left = n + 1;
-	for (i = 0; i < n; i++) {
-		err = produce(p, line, len, NULL, 0, i, c);
-		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-			c->abandoned = 1;
-			c->left -= n - i;
-			break;
-		}
-		if (err)
-			copy_reported(p, c, err, line, len);
-	}
-	copy_reported(p, c, RD_KAFKA_RESP_ERR_NO_ERROR, line, len);
+	return NULL;
 }
 
 /* Produce one input line (sequence seq); invalid ones go to the dead letters. */
@@ -283,26 +119,33 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 {
 	uint64_t seq = p->next++;
 	char key[MAX_KEY];
-	const char *why, *val = NULL;
-	size_t vlen = 0;
+	const char *why, *vals[2] = { NULL, NULL }, *val;
+	size_t vlens[2] = { 0, 0 }, vlen;
 	long klen = 0;
+	rd_kafka_topic_t *rkt;
 	rd_kafka_resp_err_t err;
 
 	if (cut) {
 		dead_letter(p, seq, line, len, "line too long", 1);
 		return;
 	}
-	if ((why = json_scan(line, len, p->opt->key, &val, &vlen)) != NULL) {
+	if ((why = json_scan_fields(line, len, p->fields, p->nfields, vals, vlens)) != NULL) {
 		dead_letter(p, seq, line, len, why, 0);
 		return;
 	}
-	if (p->opt->key) {
+	val = p->table_at < 0 ? NULL : vals[p->table_at];
+	vlen = p->table_at < 0 ? 0 : vlens[p->table_at];
+	if ((rkt = route(p, seq, line, len, val, vlen)) == NULL)
+		return;
+	if (p->key_at >= 0) {
+		val = vals[p->key_at];
+		vlen = vlens[p->key_at];
 		if (val == NULL) {
 			dead_letter(p, seq, line, len, "no key field", 0);
 			return;
 		}
 		if (vlen == 4 && memcmp(val, "null", 4) == 0) {
-			publish_everywhere(p, seq, line, len);
+			publish_everywhere(p, rkt, seq, line, len);
 			return;
 		}
 		if ((klen = json_key_text(val, vlen, key, sizeof key)) < 0) {
@@ -310,16 +153,15 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 			return;
 		}
 	}
-	err = produce(p, line, len, p->opt->key ? key : NULL, (size_t)klen, RD_KAFKA_PARTITION_UA,
-	    LINE_OPAQUE(seq));
+	err = produce(p, rkt, line, len, p->key_at >= 0 ? key : NULL, (size_t)klen,
+	    RD_KAFKA_PARTITION_UA, LINE_OPAQUE(seq));
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return;	/* a signal: never acknowledged, so sent again after a restart */
 	if (too_large(err))
 		dead_letter(p, seq, line, len, rd_kafka_err2str(err), 0);
 	else if (err) {
 		log_error("cannot produce line %" PRIu64 ": %s", seq + 1, rd_kafka_err2str(err));
-		p->undelivered++;
-		p->fatal = 1;
+		line_failed(p, err);
 	}
 }
 
@@ -329,6 +171,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "topic", required_argument, NULL, 't' },
+		{ "topic-prefix", required_argument, NULL, 'P' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "property", required_argument, NULL, 'X' },
 		{ "config", required_argument, NULL, 'F' },
@@ -344,6 +187,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		switch (c) {
 		case 'b': brokers = optarg; break;
 		case 't': o->topic = optarg; break;
+		case 'P': o->topic_prefix = optarg; break;
 		case 'k': o->key = optarg; break;
 		case 'X': kconf_set(conf, "-X", optarg); break;
 		case 'F': kconf_file(conf, optarg); break;
@@ -354,8 +198,13 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (o->topic == NULL || *o->topic == '\0')
-		usage_error("no topic given (use -t TOPIC)");
+	if (o->topic && o->topic_prefix)
+		usage_error("-t and --topic-prefix cannot be used together");
+	if (o->topic_prefix && !topic_prefix_valid(o->topic_prefix))
+		usage_error("invalid topic prefix \"%s\" (1 to %d of A-Z a-z 0-9 . _ -)",
+		    o->topic_prefix, TOPIC_MAX - 2);
+	if (o->topic_prefix == NULL && (o->topic == NULL || *o->topic == '\0'))
+		usage_error("no topic given (use -t TOPIC or --topic-prefix=PREFIX)");
 	if (o->key && *o->key == '\0')
 		usage_error("--key needs a field name");
 	if (o->ack && *o->ack == '\0')
@@ -459,6 +308,28 @@ flush_all(struct pub *p)
 	return update_ack(p);
 }
 
+/* The topic handles, and the members each line's scan locates: the key and the table. */
+static void
+setup_topics(struct pub *p)
+{
+	const struct options *o = p->opt;
+
+	if ((p->topics = topics_new(p->rk)) == NULL)
+		die("out of memory");
+	if (o->topic && (p->one = topics_get(p->topics, o->topic, strlen(o->topic))) == NULL)
+		die("cannot use topic \"%s\":", o->topic);
+	p->key_at = p->table_at = -1;
+	if (o->key)
+		p->fields[p->key_at = p->nfields++] = o->key;
+	if (o->topic_prefix) {
+		/* a field wanted twice is found once: -k table is the table too */
+		if (o->key && strcmp(o->key, "table") == 0)
+			p->table_at = p->key_at;
+		else
+			p->fields[p->table_at = p->nfields++] = "table";
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -488,7 +359,7 @@ main(int argc, char **argv)
 		exit(EXIT_RUNTIME);	/* what main holds is still reachable */
 	if ((p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
-	p.rkt = rd_kafka_topic_new(p.rk, opt.topic, NULL);
+	setup_topics(&p);
 	p.timeout_ms = message_timeout(p.rk);
 	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		die("pipe:");
@@ -503,11 +374,11 @@ main(int argc, char **argv)
 		    p.undelivered, p.next, rd_kafka_err2str(p.first_err));
 		status = 1;
 	}
-	log_debug("%" PRIu64 " lines: %" PRIu64 " delivered, %llu dead-lettered",
-	    p.next, p.delivered, dlq_count(p.dlq));
+	log_debug("%" PRIu64 " lines: %" PRIu64 " delivered, %llu dead-lettered, %zu topics",
+	    p.next, p.delivered, dlq_count(p.dlq), topics_count(p.topics));
 	if (dlq_close(p.dlq) < 0)
 		status = 1;
-	rd_kafka_topic_destroy(p.rkt);
+	topics_free(p.topics);
 	rd_kafka_queue_io_event_enable(mainq, -1, NULL, 0);
 	rd_kafka_queue_destroy(mainq);
 	rd_kafka_destroy(p.rk);

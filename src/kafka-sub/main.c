@@ -3,9 +3,10 @@
  * output, as a member of a consumer group.  Offsets are committed only for
  * lines written (without --ack) or acknowledged downstream through the ack
  * file (with --ack), so a crash anywhere re-delivers instead of losing.
+ * A topic starting with '^' is a pattern: every matching topic, those
+ * created later too, is read.
  */
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,45 +23,9 @@
 #include "jsonscan.h"
 #include "kconf.h"
 #include "log.h"
-#include "opt.h"
+#include "options.h"
 #include "sig.h"
 
-static const char usage_text[] =
-"Usage: kafka-sub [OPTION]... -t TOPIC...\n"
-"Write each message value of Kafka topics as one line of standard output.\n"
-"\n"
-"Options:\n"
-"  -b, --brokers=LIST      bootstrap brokers (default: $KAFKA_BROKERS, else localhost:9092)\n"
-"  -t, --topic=TOPIC       topic to read (repeatable, at least one)\n"
-"  -g, --group=ID          consumer group (default: kafka-sub)\n"
-"  -o, --offset=WHERE      beginning, end or stored (default: stored)\n"
-"  -e, --exit-at-end       exit once every assigned partition is at its end\n"
-"  -c, --count=N           exit after N messages\n"
-"  -X, --property=KEY=VALUE  librdkafka property (repeatable)\n"
-"  -F, --config=FILE       librdkafka properties file (key=value lines)\n"
-"      --ack=FILE          commit only what FILE says downstream has made durable\n"
-"      --window=N          most lines unacknowledged at once with --ack (default: 100000)\n"
-"      --ack-timeout=MS    wait at exit for the last acknowledgements (default: 30000)\n"
-"      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
-"  -v, --verbose           more diagnostics\n"
-"  -q, --quiet             errors only\n"
-"  -h, --help              show this help and exit\n"
-"  -V, --version           show the version and exit\n";
-
-enum start { START_STORED, START_BEGINNING, START_END };
-
-struct options {
-	const char **topics;
-	int ntopics;
-	const char *group;
-	enum start start;
-	int exit_at_end;
-	long long count;
-	const char *ack;
-	const char *dlq;
-	long long window;
-	long long ack_timeout_ms;
-};
 
 /* A partition this process has been assigned at some time. */
 struct part {
@@ -94,16 +59,20 @@ struct sub {
 	int out_closed;		/* stdout closed: the final revoke writes nothing */
 	int out_failed;		/* stdout cannot be written: stop */
 	double last_commit;
+	int last_part;		/* find_part's last answer: messages come in runs of one partition */
 };
 
+/* The index of a partition in parts, added when first seen. */
 static int
 find_part(struct sub *s, const char *topic, int32_t partition)
 {
-	int i;
+	int i = s->last_part;
 
+	if (i < s->nparts && s->parts[i].partition == partition && strcmp(s->parts[i].topic, topic) == 0)
+		return i;
 	for (i = 0; i < s->nparts; i++)
 		if (s->parts[i].partition == partition && strcmp(s->parts[i].topic, topic) == 0)
-			return i;
+			return s->last_part = i;
 	s->parts = realloc(s->parts, (s->nparts + 1) * sizeof *s->parts);
 	if (s->parts == NULL || (topic = strdup(topic)) == NULL)
 		die("out of memory");
@@ -393,100 +362,6 @@ run(struct sub *s, int evfd)
 	return status;
 }
 
-static void
-parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
-{
-	static const struct option longopts[] = {
-		{ "brokers", required_argument, NULL, 'b' },
-		{ "topic", required_argument, NULL, 't' },
-		{ "group", required_argument, NULL, 'g' },
-		{ "offset", required_argument, NULL, 'o' },
-		{ "exit-at-end", no_argument, NULL, 'e' },
-		{ "count", required_argument, NULL, 'c' },
-		{ "property", required_argument, NULL, 'X' },
-		{ "config", required_argument, NULL, 'F' },
-		{ "ack", required_argument, NULL, 'A' },
-		{ "window", required_argument, NULL, 'W' },
-		{ "ack-timeout", required_argument, NULL, 'T' },
-		{ "dlq", required_argument, NULL, 'D' },
-		OPT_GENERAL_LONG
-	};
-	const char *brokers = NULL;
-	char err[512];
-	int c;
-
-	o->topics = calloc(argc, sizeof *o->topics);
-	if (o->topics == NULL)
-		die("out of memory");
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":b:t:g:o:ec:X:F:vqhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'b': brokers = optarg; break;
-		case 't':
-			if (*optarg == '\0')
-				usage_error("topic name must not be empty");
-			o->topics[o->ntopics++] = optarg;
-			break;
-		case 'g': o->group = optarg; break;
-		case 'o':
-			if (strcmp(optarg, "beginning") == 0)
-				o->start = START_BEGINNING;
-			else if (strcmp(optarg, "end") == 0)
-				o->start = START_END;
-			else if (strcmp(optarg, "stored") == 0)
-				o->start = START_STORED;
-			else
-				usage_error("invalid value \"%s\" for option -o (beginning, end or stored)", optarg);
-			break;
-		case 'e': o->exit_at_end = 1; break;
-		case 'c': o->count = opt_int("-c", optarg, 1, INT64_MAX); break;
-		case 'X': kconf_set(conf, "-X", optarg); break;
-		case 'F': kconf_file(conf, optarg); break;
-		case 'A': o->ack = optarg; break;
-		case 'W': o->window = opt_int("--window", optarg, 1, 10000000); break;
-		case 'T': o->ack_timeout_ms = opt_int("--ack-timeout", optarg, 0, 86400000); break;
-		case 'D': o->dlq = optarg; break;
-		default: opt_general(c, argv, usage_text);
-		}
-	}
-	if (optind < argc)
-		usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (o->ntopics == 0)
-		usage_error("no topic given (use -t TOPIC)");
-	if (*o->group == '\0')
-		usage_error("group must not be empty");
-	if (o->ack && *o->ack == '\0')
-		usage_error("--ack needs a file name");
-	kconf_brokers(conf, brokers);
-	if (rd_kafka_conf_set(conf, "group.id", o->group, err, sizeof err) != RD_KAFKA_CONF_OK)
-		usage_error("%s", err);
-}
-
-static rd_kafka_conf_t *
-default_conf(void)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-	/* offsets are committed by hand, only for what is durable downstream */
-	kconf_set(conf, "default", "enable.auto.commit=false");
-	kconf_set(conf, "default", "enable.auto.offset.store=false");
-	kconf_set(conf, "default", "enable.partition.eof=true");
-	kconf_set(conf, "default", "auto.offset.reset=earliest");
-	/*
-	 * librdkafka prefetches up to 64 MiB by default.  Less keeps up alone,
-	 * but librdkafka 2.0 looks again at a full queue only once a second: a
-	 * reader slower than the fetcher (pg-upsert) then gets 12 MiB a second.
-	 * 32 MiB drains as fast as 64 in the pipeline benchmark, with less memory.
-	 */
-	kconf_set(conf, "default", "queued.max.messages.kbytes=32768");
-	/* a fetch at a partition's end waits this long for data, and a fetch
-	 * after a full local queue or an error is put off this long (both 500 ms
-	 * by default): each delays -e by as much; 100 ms costs an idle consumer little */
-	kconf_set(conf, "default", "fetch.wait.max.ms=100");
-	kconf_set(conf, "default", "fetch.error.backoff.ms=100");
-	return conf;
-}
-
 static int
 finish(struct sub *s)
 {
@@ -505,12 +380,34 @@ finish(struct sub *s)
 	return status;
 }
 
+/*
+ * Subscribe to the topics and patterns of -t, mixed as given.  librdkafka
+ * refuses a pattern it cannot compile (the only invalid argument left after
+ * parse_options): a usage error, found only now, with the client made.
+ */
+static void
+subscribe(struct sub *s)
+{
+	const struct options *o = s->opt;
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(o->ntopics);
+	rd_kafka_resp_err_t err;
+	int i;
+
+	for (i = 0; i < o->ntopics; i++)
+		rd_kafka_topic_partition_list_add(topics, o->topics[i], RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(s->rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err == RD_KAFKA_RESP_ERR__INVALID_ARG && o->npatterns > 0)
+		usage_error("invalid topic pattern among -t (librdkafka regular expressions)");
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		die("cannot subscribe: %s", rd_kafka_err2str(err));
+}
+
 int
 main(int argc, char **argv)
 {
 	struct options opt = { .group = "kafka-sub", .window = 100000, .ack_timeout_ms = 30000 };
 	struct sub s = { .opt = &opt, .ackfd = -1 };
-	rd_kafka_topic_partition_list_t *topics;
 	/* static: still reachable when a usage error exits during parsing */
 	static rd_kafka_conf_t *conf;
 	rd_kafka_queue_t *q;
@@ -547,12 +444,7 @@ main(int argc, char **argv)
 	q = s.queue = rd_kafka_queue_get_consumer(s.rk);
 	rd_kafka_queue_io_event_enable(q, evpipe[1], "1", 1);
 
-	topics = rd_kafka_topic_partition_list_new(opt.ntopics);
-	for (i = 0; i < opt.ntopics; i++)
-		rd_kafka_topic_partition_list_add(topics, opt.topics[i], RD_KAFKA_PARTITION_UA);
-	if (rd_kafka_subscribe(s.rk, topics) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		die("cannot subscribe");
-	rd_kafka_topic_partition_list_destroy(topics);
+	subscribe(&s);
 
 	status = run(&s, evpipe[0]);
 	flush_out(&s);

@@ -1,0 +1,30 @@
+/* kafka-sub's command line and the librdkafka defaults it starts from. */
+#ifndef KAFKA_SUB_OPTIONS_H
+#define KAFKA_SUB_OPTIONS_H
+
+#include <librdkafka/rdkafka.h>
+
+enum start { START_STORED, START_BEGINNING, START_END };
+
+struct options {
+	const char **topics;
+	int ntopics;
+	int npatterns;		/* topics that are regular expressions */
+	const char *group;
+	int group_given;
+	enum start start;
+	int exit_at_end;
+	long long count;
+	const char *ack;
+	const char *dlq;
+	long long window;
+	long long ack_timeout_ms;
+};
+
+/* librdkafka's configuration with kafka-sub's defaults, before -X and -F. */
+rd_kafka_conf_t *default_conf(void);
+
+/* Fill o and conf from the command line; a usage error exits 2. */
+void parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf);
+
+#endif
