@@ -136,3 +136,29 @@ batch_add(struct batch *b, struct router *r, const char *line, size_t len, int c
 	b->n++;
 	return 0;
 }
+
+/* The table of sink s was read again: its lines are checked again against it (its columns may differ). */
+void
+batch_recheck(struct batch *b, struct sink *s)
+{
+	struct scan sc;
+	const char *why;
+	size_t i;
+
+	if (s->state != SINK_READY)
+		return;
+	for (i = 0; i < b->n; i++) {
+		const char *line = LINE_AT(b, i);
+		size_t len = b->alt[i] ? strlen(b->alt[i]) : b->len[i];
+
+		if (b->sink[i] != s || b->state[i] != LINE_OK)
+			continue;
+		if ((why = event_scan(line, len, &sc)) == NULL)
+			why = event_check(line, &sc, &s->t, &b->ev[i]);
+		if (why) {
+			b->sink[i] = NULL;
+			b->state[i] = LINE_REJECTED;
+			b->why[i] = xstrdup(why);
+		}
+	}
+}

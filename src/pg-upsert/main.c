@@ -241,7 +241,10 @@ reload_stale(struct upsert *u, int *reloads)
 		return -1;
 	}
 	log_warning("table %s changed: %s; reading it again", sink_name(s), batch_error());
-	return sink_reload(&u->router, s) == APPLIED ? 0 : -1;
+	if (sink_reload(&u->router, s) != APPLIED)
+		return -1;
+	batch_recheck(&u->batch, s);
+	return 0;
 }
 
 /* Apply the batch, retrying transient failures with backoff until it lands. */

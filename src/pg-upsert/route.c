@@ -290,7 +290,7 @@ sink_ready(struct router *r, struct sink *s, const char **why)
 		r->fatal = 1;
 		return NULL;
 	}
-	*why = s->refuse;
+	*why = s->broken ? s->broken : s->refuse;
 	return s;
 }
 
@@ -407,6 +407,7 @@ router_free(struct router *r)
 		free(s->table);
 		free(s->source);
 		free(s->refuse);
+		free(s->broken);
 		free(s);
 	}
 }

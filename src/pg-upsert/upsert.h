@@ -203,6 +203,7 @@ void batch_clear(struct batch *b);
 void batch_free(struct batch *b);
 /* Add a line, routed and checked; 1: a schema event that waits for the batch to commit first. */
 int batch_add(struct batch *b, struct router *r, const char *line, size_t len, int cut, size_t limit);
+void batch_recheck(struct batch *b, struct sink *s);
 
 /* apply.c */
 /* Apply the valid lines of b in one transaction, each table's with its statements. */
