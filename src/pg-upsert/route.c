@@ -50,8 +50,7 @@ quote_ident(const char *s)
 	return q;
 }
 
-/* A new string from fmt and its string arguments. */
-static char *
+char *
 strf(const char *fmt, ...)
 {
 	va_list ap;

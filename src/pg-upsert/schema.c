@@ -131,22 +131,6 @@ type_chars_ok(const char *type)
 	return quotes % 2 == 0;
 }
 
-/* A new string from fmt. */
-static char *
-strf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		die("out of memory");
-	return s;
-}
-
 /* Run sql (with up to one parameter); TRANSIENT, or FATAL with *msg the server's message. */
 static enum outcome
 run(PGconn *conn, const char *sql, const char *param, PGresult **out, char **msg)
@@ -403,8 +387,11 @@ ddl_attempt(struct ddl *x)
 	enum outcome o;
 	int exists;
 
+	/* one pg-upsert at a time looks at a table and changes it (sinks may share a topic) */
 	if ((o = run(x->conn, "BEGIN", NULL, NULL, &msg)) != APPLIED ||
 	    (o = run(x->conn, "SET LOCAL client_min_messages = warning", NULL, NULL, &msg)) != APPLIED ||
+	    (o = run(x->conn, "SELECT pg_advisory_xact_lock(hashtext('pgcdc ddl'), hashtext($1))",
+	    x->s->qname, NULL, &msg)) != APPLIED ||
 	    (o = run(x->conn, "SELECT to_regclass($1) IS NOT NULL", x->s->qname, &res, &msg)) != APPLIED)
 		goto out;
 	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;

@@ -99,6 +99,9 @@ struct map {
 	int nren;
 };
 
+/* route.c: a new string from fmt, or die */
+char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* route.c: --map */
 void map_parse(const char *arg, struct map *m);
 void maps_check(const struct map *maps, int n);
