@@ -205,6 +205,23 @@ FR|France|9|t"
 	assert_equal "$(rows mart.dim_products "id, title, price, cdc_pos")" "1|pen|1.75|41"
 }
 
+@test "patterns are tried in the order given, after the explicit pairs" {
+	mart
+	sql -d "$WH" -c "CREATE TABLE analytics.accounts (LIKE mart.accounts);
+		ALTER TABLE analytics.accounts ADD PRIMARY KEY (id);
+		CREATE TABLE analytics.items (id bigint PRIMARY KEY, name text, cdc_pos numeric(20,0) NOT NULL,
+		is_deleted boolean NOT NULL DEFAULT false)"
+	{
+		ev c public.accounts '{"id":1}' '{"id":1,"owner":"ann"}' 5
+		ev c shop.items '{"id":1}' '{"id":1,"name":"pen"}' 6
+		ev c public.countries '{"code":"FR"}' '{"code":"FR","name":"France"}' 3
+	} | pg-upsert -d "$WH" --map '*.*=analytics.*' --map 'public.*=mart.*' --map 'public.countries=mart.countries'
+	assert_equal "$(rows analytics.accounts "id, owner")" "1|ann"
+	assert_equal "$(sql -d "$WH" -c "SELECT count(*) FROM mart.accounts")" 0
+	assert_equal "$(rows analytics.items "id, name")" "1|pen"
+	assert_equal "$(rows mart.countries "code, name")" "FR|France"
+}
+
 @test "a batch holding several tables is applied in one transaction" {
 	mart
 	# each statement records the id of its top-level transaction
@@ -490,7 +507,7 @@ $(dead_letter "$why" 6 "$(sed -n 6p "$WORK/in")")"
 	sql -d "$WH" -c "CREATE TABLE analytics.items (id bigint PRIMARY KEY, name text, note text,
 		cdc_pos numeric(20,0) NOT NULL, is_deleted boolean NOT NULL DEFAULT false, extra jsonb)"
 	mkfifo "$WORK/in"
-	pg-upsert -d "$WH" --map 'public.*=analytics.*' --ack="$WORK/ack" --dlq="$WORK/dlq" \
+	pg-upsert -d "$WH" -t analytics.items --ack="$WORK/ack" --dlq="$WORK/dlq" \
 		<"$WORK/in" 2>"$WORK/err" 3>&- &
 	BG=$!
 	exec 4>"$WORK/in"
