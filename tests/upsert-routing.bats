@@ -415,7 +415,7 @@ not an event: \"table\" is not a string'
 	assert_equal "$(rows analytics.orders3 "id, status")" "$(uuid 1)|new"
 }
 
-@test "--evolve adds a column the source gained before the rows that carry it, in the same batch" {
+@test "--evolve adds a column the source gained before the rows that carry it, even within one batch of input" {
 	sql -d "$WH" -c "CREATE TABLE analytics.items (id bigint PRIMARY KEY, name text, cdc_pos numeric(20,0) NOT NULL,
 		is_deleted boolean NOT NULL DEFAULT false)"
 	{
