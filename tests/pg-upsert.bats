@@ -92,7 +92,7 @@ no_eof() {
 	run --separate-stderr pg-upsert --help
 	assert_success
 	assert_line --index 0 "Usage: pg-upsert [OPTION]... -t TABLE"
-	assert_line "  -t, --table=TABLE       target table (required)"
+	assert_line "  -t, --table=TABLE       target table of the first source table seen"
 	assert_equal "$stderr" ""
 }
 
@@ -123,7 +123,7 @@ Try "pg-upsert --help" for more information.'
 @test "no table is a usage error" {
 	run --separate-stderr pg-upsert -d "$WH"
 	assert_failure 2
-	assert_equal "$stderr" 'pg-upsert: error: no table given (use -t TABLE)
+	assert_equal "$stderr" 'pg-upsert: error: no table given (use -t TABLE or --map SRC=DST)
 Try "pg-upsert --help" for more information.'
 }
 
@@ -390,9 +390,9 @@ Try \"pg-upsert --help\" for more information."
 	assert_equal "${#lines[@]}" 8
 	assert_line --index 0 "$(dead_letter 'not an event: not a JSON object' 2 "$(sed -n 2p "$WORK/in")")"
 	assert_line --index 1 "$(dead_letter 'not an event: not a JSON object' 3 "$(sed -n 3p "$WORK/in")")"
-	assert_line --index 2 "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t' 4 "$(sed -n 4p "$WORK/in")")"
-	assert_line --index 3 "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t' 5 "$(sed -n 5p "$WORK/in")")"
-	assert_line --index 4 "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t' 6 "$(sed -n 6p "$WORK/in")")"
+	assert_line --index 2 "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t, s' 4 "$(sed -n 4p "$WORK/in")")"
+	assert_line --index 3 "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t, s' 5 "$(sed -n 5p "$WORK/in")")"
+	assert_line --index 4 "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t, s' 6 "$(sed -n 6p "$WORK/in")")"
 	assert_line --index 5 "$(dead_letter 'not an event: no "after" row' 7 "$(sed -n 7p "$WORK/in")")"
 	assert_line --index 6 "$(dead_letter 'not an event: no "after" row' 8 "$(sed -n 8p "$WORK/in")")"
 	assert_line --index 7 "$(dead_letter 'not an event: "ts_ms" is not an integer' 9 "$(sed -n 9p "$WORK/in")")"
@@ -558,7 +558,7 @@ Try \"pg-upsert --help\" for more information."
 	run --separate-stderr upsert <"$WORK/in"
 	assert_success
 	assert_output ""
-	assert_equal "$stderr" "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t' 2 '{}')"
+	assert_equal "$stderr" "$(dead_letter 'not an event: "op" is not one of c, u, d, r, t, s' 2 '{}')"
 }
 
 @test "--dlq appends to an existing file" {

@@ -19,6 +19,7 @@
 #include "upsert.h"
 
 static char last_error[512];
+static struct sink *stale;
 
 const char *
 batch_error(void)
@@ -26,9 +27,15 @@ batch_error(void)
 	return last_error;
 }
 
+struct sink *
+batch_stale(void)
+{
+	return stale;
+}
+
 /* SQLSTATE classes: what a failure means for the batch. */
-static enum outcome
-classify(PGconn *conn, PGresult *res)
+enum outcome
+pg_classify(PGconn *conn, PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -47,7 +54,21 @@ classify(PGconn *conn, PGresult *res)
 	    strcmp(state, "P0001") == 0 || strcmp(state, "54000") == 0 ||
 	    strcmp(state, "42804") == 0)
 		return APPLIED;	/* "the data": the caller isolates the row */
+	/* a column or the table dropped under the statement: read the catalog again */
+	if (strcmp(state, "42703") == 0 || strcmp(state, "42P01") == 0)
+		return RELOAD;
 	return FATAL;
+}
+
+/* What a failure of the statements applying sink s means: RELOAD names s. */
+static enum outcome
+classify_apply(PGconn *conn, PGresult *res, struct sink *s)
+{
+	enum outcome o = pg_classify(conn, res);
+
+	if (o == RELOAD)
+		stale = s;
+	return o;
 }
 
 static enum outcome
@@ -57,7 +78,7 @@ command(PGconn *conn, const char *sql)
 	enum outcome o = APPLIED;
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		o = classify(conn, res) == TRANSIENT ? TRANSIENT : FATAL;
+		o = pg_classify(conn, res) == TRANSIENT ? TRANSIENT : FATAL;
 		if (o == FATAL)
 			log_error("%s: %s", sql, pg_errmsg(conn));
 	}
@@ -80,11 +101,11 @@ struct params {
 	size_t count;
 };
 
-/* Lines that go to the statement: valid, and not a truncate. */
+/* Lines that go to the statement of sink s: valid, and not a truncate. */
 static int
-sent(const struct batch *b, size_t i)
+sent(const struct batch *b, size_t i, const struct sink *s)
 {
-	return b->state[i] == LINE_OK && b->ev[i].op != 't';
+	return b->state[i] == LINE_OK && b->sink[i] == s && b->ev[i].op != 't';
 }
 
 static void
@@ -130,14 +151,14 @@ params_close(struct params *pr)
 }
 
 static void
-params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
+params_build(const struct batch *b, const struct sink *s, size_t lo, size_t hi, struct params *pr)
 {
 	size_t i, k = 0, size = 20;
 	char *w;
 
 	memset(pr, 0, sizeof *pr);
 	for (i = lo; i < hi; i++)
-		if (sent(b, i))
+		if (sent(b, i, s))
 			size += 4 + b->ev[i].row_len, pr->count++;
 	if (pr->count == 0)
 		return;
@@ -153,9 +174,9 @@ params_build(const struct batch *b, size_t lo, size_t hi, struct params *pr)
 	params_open(pr);
 	for (i = lo; i < hi; i++) {
 		const struct ev *e = &b->ev[i];
-		const char *line = b->text + b->off[i];
+		const char *line = LINE_AT(b, i);
 
-		if (!sent(b, i))
+		if (!sent(b, i, s))
 			continue;
 		put_be32(w, (uint32_t)e->row_len);
 		memcpy(w + 4, line + e->row, e->row_len);
@@ -196,7 +217,7 @@ refuse(struct batch *b, size_t i, const char *why)
 
 /* The move statement's rows: the events it left out, n counting the lines sent from 1. */
 static void
-refuse_listed(struct batch *b, size_t lo, size_t hi, size_t count, PGresult *res)
+refuse_listed(struct batch *b, const struct sink *s, size_t lo, size_t hi, size_t count, PGresult *res)
 {
 	int *left_out, r;	/* by n: 1 + the result row naming it, or 0 */
 	size_t i, k = 0;
@@ -212,7 +233,7 @@ refuse_listed(struct batch *b, size_t lo, size_t hi, size_t count, PGresult *res
 			left_out[n] = r + 1;
 	}
 	for (i = lo; i < hi; i++) {
-		if (!sent(b, i))
+		if (!sent(b, i, s))
 			continue;
 		k++;
 		if (left_out[k])
@@ -240,16 +261,17 @@ run_statement(PGconn *conn, const struct target *t, const struct params *pr)
 	return PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
 }
 
-/* Apply lines [lo, hi) under a savepoint, splitting on data errors. */
+/* Apply the lines of sink s in [lo, hi) under a savepoint, splitting on data errors. */
 static enum outcome
-apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, size_t hi)
+apply_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi)
 {
+	const struct target *t = &s->t;
 	struct params pr;
 	PGresult *res;
 	enum outcome o;
 	size_t i, count;
 
-	params_build(b, lo, hi, &pr);
+	params_build(b, s, lo, hi, &pr);
 	if ((count = pr.count) == 0)
 		return APPLIED;
 	if ((o = command(conn, "SAVEPOINT pgcdc_batch")) != APPLIED) {
@@ -259,11 +281,11 @@ apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, si
 	res = run_statement(conn, t, &pr);
 	params_free(&pr);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
-		refuse_listed(b, lo, hi, count, res);
+		refuse_listed(b, s, lo, hi, count, res);
 		PQclear(res);
 		return command(conn, "RELEASE SAVEPOINT pgcdc_batch");
 	}
-	o = classify(conn, res);
+	o = classify_apply(conn, res, s);
 	if (o != APPLIED) {
 		if (o == FATAL)
 			log_error("cannot apply to \"%s\": %s", t->name, pg_errmsg(conn));
@@ -275,16 +297,16 @@ apply_range(PGconn *conn, const struct target *t, struct batch *b, size_t lo, si
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
 		for (i = lo; i < hi; i++)
-			if (sent(b, i))
+			if (sent(b, i, s))
 				refuse(b, i, msg ? msg : "refused by the database");
 	}
 	PQclear(res);
 	if ((o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch")) != APPLIED || count == 1)
 		return o;
 	log_debug("batch of %zu refused; splitting", count);
-	if ((o = apply_range(conn, t, b, lo, lo + (hi - lo) / 2)) != APPLIED)
+	if ((o = apply_range(conn, s, b, lo, lo + (hi - lo) / 2)) != APPLIED)
 		return o;
-	return apply_range(conn, t, b, lo + (hi - lo) / 2, hi);
+	return apply_range(conn, s, b, lo + (hi - lo) / 2, hi);
 }
 
 /* Is pos a (digits only) greater than pos b? */
@@ -302,8 +324,9 @@ pos_greater(const char *a, size_t alen, const char *b, size_t blen)
  * reason of the data, every truncate of the batch is dead-lettered.
  */
 static enum outcome
-apply_truncates(PGconn *conn, const struct target *t, struct batch *b)
+apply_truncates(PGconn *conn, struct sink *s, struct batch *b)
 {
+	const struct target *t = &s->t;
 	const struct ev *last = NULL;
 	const char *lline = NULL, *values[2];
 	char pos[24], ts[24];
@@ -313,9 +336,9 @@ apply_truncates(PGconn *conn, const struct target *t, struct batch *b)
 
 	for (i = 0; i < b->n; i++) {
 		const struct ev *e = &b->ev[i];
-		const char *line = b->text + b->off[i];
+		const char *line = LINE_AT(b, i);
 
-		if (b->state[i] == LINE_OK && e->op == 't' &&
+		if (b->state[i] == LINE_OK && b->sink[i] == s && e->op == 't' &&
 		    (last == NULL || pos_greater(line + e->pos, e->pos_len, lline + last->pos, last->pos_len)))
 			last = e, lline = line;
 	}
@@ -333,11 +356,11 @@ apply_truncates(PGconn *conn, const struct target *t, struct batch *b)
 		PQclear(res);
 		return command(conn, "RELEASE SAVEPOINT pgcdc_truncate");
 	}
-	if ((o = classify(conn, res)) == APPLIED) {
+	if ((o = classify_apply(conn, res, s)) == APPLIED) {
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
 		for (i = 0; i < b->n; i++)
-			if (b->state[i] == LINE_OK && b->ev[i].op == 't')
+			if (b->state[i] == LINE_OK && b->sink[i] == s && b->ev[i].op == 't')
 				refuse(b, i, msg ? msg : "refused by the database");
 		o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_truncate");
 	} else if (o == FATAL)
@@ -348,11 +371,11 @@ apply_truncates(PGconn *conn, const struct target *t, struct batch *b)
 
 /* The dead letters of the batch into --dlq-table, in the same transaction. */
 static enum outcome
-dlq_rows(PGconn *conn, const struct target *t, struct batch *b)
+dlq_rows(PGconn *conn, const char *dlq_sql, struct batch *b)
 {
 	size_t i;
 
-	if (t->dlq_sql == NULL)
+	if (dlq_sql == NULL)
 		return APPLIED;
 	for (i = 0; i < b->n; i++) {
 		const char *err = b->why[i];
@@ -364,9 +387,9 @@ dlq_rows(PGconn *conn, const struct target *t, struct batch *b)
 
 		if (err == NULL)
 			continue;
-		res = PQexecParams(conn, t->dlq_sql, 2, NULL, params, lengths, formats, 0);
+		res = PQexecParams(conn, dlq_sql, 2, NULL, params, lengths, formats, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			o = classify(conn, res) == TRANSIENT ? TRANSIENT : FATAL;
+			o = pg_classify(conn, res) == TRANSIENT ? TRANSIENT : FATAL;
 			if (o == FATAL)
 				log_error("cannot write to the dead-letter table: %s", pg_errmsg(conn));
 			PQclear(res);
@@ -385,8 +408,8 @@ commit(PGconn *conn)
 	enum outcome o = APPLIED;
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		o = classify(conn, res);
-		o = o == APPLIED ? REFUSED : o;
+		o = pg_classify(conn, res);
+		o = o == APPLIED ? REFUSED : o == RELOAD ? FATAL : o;
 		if (o == FATAL)
 			log_error("COMMIT: %s", pg_errmsg(conn));
 	}
@@ -394,28 +417,61 @@ commit(PGconn *conn)
 	return o;
 }
 
-/* One transaction for the batch; immediate: deferred constraints checked after each statement. */
-static enum outcome
-attempt(PGconn *conn, const struct target *t, struct batch *b, int immediate)
+/*
+ * A retry starts over: what the database refused may have been a symptom.
+ * Lines of a table that went missing or unfit since they were read are
+ * dead-lettered with the reason.
+ */
+static void
+attempt_reset(struct batch *b)
 {
-	enum outcome o;
 	size_t i;
 
-	/* a retry starts over: what the database refused may have been a symptom */
 	for (i = 0; i < b->n; i++) {
 		if (b->state[i] == LINE_REFUSED) {
 			b->state[i] = LINE_OK;
 			free(b->why[i]);
 			b->why[i] = NULL;
 		}
+		if (b->state[i] == LINE_OK && b->sink[i] && b->sink[i]->state != SINK_READY)
+			refuse(b, i, b->sink[i]->refuse ? b->sink[i]->refuse : "table not loaded");
 	}
+}
+
+/* Each table's lines with its statements, its truncates after them; tables in order of first line. */
+static enum outcome
+apply_tables(PGconn *conn, struct batch *b)
+{
+	enum outcome o = APPLIED;
+	size_t i, j;
+
+	for (i = 0; i < b->n && o == APPLIED; i++) {
+		if (b->sink[i] == NULL)
+			continue;
+		for (j = 0; j < i; j++)
+			if (b->sink[j] == b->sink[i])
+				break;
+		if (j < i)
+			continue;	/* applied with its first line */
+		o = apply_range(conn, b->sink[i], b, 0, b->n);
+		if (o == APPLIED)
+			o = apply_truncates(conn, b->sink[i], b);
+	}
+	return o;
+}
+
+/* One transaction for the batch; immediate: deferred constraints checked after each statement. */
+static enum outcome
+attempt(PGconn *conn, const char *dlq_sql, struct batch *b, int immediate)
+{
+	enum outcome o;
+
+	attempt_reset(b);
 	if ((o = command(conn, immediate ? "BEGIN; SET CONSTRAINTS ALL IMMEDIATE" : "BEGIN")) != APPLIED)
 		return o;
-	o = apply_range(conn, t, b, 0, b->n);
+	o = apply_tables(conn, b);
 	if (o == APPLIED)
-		o = apply_truncates(conn, t, b);
-	if (o == APPLIED)
-		o = dlq_rows(conn, t, b);
+		o = dlq_rows(conn, dlq_sql, b);
 	if (o == APPLIED)
 		o = commit(conn);
 	else if (!pg_conn_lost(conn))
@@ -430,15 +486,15 @@ attempt(PGconn *conn, const struct target *t, struct batch *b, int immediate)
  * told apart and dead-lettered like any other refused row.
  */
 enum outcome
-batch_apply(PGconn *conn, const struct target *t, struct batch *b)
+batch_apply(PGconn *conn, const char *dlq_sql, struct batch *b)
 {
-	enum outcome o = attempt(conn, t, b, 0);
+	enum outcome o = attempt(conn, dlq_sql, b, 0);
 
 	if (o != REFUSED)
 		return o;
 	log_debug("COMMIT refused: %s; applying again with constraints checked per statement", last_error);
-	if ((o = attempt(conn, t, b, 1)) == REFUSED) {
-		log_error("cannot commit to \"%s\": %s", t->name, last_error);
+	if ((o = attempt(conn, dlq_sql, b, 1)) == REFUSED) {
+		log_error("cannot commit the batch: %s", last_error);
 		o = FATAL;
 	}
 	return o;

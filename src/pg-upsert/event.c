@@ -4,15 +4,16 @@
  * database parses the row itself.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsonscan.h"
+#include "log.h"
 #include "upsert.h"
 
-enum { F_OP, F_POS, F_KEY, F_AFTER, F_BEFORE, F_TS, F_UNCHANGED, F_OLD_KEY, NFIELDS };
-
 static const char *const fields[NFIELDS] = {
-	"op", "pos", "key", "after", "before", "ts_ms", "unchanged", "old_key"
+	"op", "pos", "key", "after", "before", "ts_ms", "unchanged", "old_key", "table", "columns",
+	"primary_key"
 };
 
 static int
@@ -59,11 +60,11 @@ key_only(const char *obj, size_t len, const struct target *t)
 
 /* Why the members that are not the row are wrong, or NULL. */
 static const char *
-members_check(const char **v, const size_t *vl)
+members_check(const char *const *v, const size_t *vl)
 {
-	if (v[F_OP] == NULL || vl[F_OP] != 3 || v[F_OP][0] != '"' || !strchr("cudrt", v[F_OP][1]) ||
+	if (v[F_OP] == NULL || vl[F_OP] != 3 || v[F_OP][0] != '"' || !strchr("cudrts", v[F_OP][1]) ||
 	    v[F_OP][2] != '"')
-		return "not an event: \"op\" is not one of c, u, d, r, t";
+		return "not an event: \"op\" is not one of c, u, d, r, t, s";
 	if (v[F_POS] == NULL || vl[F_POS] > 20 || strspn(v[F_POS], "0123456789") != vl[F_POS] ||
 	    (vl[F_POS] == 20 && memcmp(v[F_POS], "18446744073709551615", 20) > 0))
 		return "not an event: \"pos\" is not an unsigned 64-bit integer";
@@ -73,12 +74,28 @@ members_check(const char **v, const size_t *vl)
 		return "not an event: \"unchanged\" is not an array of column names";
 	if (!is_null(v[F_OLD_KEY], vl[F_OLD_KEY]) && v[F_OLD_KEY][0] != '{')
 		return "not an event: \"old_key\" is not an object";
+	if (!is_null(v[F_TABLE], vl[F_TABLE]) && v[F_TABLE][0] != '"')
+		return "not an event: \"table\" is not a string";
+	return NULL;
+}
+
+/* A schema event: the table's columns and key, no row. */
+static const char *
+schema_check(const char **v, const size_t *vl)
+{
+	if (!is_null(v[F_KEY], vl[F_KEY]) || !is_null(v[F_BEFORE], vl[F_BEFORE]) ||
+	    !is_null(v[F_AFTER], vl[F_AFTER]))
+		return "not an event: a schema event has no \"key\", \"before\" or \"after\"";
+	if (v[F_COLUMNS] == NULL || v[F_COLUMNS][0] != '[')
+		return "not an event: a schema event has no \"columns\" array";
+	if (v[F_PKEY] == NULL || v[F_PKEY][0] != '[')
+		return "not an event: a schema event has no \"primary_key\" array";
 	return NULL;
 }
 
 /* A truncate: no key, no row; its pos bounds the rows it removes. */
 static const char *
-truncate_check(const char *line, const char **v, const size_t *vl, struct ev *ev)
+truncate_check(const char *line, const char *const *v, const size_t *vl, struct ev *ev)
 {
 	if (!is_null(v[F_KEY], vl[F_KEY]) || !is_null(v[F_BEFORE], vl[F_BEFORE]) ||
 	    !is_null(v[F_AFTER], vl[F_AFTER]))
@@ -112,7 +129,7 @@ has_extra(const char *row, size_t len, const struct target *t)
 
 /* The member that is the row to apply: after, a delete's old row, or only its key. */
 static int
-row_member(const char **v, const size_t *vl, const struct target *t)
+row_member(const char *const *v, const size_t *vl, const struct target *t)
 {
 	if (v[F_OP][1] != 'd')
 		return F_AFTER;
@@ -123,7 +140,7 @@ row_member(const char **v, const size_t *vl, const struct target *t)
 }
 
 static void
-locate(const char *line, const char **v, const size_t *vl, int row, struct ev *ev)
+locate(const char *line, const char *const *v, const size_t *vl, int row, struct ev *ev)
 {
 	ev->op = row == F_KEY ? 'k' : v[F_OP][1];
 	ev->row = (size_t)(v[row] - line);
@@ -145,22 +162,38 @@ locate(const char *line, const char **v, const size_t *vl, int row, struct ev *e
 	}
 }
 
-/* Why a line is not an event the target can take, or NULL. */
+/* Why a line is not an event at all, or NULL: then sc locates its members. */
 const char *
-event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
+event_scan(const char *line, size_t len, struct scan *sc)
 {
-	const char *v[NFIELDS], *why, *p = line;
-	size_t vl[NFIELDS];
-	int row;
+	const char *why, *p = line;
 
-	if ((why = json_scan_fields(line, len, fields, NFIELDS, v, vl)) != NULL)
+	if ((why = json_scan_fields(line, len, fields, NFIELDS, sc->v, sc->vl)) != NULL)
 		return why;
 	while (*p == ' ' || *p == '\t' || *p == '\r')
 		p++;
 	if (*p != '{')
 		return "not an event: not a JSON object";
-	if ((why = members_check(v, vl)) != NULL)
+	if ((why = members_check(sc->v, sc->vl)) != NULL)
 		return why;
+	if (sc->v[F_OP][1] == 's')
+		return schema_check(sc->v, sc->vl);
+	return NULL;
+}
+
+/* Why a scanned event is not one the target can take, or NULL. */
+const char *
+event_check(const char *line, const struct scan *sc, const struct target *t, struct ev *ev)
+{
+	const char *const *v = sc->v, *why;
+	const size_t *vl = sc->vl;
+	int row;
+
+	if (v[F_OP][1] == 's') {
+		memset(ev, 0, sizeof *ev);
+		ev->op = 's';
+		return NULL;
+	}
 	if (v[F_OP][1] == 't')
 		return truncate_check(line, v, vl, ev);
 	if (v[F_KEY] == NULL || v[F_KEY][0] != '{')
@@ -178,4 +211,24 @@ event_check(const char *line, size_t len, const struct target *t, struct ev *ev)
 	locate(line, v, vl, row, ev);
 	ev->extra = row != F_KEY && has_extra(v[row], vl[row], t);
 	return NULL;
+}
+
+char *
+json_string_dup(const char *val, size_t len)
+{
+	char *s;
+	long n;
+
+	if (val == NULL || len < 2 || val[0] != '"')
+		return NULL;
+	if ((s = malloc(len)) == NULL)
+		die("out of memory");
+	/* decoded, a string is never longer than its JSON text without the quotes */
+	n = json_key_text(val, len, s, len - 1);
+	if (n < 0 || memchr(s, '\0', (size_t)n)) {
+		free(s);
+		return NULL;
+	}
+	s[n] = '\0';
+	return s;
 }

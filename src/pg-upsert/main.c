@@ -29,11 +29,17 @@
 
 static const char usage_text[] =
 "Usage: pg-upsert [OPTION]... -t TABLE\n"
-"Apply CDC events from standard input to a table, idempotently and in any order.\n"
+"       pg-upsert [OPTION]... --map=SRC=DST...\n"
+"Apply CDC events from standard input to tables, idempotently and in any order.\n"
 "\n"
 "Options:\n"
 "  -d, --dbname=CONNINFO   warehouse database (default: the PG* environment)\n"
-"  -t, --table=TABLE       target table (required)\n"
+"  -t, --table=TABLE       target table of the first source table seen\n"
+"      --map=SRC=DST       apply source table SRC (schema.table, schema.* or *.*) to DST\n"
+"                          (schema.table, or schema.*), renaming COL=COL,... in (...)\n"
+"      --unmapped=ACTION   events of tables with no mapping: dlq or skip (default: dlq)\n"
+"      --create            create a missing target table from a schema event\n"
+"      --evolve            add the columns and follow the types schema events change\n"
 "      --key=COLS          key columns, comma-separated (default: the primary key)\n"
 "      --pos-column=COL    guard column holding the event's pos (default: cdc_pos)\n"
 "      --delete=MODE       soft (set is_deleted) or hard (default: soft with is_deleted)\n"
@@ -48,7 +54,10 @@ static const char usage_text[] =
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n";
 
-enum { OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_BATCH_BYTES, OPT_LINGER, OPT_ACK, OPT_DLQ, OPT_DLQ_TABLE };
+enum {
+	OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_BATCH_BYTES, OPT_LINGER, OPT_ACK, OPT_DLQ,
+	OPT_DLQ_TABLE, OPT_MAP, OPT_UNMAPPED, OPT_CREATE, OPT_EVOLVE
+};
 
 /*
  * --batch-bytes: a count of bytes, with an optional k, M or G (powers of
@@ -78,6 +87,15 @@ opt_size(const char *opt, const char *arg)
 	return v << shift;
 }
 
+/* One more --map rule. */
+static void
+add_map(struct options *o, const char *arg)
+{
+	if ((o->maps = realloc(o->maps, (o->nmaps + 1) * sizeof *o->maps)) == NULL)
+		die("out of memory");
+	map_parse(arg, &o->maps[o->nmaps++]);
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
@@ -93,6 +111,10 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "ack", required_argument, NULL, OPT_ACK },
 		{ "dlq", required_argument, NULL, OPT_DLQ },
 		{ "dlq-table", required_argument, NULL, OPT_DLQ_TABLE },
+		{ "map", required_argument, NULL, OPT_MAP },
+		{ "unmapped", required_argument, NULL, OPT_UNMAPPED },
+		{ "create", no_argument, NULL, OPT_CREATE },
+		{ "evolve", no_argument, NULL, OPT_EVOLVE },
 		OPT_GENERAL_LONG
 	};
 	int c;
@@ -118,13 +140,27 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_ACK: o->ack = optarg; break;
 		case OPT_DLQ: o->dlq = optarg; break;
 		case OPT_DLQ_TABLE: o->dlq_table = optarg; break;
+		case OPT_MAP: add_map(o, optarg); break;
+		case OPT_UNMAPPED:
+			if (strcmp(optarg, "dlq") == 0)
+				o->unmapped = UNMAPPED_DLQ;
+			else if (strcmp(optarg, "skip") == 0)
+				o->unmapped = UNMAPPED_SKIP;
+			else
+				usage_error("invalid value \"%s\" for option --unmapped (dlq or skip)", optarg);
+			break;
+		case OPT_CREATE: o->create = 1; break;
+		case OPT_EVOLVE: o->evolve = 1; break;
 		default: opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (o->table == NULL || *o->table == '\0')
-		usage_error("no table given (use -t TABLE)");
+	if (o->table && o->nmaps > 0)
+		usage_error("-t and --map cannot be used together");
+	if (o->nmaps == 0 && (o->table == NULL || *o->table == '\0'))
+		usage_error("no table given (use -t TABLE or --map SRC=DST)");
+	maps_check(o->maps, o->nmaps);
 	if (o->key && (*o->key == '\0' || strstr(o->key, ",,") || *o->key == ',' ||
 	    o->key[strlen(o->key) - 1] == ','))
 		usage_error("invalid value \"%s\" for option --key", o->key);
@@ -134,82 +170,11 @@ parse_options(int argc, char **argv, struct options *o)
 		usage_error("--ack needs a file name");
 }
 
-static void
-batch_init(struct batch *b, size_t max)
-{
-	memset(b, 0, sizeof *b);
-	b->max = max;
-	b->off = calloc(max, sizeof *b->off);
-	b->len = calloc(max, sizeof *b->len);
-	b->ev = calloc(max, sizeof *b->ev);
-	b->state = calloc(max, sizeof *b->state);
-	b->why = calloc(max, sizeof *b->why);
-	if (!b->off || !b->len || !b->ev || !b->state || !b->why)
-		die("out of memory");
-}
-
-static void
-batch_clear(struct batch *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++) {
-		free(b->why[i]);
-		b->why[i] = NULL;
-		b->state[i] = LINE_OK;
-	}
-	b->n = 0;
-	b->used = 0;
-}
-
-static void
-batch_free(struct batch *b)
-{
-	batch_clear(b);
-	free(b->text);
-	free(b->off);
-	free(b->len);
-	free(b->ev);
-	free(b->state);
-	free(b->why);
-}
-
-/* Add a line, checked: a reason to refuse it is kept beside it. */
-static void
-batch_add(struct batch *b, const struct target *t, const char *line, size_t len, int cut, size_t limit)
-{
-	char too_long[80];
-	const char *reject = too_long;
-
-	snprintf(too_long, sizeof too_long, "line too long: more than %zu bytes (--batch-bytes)", limit);
-	if (!cut && len <= limit)
-		reject = event_check(line, len, t, &b->ev[b->n]);
-
-	if (b->used + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 1 << 16;
-
-		while (cap < b->used + len)
-			cap *= 2;
-		if ((b->text = realloc(b->text, cap)) == NULL)
-			die("out of memory");
-		b->cap = cap;
-	}
-	memcpy(b->text + b->used, line, len);
-	b->off[b->n] = b->used;
-	b->len[b->n] = len;
-	if (reject) {
-		b->state[b->n] = LINE_REJECTED;
-		if ((b->why[b->n] = strdup(reject)) == NULL)
-			die("out of memory");
-	}
-	b->used += len;
-	b->n++;
-}
-
 struct upsert {
 	const struct options *opt;
 	PGconn *conn;
-	struct target target;
+	struct router router;
+	struct target dlq_table;	/* only its dlq_sql: --dlq-table's statement */
 	struct batch batch;
 	struct dlq *dlq;
 	unsigned long long lines;	/* input lines committed or dead-lettered */
@@ -221,7 +186,7 @@ struct upsert {
  * flushed before it moves: under synchronous_commit=off a warehouse crash
  * would lose batches already acknowledged, which nothing would send again.
  */
-static PGconn *
+PGconn *
 connect_warehouse(const char *conninfo)
 {
 	PGconn *conn = pg_connect(conninfo);
@@ -241,33 +206,84 @@ connect_db(struct upsert *u)
 	return u->conn ? 0 : -1;
 }
 
-/* Commit the batch, retrying transient failures with backoff until it lands. */
+int
+router_db(struct router *r, struct backoff *retry, const char *why)
+{
+	for (;;) {
+		if (why) {
+			if (sig_count >= 2) {
+				r->fatal = 1;
+				return -1;
+			}
+			backoff_sleep(retry, why);
+		}
+		if (*r->conn && !pg_conn_lost(*r->conn))
+			return 0;
+		PQfinish(*r->conn);
+		if ((*r->conn = connect_warehouse(r->opt->conninfo)) != NULL)
+			return 0;
+		why = "no connection";
+	}
+}
+
+/*
+ * A table changed under the statements (a column dropped): read it again
+ * and retry, a few times, as long as the catalog keeps changing.
+ */
+static int
+reload_stale(struct upsert *u, int *reloads)
+{
+	struct sink *s = batch_stale();
+
+	if (++*reloads > 5) {
+		log_error("cannot apply to %s: %s", sink_name(s), batch_error());
+		return -1;
+	}
+	log_warning("table %s changed: %s; reading it again", sink_name(s), batch_error());
+	if (sink_reload(&u->router, s) != APPLIED)
+		return -1;
+	batch_recheck(&u->batch, s);
+	return 0;
+}
+
+/* Apply the batch, retrying transient failures with backoff until it lands. */
+static int
+apply_batch(struct upsert *u)
+{
+	struct batch *b = &u->batch;
+	struct backoff retry = BACKOFF_INIT;
+	const char *why = NULL;
+	enum outcome o;
+	int reloads = 0;
+
+	for (;;) {
+		if (router_db(&u->router, &retry, why) < 0) {
+			log_error("second signal: %zu lines not applied", b->n);
+			return -1;
+		}
+		why = NULL;
+		o = batch_apply(u->conn, u->dlq_table.dlq_sql, b);
+		if (o == APPLIED)
+			return 0;
+		if (o == FATAL || (o == RELOAD && reload_stale(u, &reloads) < 0))
+			return -1;
+		if (o == TRANSIENT)
+			why = batch_error();
+	}
+}
+
+/* Commit the batch, then dead-letter what it refused and move the ack file. */
 static int
 flush_batch(struct upsert *u)
 {
 	struct batch *b = &u->batch;
-	struct backoff retry = BACKOFF_INIT;
-	enum outcome o;
 	size_t i;
 
 	if (b->n == 0)
 		return 0;
-	for (;;) {
-		if (u->conn == NULL || pg_conn_lost(u->conn)) {
-			PQfinish(u->conn);
-			u->conn = connect_warehouse(u->opt->conninfo);
-		}
-		o = u->conn ? batch_apply(u->conn, &u->target, b) : TRANSIENT;
-		if (o == APPLIED)
-			break;
-		if (o == FATAL)
-			return -1;
-		if (sig_count >= 2) {
-			log_error("second signal: %zu lines not applied", b->n);
-			return -1;
-		}
-		backoff_sleep(&retry, u->conn ? batch_error() : "no connection");
-	}
+	if (apply_batch(u) < 0)
+		return -1;
+	router_after_batch(&u->router);
 	for (i = 0; i < b->n; i++) {
 		char ctx[48];
 
@@ -275,6 +291,8 @@ flush_batch(struct upsert *u)
 			u->applied++;
 			continue;
 		}
+		if (b->state[i] == LINE_SKIPPED)
+			continue;
 		snprintf(ctx, sizeof ctx, ",\"input_line\":%llu", u->lines + i + 1);
 		dlq_write(u->dlq, b->text + b->off[i], b->len[i], b->why[i], ctx);
 		u->dead++;
@@ -327,7 +345,15 @@ take_lines(struct upsert *u, struct linereader *lr, double *first)
 			return -1;
 		if (u->batch.n == 0)
 			*first = mono_ms();
-		batch_add(&u->batch, &u->target, line, len, cut, limit);
+		/* a schema event's DDL comes after the lines before it commit */
+		if (batch_add(&u->batch, &u->router, line, len, cut, limit)) {
+			if (flush_batch(u) < 0)
+				return -1;
+			*first = mono_ms();
+			batch_add(&u->batch, &u->router, line, len, cut, limit);
+		}
+		if (u->router.fatal)
+			return -1;
 	}
 	return 0;
 }
@@ -387,28 +413,29 @@ main(int argc, char **argv)
 	/* first: a second pipeline on the file refuses before it touches anything */
 	if (opt.ack && (lockfd = ack_claim(opt.ack, ACK_DOWNSTREAM)) < 0)
 		return EXIT_RUNTIME;
-	if (connect_db(&u) < 0 || target_load(u.conn, &opt, &u.target) < 0 ||
-	    (opt.dlq_table && dlq_table_load(u.conn, opt.dlq_table, &u.target) < 0) ||
+	if (connect_db(&u) < 0 || router_init(&u.router, &opt, &u.conn) < 0 ||
+	    (opt.dlq_table && dlq_table_load(u.conn, opt.dlq_table, &u.dlq_table) < 0) ||
 	    (u.dlq = dlq_open(opt.dlq)) == NULL) {
-		target_free(&u.target);
+		router_free(&u.router);
+		target_free(&u.dlq_table);
 		PQfinish(u.conn);
 		return EXIT_RUNTIME;
 	}
 	dlq_set_limit(u.dlq, DLQ_KEEP);
 	batch_init(&u.batch, opt.batch);
-	log_debug("apply statement: %s", u.target.apply_sql);
-	log_debug("statement for rows with unchanged columns: %s", u.target.merge_sql);
-	log_debug("statement for rows with unchanged columns and key changes: %s", u.target.move_sql);
-	log_debug("truncate statement: %s", u.target.trunc_sql);
 
 	status = run(&u);
 	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);
 	if (dlq_close(u.dlq) < 0)
 		status = 1;
 	batch_free(&u.batch);
-	target_free(&u.target);
+	router_free(&u.router);
+	target_free(&u.dlq_table);
 	PQfinish(u.conn);
 	if (lockfd >= 0)
 		close(lockfd);
+	while (opt.nmaps > 0)
+		map_free(&opt.maps[--opt.nmaps]);
+	free(opt.maps);
 	return status;
 }

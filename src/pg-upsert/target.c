@@ -205,9 +205,9 @@ load_tombstones(PGconn *conn, const char *oid, const struct target *t, char **to
 
 /* The table's oid, its quoted name for statements and, in t, its schema.table name. */
 static int
-resolve_table(PGconn *conn, const struct options *opt, struct target *t, char **oid, char **table)
+resolve_table(PGconn *conn, const char *name, struct target *t, char **oid, char **table)
 {
-	const char *params[1] = { opt->table };
+	const char *params[1] = { name };
 	PGresult *res;
 	const char *nsp, *rel;
 	char *s, *r;
@@ -219,7 +219,7 @@ resolve_table(PGconn *conn, const struct options *opt, struct target *t, char **
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 0) {
-		log_error("table \"%s\" does not exist", opt->table);
+		log_error("table \"%s\" does not exist", name);
 		PQclear(res);
 		return -1;
 	}
@@ -332,14 +332,14 @@ find_special(PGconn *conn, const struct options *opt, const struct target *t, st
 }
 
 int
-target_load(PGconn *conn, const struct options *opt, struct target *t)
+target_load(PGconn *conn, const struct options *opt, const char *name, struct target *t)
 {
 	struct col *cols;
 	char *table, *oid, *tombs = NULL;
 	enum delete_mode del;
 	int i, n, rc, special[4];
 
-	if (resolve_table(conn, opt, t, &oid, &table) < 0)
+	if (resolve_table(conn, name, t, &oid, &table) < 0)
 		return -1;
 	if (load_keys(conn, opt, oid, t) < 0 || (cols = load_columns(conn, oid, &n)) == NULL) {
 		free(oid);

@@ -7,12 +7,21 @@
 
 #include <libpq-fe.h>
 
+#include "backoff.h"
+
 /* DELETE_AUTO, when --delete is not given: soft if the table has a boolean is_deleted, else hard. */
 enum delete_mode { DELETE_AUTO, DELETE_SOFT, DELETE_HARD };
+enum unmapped { UNMAPPED_DLQ, UNMAPPED_SKIP };
+
+struct map;
 
 struct options {
 	const char *conninfo;
-	const char *table;
+	const char *table;	/* -t, or NULL with --map */
+	struct map *maps;	/* --map, in the order given */
+	int nmaps;
+	enum unmapped unmapped;
+	int create, evolve;	/* --create, --evolve */
 	const char *key;	/* comma-separated columns, or NULL: the primary key */
 	const char *pos_column;
 	enum delete_mode del;
@@ -39,8 +48,8 @@ struct target {
 	char *dlq_sql;		/* $1: raw bytes, $2: error; NULL without --dlq-table */
 };
 
-/* target.c */
-int target_load(PGconn *conn, const struct options *opt, struct target *t);
+/* target.c: name as PostgreSQL reads a table name (to_regclass) */
+int target_load(PGconn *conn, const struct options *opt, const char *name, struct target *t);
 int dlq_table_load(PGconn *conn, const char *name, struct target *t);
 void target_free(struct target *t);
 
@@ -71,42 +80,163 @@ enum statement { ST_APPLY, ST_MERGE, ST_MOVE };
 char *sql_apply(const struct shape *s, enum statement kind);
 char *sql_truncate(const struct shape *s, int *nparams);
 
+/* What applying something came to. */
+enum outcome {
+	APPLIED, TRANSIENT, FATAL,
+	REFUSED,		/* COMMIT refused for a reason of the data (within apply.c) */
+	RELOAD			/* a table or column is gone: reload batch_stale()'s target and retry */
+};
+
+/* A column rename of a --map rule: source name, warehouse name. */
+struct rename {
+	char *from, *to;
+};
+
+/* One --map rule: SRC=DST(renames). */
+struct map {
+	const char *arg;	/* as given, for messages */
+	char *src;		/* schema.table, or the schema of a pattern */
+	int pattern;		/* 0: src is schema.table; 1: schema.*; 2: *.* */
+	char *dst_schema, *dst_table;	/* dst_table NULL: the source's table name */
+	struct rename *ren;
+	int nren;
+};
+
+/* route.c: a new string from fmt, or die */
+char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* route.c: --map */
+void map_parse(const char *arg, struct map *m);
+void maps_check(const struct map *maps, int n);
+void map_free(struct map *m);
+
 /* Where an event's parts lie, as offsets from the start of its line. */
 struct ev {
 	size_t row, row_len;	/* the row to apply: after, or a delete's old row or key */
 	size_t pos, pos_len;
 	size_t ts, ts_len;	/* ts_len 0: none */
-	char op;		/* c, u, r; d with its old row; k: a delete with only its key; t */
+	char op;		/* c, u, r; d with its old row; k: a delete with only its key; t; s */
 	char extra;		/* the row has members the table has no column for */
 	size_t un, un_len;	/* "unchanged": columns the row leaves as they are; un_len 0: none */
 	size_t ok, ok_len;	/* "old_key": the key a key change came from; ok_len 0: none */
 };
 
-enum line_state { LINE_OK, LINE_REJECTED, LINE_REFUSED };
+/* The members of an event, found by one scan of its line. */
+enum field {
+	F_OP, F_POS, F_KEY, F_AFTER, F_BEFORE, F_TS, F_UNCHANGED, F_OLD_KEY, F_TABLE, F_COLUMNS,
+	F_PKEY, NFIELDS
+};
+
+struct scan {
+	const char *v[NFIELDS];	/* each member's value, or NULL */
+	size_t vl[NFIELDS];
+};
+
+/*
+ * A warehouse table that events go to, with the source table it takes them
+ * from: it never takes another's.  Loaded when its first event comes.
+ */
+enum sink_state { SINK_NEW, SINK_READY, SINK_MISSING, SINK_UNFIT };
+
+struct sink {
+	char *qname;		/* as to_regclass reads it: -t as given, or "schema"."table" */
+	char *label;		/* for messages: schema.table */
+	char *schema, *table;	/* plain; NULL for -t until a schema event needs them */
+	char *source;		/* the source table it takes events of; NULL: -t, not bound yet */
+	const struct map *map;	/* its renames, or NULL */
+	enum sink_state state;
+	char *refuse;		/* why it cannot take events: missing or unfit */
+	char *broken;		/* a schema change it could not follow: its new events are dead-lettered */
+	struct target t;	/* SINK_READY: the statements */
+	struct sink *next;
+};
+
+/* The sinks, and the source tables seen so far with where their events go. */
+struct source;
+
+struct router {
+	const struct options *opt;
+	PGconn **conn;		/* the warehouse connection, replaced when it is lost */
+	struct sink *sinks;
+	struct sink *bound;	/* -t: its one sink */
+	struct source *sources, *last;
+	size_t nsources;
+	unsigned long long skipped;	/* events of unmapped tables, with --unmapped=skip */
+	int fatal;		/* a second signal stopped a retry */
+};
+
+/* route.c */
+int router_init(struct router *r, const struct options *opt, PGconn **conn);
+/* The sink of a scanned event, with *why set when it cannot take the event; NULL: not applied. */
+struct sink *route(struct router *r, const struct scan *sc, const char **why);
+/* Load the sink's table again (after DDL, or when a column is gone). */
+enum outcome sink_reload(struct router *r, struct sink *s);
+/* The sink's name for messages. */
+const char *sink_name(const struct sink *s);
+/* A committed batch: tables found missing are looked up again by the next event. */
+void router_after_batch(struct router *r);
+void router_free(struct router *r);
+
+/* main.c */
+PGconn *connect_warehouse(const char *conninfo);
+/* Make sure r has a connection: 0, or -1 after waiting a backoff step (FATAL on a second signal). */
+int router_db(struct router *r, struct backoff *retry, const char *why);
+
+/* schema.c: a schema event: with --create/--evolve, the DDL it calls for; the dead letter's reason */
+const char *schema_event(struct router *r, struct sink *s, const struct scan *sc);
+
+enum line_state { LINE_OK, LINE_REJECTED, LINE_REFUSED, LINE_SKIPPED };
 
 /* Lines of one batch: input line i is text[off[i]..off[i]+len[i]). */
 struct batch {
 	char *text;
 	size_t used, cap;
 	size_t *off, *len;
+	char **alt;		/* the line with columns renamed, applied instead of it; or NULL */
+	struct sink **sink;	/* where the line applies; NULL: nowhere (dead letter, skipped, schema) */
 	struct ev *ev;
 	enum line_state *state;	/* rejected here, or refused by the database */
 	char **why;		/* the reason, for the dead-letter record */
 	size_t n, max;
 };
 
-/* apply.c */
-enum outcome {
-	APPLIED, TRANSIENT, FATAL,
-	REFUSED			/* COMMIT refused for a reason of the data (within apply.c) */
-};
+/* The line the statements see: renamed, or as read. */
+#define LINE_AT(b, i) ((b)->alt[i] ? (b)->alt[i] : (b)->text + (b)->off[i])
 
-/* Apply the valid lines of b in one transaction, isolating rows the database refuses. */
-enum outcome batch_apply(PGconn *conn, const struct target *t, struct batch *b);
+/* batch.c */
+void batch_init(struct batch *b, size_t max);
+void batch_clear(struct batch *b);
+void batch_free(struct batch *b);
+/* Add a line, routed and checked; 1: a schema event that waits for the batch to commit first. */
+int batch_add(struct batch *b, struct router *r, const char *line, size_t len, int cut, size_t limit);
+void batch_recheck(struct batch *b, struct sink *s);
+
+/* apply.c */
+/* Apply the valid lines of b in one transaction, each table's with its statements. */
+enum outcome batch_apply(PGconn *conn, const char *dlq_sql, struct batch *b);
 /* The last failure's message, for the retry warning. */
 const char *batch_error(void);
+/* After RELOAD: the sink whose table changed under it. */
+struct sink *batch_stale(void);
+/* SQLSTATE classes: what a failure means (TRANSIENT, FATAL, or APPLIED: the data). */
+enum outcome pg_classify(PGconn *conn, PGresult *res);
 
 /* event.c */
-const char *event_check(const char *line, size_t len, const struct target *t, struct ev *ev);
+const char *event_scan(const char *line, size_t len, struct scan *sc);
+const char *event_check(const char *line, const struct scan *sc, const struct target *t, struct ev *ev);
+/* The value of a JSON string member val, decoded into a new string; NULL if not a string. */
+char *json_string_dup(const char *val, size_t len);
+
+/* rename.c: the line with the columns of the rows, key and schema renamed (malloc'd), or NULL */
+char *rename_line(const char *line, size_t len, const struct map *m, size_t *outlen);
+
+/* An iterator over the members of a JSON object or the elements of an array (valid JSON). */
+struct jiter {
+	const char *p, *end;
+	int object;
+};
+void jw_open(struct jiter *it, const char *val, size_t len);
+/* The next member (name: its quoted string) or element (name NULL); 0 at the end. */
+int jw_next(struct jiter *it, const char **name, size_t *nlen, const char **val, size_t *vlen);
 
 #endif
