@@ -209,21 +209,30 @@ simulate() {
 @test "cdc-source requires CDC_TABLE and CDC_TOPIC: no demo names, exit 2 naming the variable" {
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TOPIC=t CDC_STATE_DIR="$STATE" cdc-source
 	assert_failure 2
-	assert_equal "$stderr" "cdc-source: error: CDC_TABLE is not set: give the table to capture in the environment or an env file (-e)"
+	assert_equal "$stderr" "cdc-source: error: CDC_TABLE is not set: give the tables to capture in the environment or an env file (-e)"
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_STATE_DIR="$STATE" cdc-source -n
 	assert_failure 2
-	assert_equal "$stderr" "cdc-source: error: CDC_TOPIC is not set: give the Kafka topic in the environment or an env file (-e)"
+	assert_equal "$stderr" "cdc-source: error: CDC_TOPIC is not set: give the Kafka topic (or CDC_TOPIC_PREFIX) in the environment or an env file (-e)"
 	assert_equal "$output" ""
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=t CDC_TOPIC_PREFIX=p CDC_STATE_DIR="$STATE" cdc-source -n
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" "cdc-source: error: CDC_TOPIC and CDC_TOPIC_PREFIX are both set: give one"
+	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=t CDC_SCHEMA_EVENTS=maybe CDC_STATE_DIR="$STATE" cdc-source -n
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" 'cdc-source: error: CDC_SCHEMA_EVENTS must be yes or no, not "maybe"'
 	assert_not_exist "$STATE"
 }
 
 @test "cdc-sink requires CDC_TARGET and CDC_TOPIC: no demo names, exit 2 naming the variable" {
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TOPIC=t CDC_STATE_DIR="$STATE" cdc-sink
 	assert_failure 2
-	assert_equal "$stderr" "cdc-sink: error: CDC_TARGET is not set: give the target table in the environment or an env file (-e)"
+	assert_equal "$stderr" "cdc-sink: error: CDC_TARGET is not set: give the target table (or CDC_MAP) in the environment or an env file (-e)"
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders CDC_STATE_DIR="$STATE" cdc-sink -n
 	assert_failure 2
-	assert_equal "$stderr" "cdc-sink: error: CDC_TOPIC is not set: give the Kafka topic in the environment or an env file (-e)"
+	assert_equal "$stderr" "cdc-sink: error: CDC_TOPIC is not set: give the Kafka topics in the environment or an env file (-e)"
+	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders CDC_MAP='public.*=analytics.*' CDC_TOPIC=t CDC_STATE_DIR="$STATE" cdc-sink -n
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" "cdc-sink: error: CDC_MAP and CDC_TARGET are both set: give one"
 	assert_equal "$output" ""
 	assert_not_exist "$STATE"
 }
@@ -249,7 +258,7 @@ Try \"cdc-sink --help\" for more information."
 kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc \
 		STATE_DIRECTORY=/var/lib/x cdc-source -n
-	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack |"
+	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack --schema-events |"
 }
 
 @test "defaults: cdc-sink -n prints the pipeline it would run, per instance" {
