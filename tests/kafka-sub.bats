@@ -244,6 +244,22 @@ slow_sink() {
 	sort "$WORK/out" | cmp - <({ lines 1 150; lines 171 200; } | sort)
 }
 
+@test "a pattern that matches no topic yet waits for one: the first topic made later is read, nothing is an error" {
+	P="none$BATS_TEST_NUMBER"
+	kafka-sub -t "^$P\\..*" -g "$GROUP" >"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	# long enough for the consumer to join and learn that nothing matches
+	sleep 3
+	kill -0 $BG
+	lines 1 20 | kcat -b "$KAFKA_BROKERS" -P -t "$P.public.first"
+	wait_for 15 '[ "$(wc -l <"$WORK/out")" -ge 20 ]'
+	kill -TERM $BG
+	wait $BG
+	BG=
+	assert_equal "$(cat "$WORK/err")" ""
+	assert_equal "$(cat "$WORK/out")" "$(lines 1 20)"
+}
+
 @test "names and patterns mixed: acknowledged lines of every topic are committed, a restart resumes after them" {
 	P="cdc$BATS_TEST_NUMBER"
 	kafka_topic "$P.a1" 3

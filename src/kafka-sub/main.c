@@ -289,6 +289,17 @@ done(const struct sub *s)
 }
 
 /*
+ * A pattern that matches no topic yet is reported as an unknown topic named
+ * by the pattern itself: not an error, as the topics of a database's new
+ * tables are made while it runs.
+ */
+static int
+pattern_unmatched(const rd_kafka_message_t *m)
+{
+	return m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && m->rkt != NULL &&
+	    rd_kafka_topic_name(m->rkt)[0] == '^';
+}
+/*
  * Handle up to a batch of the messages already fetched.  Returns how many
  * there were, so the caller waits only when there were none.
  */
@@ -312,6 +323,8 @@ consume_batch(struct sub *s, int *status)
 		}
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			s->parts[find_part(s, rd_kafka_topic_name(m->rkt), m->partition)].eof = 1;
+		} else if (pattern_unmatched(m)) {
+			log_debug("%s (waiting for a topic to match)", rd_kafka_message_errstr(m));
 		} else if (m->err) {
 			log_error("%s", rd_kafka_message_errstr(m));
 			if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
