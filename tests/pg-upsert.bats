@@ -961,9 +961,13 @@ A|us|other|2"
 	BG=$!
 	read -r KAFKA_BROKERS <"$WORK/addr"
 	export KAFKA_BROKERS
+	# the page's warehouse: sql/warehouse.sql, the original's shape
+	dropdb --if-exists orig 2>/dev/null
+	createdb -T template0 orig
+	sql -d orig -f "$TOP/sql/warehouse.sql" >/dev/null
 	mkdir "$WORK/ex"
 	cd "$WORK/ex"
-	run --separate-stderr env PGDATABASE="$WH" timeout 60 sh -ec "$script" 3>&-
+	run --separate-stderr env PGDATABASE=orig timeout 60 sh -ec "$script" 3>&-
 	assert_success
 	kill "$BG"
 	wait "$BG" || true
@@ -973,13 +977,16 @@ A|us|other|2"
 not an event: "pos" is not an unsigned 64-bit integer'
 	assert_equal "$(wc -l <"$WORK/ex/dead.ndjson")" 2
 	assert_equal "$(cat "$WORK/ex/upsert.ack")" "$(wc -l <"$WORK/ex/changes.ndjson")"
-	DB=shop
-	source_rows >"$WORK/source"
-	warehouse_rows >"$WORK/warehouse"
+	# order_id is the source's id; deleted orders are gone, each with a tombstone
+	sql -d shop -c "SELECT $ORDER_COLS FROM orders ORDER BY id" >"$WORK/source"
+	sql -d orig -c "SELECT ${ORDER_COLS/#id,/order_id,} FROM analytics.fct_orders ORDER BY order_id" >"$WORK/warehouse"
 	run diff "$WORK/source" "$WORK/warehouse"
 	assert_success
 	assert_output ""
+	assert_equal "$(sql -d orig -c "SELECT count(*) FROM analytics.cdc_tombstones")" \
+		"$(sql -d shop -c "SELECT count(DISTINCT key::text) FROM orders_cdc_log WHERE op = 'd'")"
 	dropdb shop
+	dropdb orig
 }
 
 # doc_event OP POS N BODY|-: an event of doc 1; "-" names body unchanged, as logical capture does
