@@ -85,7 +85,7 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=al
 FUZZ_JSON := src/common/jsonscan.c src/common/jsonout.c
 build/fuzz/jsonscan: tests/fuzz/jsonscan.c $(FUZZ_JSON)
 build/fuzz/linereader: tests/fuzz/linereader.c src/common/linereader.c
-build/fuzz/event: tests/fuzz/event.c src/pg-upsert/event.c src/pg-upsert/upsert.h $(FUZZ_JSON)
+build/fuzz/event: tests/fuzz/event.c src/pg-upsert/event.c src/common/log.c src/pg-upsert/upsert.h $(FUZZ_JSON)
 build/fuzz/%:
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(JANSSON_LIBS)

@@ -354,8 +354,12 @@ router_init(struct router *r, const struct options *opt, PGconn **conn)
 	r->sinks = r->bound = s;
 	if (opt->create)
 		return sink_try_load(r, s) < 0 || s->state == SINK_UNFIT ? -1 : 0;
-	if (target_load(*conn, opt, s->qname, &s->t) < 0)
+	if (target_load(*conn, opt, s->qname, &s->t) < 0) {
+		/* what was read of it before the error */
+		target_free(&s->t);
+		memset(&s->t, 0, sizeof s->t);
 		return -1;
+	}
 	s->state = SINK_READY;
 	free(s->label);
 	s->label = xstrdup(s->t.name);

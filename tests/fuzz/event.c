@@ -1,9 +1,10 @@
 /*
- * libFuzzer: pg-upsert's event check (event_check), without a database.  The
- * first byte picks the target table's shape (one or two key columns, with or
- * without an extra column); the rest is the line.  An accepted event must
- * be valid JSON whose parts (row, pos, ts_ms, unchanged, old_key) lie
- * inside the line and are what their kind says.
+ * libFuzzer: pg-upsert's event parsing (event_scan, then event_check for a
+ * target table), without a database.  The first byte picks the target
+ * table's shape (one or two key columns, with or without an extra column);
+ * the rest is the line.  An accepted event must be valid JSON whose parts
+ * (row, pos, ts_ms, unchanged, old_key) lie inside the line and are what
+ * their kind says; a schema event ("s") has been checked by the scan.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -37,8 +38,10 @@ check(const char *line, size_t len, const struct ev *ev)
 {
 	size_t i;
 
-	if (json_scan(line, len, NULL, NULL, NULL) != NULL || !strchr("cudrkt", ev->op) || ev->op == 0)
+	if (json_scan(line, len, NULL, NULL, NULL) != NULL || !strchr("cudrkts", ev->op) || ev->op == 0)
 		fail("accepted, but not a JSON event", line, len);
+	if (ev->op == 's')
+		return;
 	part(line, len, ev->pos, ev->pos_len, "0123456789", "pos");
 	for (i = 0; i < ev->pos_len; i++)
 		if (line[ev->pos + i] < '0' || line[ev->pos + i] > '9')
@@ -60,6 +63,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char *keys[] = { "id", "k\"2" };
 	static char *cols[] = { "id", "k\"2", "v", "w" };
 	struct target t;
+	struct scan sc;
 	struct ev ev;
 	char *line;
 
@@ -73,7 +77,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* a copy of exactly the line's size: reading past it is caught */
 	line = malloc(size - 1 ? size - 1 : 1);
 	memcpy(line, data + 1, size - 1);
-	if (event_check(line, size - 1, &t, &ev) == NULL)
+	if (event_scan(line, size - 1, &sc) == NULL && event_check(line, &sc, &t, &ev) == NULL)
 		check(line, size - 1, &ev);
 	free(line);
 	return 0;
