@@ -386,3 +386,25 @@ docs() {
 	assert_equal "$(states)" "01:one:1:false 02:two:2:false"
 	assert_equal "$(cat "$WORK/ack")" 3
 }
+
+# odd EVENT...: the events, one per line, applied to the table "odd" in one batch
+odd() {
+	printf '%s\n' "$@" | pg-upsert -d "$WH" -t odd
+}
+
+@test "columns named like the aliases of pg-upsert's statements (r, merged, p, row, ...) take their values" {
+	sql -d "$WH" -c "CREATE TABLE odd (id int PRIMARY KEY, r int4range, merged text, p int, \"row\" text,
+		k text, x text, n int, ts text, cdc_pos numeric(20,0), is_deleted boolean)"
+	# plain changes
+	odd '{"op":"c","table":"public.odd","key":{"id":1},"before":null,"after":{"id":1,"r":"[1,5)","merged":"m","p":7,"row":"w","k":"k","x":"x","n":3,"ts":"t"},"pos":10}' \
+	    '{"op":"u","table":"public.odd","key":{"id":1},"before":null,"after":{"id":1,"r":"[2,6)","merged":"m2","p":8,"row":"w2","k":"k2","x":"x2","n":4,"ts":"t2"},"pos":11}'
+	assert_equal "$(sql -d "$WH" -c "SELECT id, r, merged, p, \"row\", k, x, n, ts, cdc_pos FROM odd")" "1|[2,6)|m2|8|w2|k2|x2|4|t2|11"
+	# an unchanged column kept from the table (the merge statement)
+	odd '{"op":"u","table":"public.odd","key":{"id":1},"before":null,"after":{"id":1,"r":"[3,7)","p":9,"row":"w3","k":"k3","x":"x3","n":5,"ts":"t3"},"unchanged":["merged"],"pos":12}'
+	assert_equal "$(sql -d "$WH" -c "SELECT id, r, merged, p, cdc_pos FROM odd")" "1|[3,7)|m2|9|12"
+	# a key change naming an unchanged column (the statement for key changes)
+	odd '{"op":"d","table":"public.odd","key":{"id":1},"before":{"id":1},"after":null,"pos":13}' \
+	    '{"op":"c","table":"public.odd","key":{"id":2},"old_key":{"id":1},"before":null,"after":{"id":2,"r":"[4,8)","p":10,"row":"w4","k":"k4","x":"x4","n":6,"ts":"t4"},"unchanged":["merged"],"pos":14}'
+	assert_equal "$(sql -d "$WH" -c "SELECT id, r, merged, p, cdc_pos, is_deleted FROM odd ORDER BY id")" "1|[3,7)|m2|9|13|t
+2|[4,8)|m2|10|14|f"
+}

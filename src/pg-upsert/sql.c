@@ -13,6 +13,14 @@
 #include "log.h"
 #include "upsert.h"
 
+/*
+ * Where a row of the table is a relation of its own, its alias is a name no
+ * column is expected to have: a bare alias that a column shares (a table
+ * with a column "r") would name the column, not the row.
+ */
+#define ROW_ALIAS "\"pgcdc row\""
+#define MERGED_ALIAS "\"pgcdc merged\""
+
 /* The key columns as "<before>k1<after>, <before>k2<after>". */
 static void
 put_keys(FILE *f, const struct shape *s, const char *before, const char *after)
@@ -169,11 +177,12 @@ static void
 put_typed_plain(FILE *f, const struct shape *s)
 {
 	fputs(" typed AS (SELECT DISTINCT ON (", f);
-	put_keys(f, s, "r.", "");
+	put_keys(f, s, ROW_ALIAS ".", "");
 	fputs(") max(ev.p) OVER pk AS p, ev.d OR " LATEST_IS_K("ev.") " AS d, ev.k,"
 	    " CASE WHEN " LATEST_IS_K("ev.") " THEN max(ev.ts) FILTER (WHERE ev.k) OVER pk ELSE ev.ts END AS ts,", f);
-	fprintf(f, " ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r", s->table);
-	put_fold_order(f, s, "r.", "ev.");
+	fprintf(f, " ev.row, ev.x, " ROW_ALIAS " AS r FROM ev, json_populate_record(NULL::%s, ev.row) AS " ROW_ALIAS,
+	    s->table);
+	put_fold_order(f, s, ROW_ALIAS ".", "ev.");
 	fputs(")", f);
 }
 
@@ -205,10 +214,11 @@ put_latest_cols(FILE *f)
 static void
 put_typed_merge(FILE *f, const struct shape *s)
 {
-	fprintf(f, " allr AS (SELECT ev.*, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r),", s->table);
+	fprintf(f, " allr AS (SELECT ev.*, " ROW_ALIAS " AS r FROM ev, json_populate_record(NULL::%s, ev.row) AS "
+	    ROW_ALIAS "),", s->table);
 	put_latest(f, s, "");
 	put_latest_cols(f);
-	fputs(" m.row, l.x, merged AS r FROM latest l, LATERAL (SELECT CASE"
+	fputs(" m.row, l.x, " MERGED_ALIAS " AS r FROM latest l, LATERAL (SELECT CASE"
 	    " WHEN l.un IS NULL THEN l.row ELSE (coalesce((SELECT to_jsonb(w) FROM ", f);
 	fprintf(f, "%s AS w WHERE ", s->table);
 	put_match(f, s, "w.", "(l.r).");
@@ -217,7 +227,7 @@ put_typed_merge(FILE *f, const struct shape *s)
 	put_match(f, s, "(a.r).", "(l.r).");
 	fputs(" AND a.p < l.p AND NOT a.d AND NOT coalesce(a.un ? kv.key, false)), '{}')"
 	    " || l.row::jsonb)::json END AS row) AS m,", f);
-	fprintf(f, " json_populate_record(NULL::%s, m.row) AS merged)", s->table);
+	fprintf(f, " json_populate_record(NULL::%s, m.row) AS " MERGED_ALIAS ")", s->table);
 }
 
 /*
@@ -231,8 +241,8 @@ put_typed_merge(FILE *f, const struct shape *s)
 static void
 put_lineage(FILE *f, const struct shape *s)
 {
-	fprintf(f, " allr AS (SELECT ev.*, r, json_populate_record(NULL::%s, ev.ok::json) AS okr"
-	    " FROM ev, json_populate_record(NULL::%s, ev.row) AS r),", s->table, s->table);
+	fprintf(f, " allr AS (SELECT ev.*, " ROW_ALIAS " AS r, json_populate_record(NULL::%s, ev.ok::json) AS okr"
+	    " FROM ev, json_populate_record(NULL::%s, ev.row) AS " ROW_ALIAS "),", s->table, s->table);
 	fputs(" seg AS (SELECT a.n, 0 AS depth, CASE WHEN a.ok IS NULL THEN a.r ELSE a.okr END AS kr,"
 	    " a.p AS hi, a.ok IS NOT NULL AS moved FROM allr AS a WHERE a.un IS NOT NULL"
 	    " UNION ALL SELECT s.n, s.depth + 1, b.okr, b.p, true FROM seg AS s, LATERAL (SELECT a.okr, a.p"
