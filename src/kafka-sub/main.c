@@ -249,8 +249,9 @@ handle(struct sub *s, rd_kafka_message_t *m)
 		else
 			why = json_scan(m->payload, m->len, NULL, NULL, NULL);
 		if (why == NULL) {
-			fwrite(m->payload, 1, m->len, stdout);
-			putchar('\n');
+			/* one thread writes stdout: no lock per call */
+			fwrite_unlocked(m->payload, 1, m->len, stdout);
+			putc_unlocked('\n', stdout);
 			s->lines++;
 		} else {
 			snprintf(ctx, sizeof ctx, ",\"topic\":\"%.500s\",\"partition\":%d,\"offset\":%" PRId64,
@@ -452,6 +453,9 @@ main(int argc, char **argv)
 	if ((s.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
 	rd_kafka_poll_set_consumer(s.rk);
+	kconf_log_settings(s.rk, (const char *const[]){ "queued.min.messages",
+	    "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.message.max.bytes",
+	    "fetch.max.bytes", "fetch.min.bytes", NULL });
 	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		die("pipe:");
 	q = s.queue = rd_kafka_queue_get_consumer(s.rk);
