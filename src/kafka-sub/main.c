@@ -280,18 +280,18 @@ handle(struct sub *s, rd_kafka_message_t *m)
  * thread, which fetches at once.
  */
 static void
-refill(struct sub *s)
+refill(struct sub *s, size_t before)
 {
 	size_t qlen = rd_kafka_queue_length(s->queue);
-	double qbytes = s->msgs_read ? (double)qlen * s->bytes_read / s->msgs_read : 0;
+	double avg = s->msgs_read ? (double)s->bytes_read / s->msgs_read : 0;
 	rd_kafka_topic_partition_list_t *list;
 	int i;
 
-	if ((long long)qlen * 4 >= s->min_msgs * 3 || qbytes * 4 >= s->max_bytes * 3) {
+	/* the queue as it was before this batch, as the fetcher last saw it */
+	if ((long long)before * 4 >= s->min_msgs * 3 || before * avg * 4 >= s->max_bytes * 3.0)
 		s->near_full = 1;
-		return;
-	}
-	if (!s->near_full || s->paused || (long long)qlen * 4 >= s->min_msgs || qbytes * 4 >= s->max_bytes)
+	if (!s->near_full || s->paused || (long long)qlen * 4 >= s->min_msgs ||
+	    qlen * avg * 4 >= s->max_bytes)
 		return;
 	s->near_full = 0;
 	list = rd_kafka_topic_partition_list_new(s->nparts);
@@ -373,11 +373,13 @@ consume_batch(struct sub *s, int *status)
 {
 	rd_kafka_message_t *batch[1024], *m;
 	ssize_t n, i, room = 1024;
+	size_t before;
 
 	/* no more than the window has room for; paused partitions return nothing,
 	 * but rebalances and errors are still served */
 	if (s->opt->ack && (ssize_t)s->opt->window - (ssize_t)ackwin_len(s->win) < room)
 		room = (ssize_t)s->opt->window - (ssize_t)ackwin_len(s->win);
+	before = rd_kafka_queue_length(s->queue);
 	n = rd_kafka_consume_batch_queue(s->queue, 0, batch, room > 0 ? room : 1);
 	for (i = 0; i < n; i++) {
 		m = batch[i];
@@ -406,7 +408,7 @@ consume_batch(struct sub *s, int *status)
 		rd_kafka_message_destroy(m);
 	}
 	throttle(s);
-	refill(s);
+	refill(s, before);
 	return n > 0 ? n : 0;
 }
 
