@@ -318,7 +318,7 @@ prefetch_limits(struct sub *s)
 	char buf[32];
 	size_t len = sizeof buf;
 
-	s->min_msgs = s->max_bytes = 1LL << 62;
+	s->min_msgs = s->max_bytes = 1LL << 40;	/* no limit known: never near it */
 	if (rd_kafka_conf_get(rd_kafka_conf(s->rk), "queued.min.messages", buf, &len) == RD_KAFKA_CONF_OK)
 		s->min_msgs = strtoll(buf, NULL, 10);
 	len = sizeof buf;
