@@ -75,7 +75,9 @@ duel() {
 				awk -v a="$SECS" -v b="$(eval echo "\$SECS_$name")" 'BEGIN { exit !(a < b) }'; then
 				eval "SECS_$name=$SECS CPU_$name=$CPU"
 			fi
-			[ "$RSS_KB" -gt "$(eval echo "\$RSS_$name")" ] && eval "RSS_$name=$RSS_KB"
+			if [ "$RSS_KB" -gt "$(eval echo "\$RSS_$name")" ]; then
+				eval "RSS_$name=$RSS_KB"
+			fi
 		done
 	done
 }
@@ -87,23 +89,28 @@ krow() {
 		printf "%-40s %8d %7.2f %11.0f %6.2f %8.1f\n", l, n, s, (s > 0 ? n / s : 0), c, r / 1024 }'
 }
 
-settings='acks|request.required.acks|enable.idempotence|max.in.flight.requests.per.connection|partitioner|queue.buffering.max.ms|queue.buffering.max.messages|queue.buffering.max.kbytes|batch.num.messages|batch.size|compression.codec|queued.min.messages|queued.max.messages.kbytes|fetch.wait.max.ms|fetch.message.max.bytes|fetch.max.bytes|fetch.min.bytes'
+psettings='request.required.acks|enable.idempotence|max.in.flight.requests.per.connection|partitioner|queue.buffering.max.ms|queue.buffering.max.messages|queue.buffering.max.kbytes|batch.num.messages|batch.size|compression.codec'
+csettings='queued.min.messages|queued.max.messages.kbytes|fetch.wait.max.ms|fetch.message.max.bytes|fetch.max.bytes|fetch.min.bytes'
+# show P|C: the producer's or the consumer's settings among "key = value" lines
 show() {
-	grep -Eo "(^|[ :])($settings) ?= ?[^ ,]+" | sed 's/^[ :]*//; s/ = /=/' | sort -u | tr '\n' ' '
+	local keys=$psettings
+	[ "$1" = C ] && keys=$csettings
+	grep -Eo "(^|[ :])($keys) ?= ?[^ ,]+" | sed 's/^[ :]*//; s/ = /=/' | grep -v '=inherit$' |
+		sort -u | tr '\n' ' '
 	echo
 }
 echo "librdkafka settings (those that shape batching, durability and prefetch):"
 printf '  %-22s ' "kcat -P:"
-kcat -b "$KAFKA_BROKERS" -P -t x -X dump 2>&1 | grep -v '^topic\.' | show
+kcat -b "$KAFKA_BROKERS" -P -t x -X dump 2>&1 | show P
 printf '  %-22s ' "kcat -P idempotent:"
 kcat -b "$KAFKA_BROKERS" -P -t x -X enable.idempotence=true -X partitioner=murmur2_random -X dump 2>&1 |
-	grep -v '^topic\.' | show
+	show P
 printf '  %-22s ' "kafka-pub:"
-kafka-pub -v -t warm </dev/null 2>&1 | show
+kafka-pub -v -t warm </dev/null 2>&1 | show P
 printf '  %-22s ' "kcat -C:"
-kcat -b "$KAFKA_BROKERS" -C -t x -X dump 2>&1 | show
+kcat -b "$KAFKA_BROKERS" -C -t x -X dump 2>&1 | show C
 printf '  %-22s ' "kafka-sub:"
-kafka-sub -v -t warm -g warm -o beginning -e 2>&1 >/dev/null | show
+kafka-sub -v -t warm -g warm -o beginning -e 2>&1 >/dev/null | show C
 echo
 
 CMD_kcatP="kcat -b $KAFKA_BROKERS -P -t pub_kcat -K '\t' <'$work/keyed'"
