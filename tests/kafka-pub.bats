@@ -94,6 +94,17 @@ read_back() {
 	assert_line --index 2 '|{"key":"unkeyed"}'
 }
 
+@test "a non-string key is compact JSON: whitespace dropped outside its strings only" {
+	printf '%s\n' '{"key":{ "a" : "x y\" z" ,	"b":[1, 2] }}' '{"key":{"a":"x  y","b":[1,2]}}' \
+		'{"key":[ ]}' '{"key":12.5e3}' '{"key":true , "n":1}' | kafka-pub -t "$TOPIC" -k key
+	run read_back -f '%k\n'
+	assert_output '{"a":"x y\" z","b":[1,2]}
+{"a":"x  y","b":[1,2]}
+[]
+12.5e3
+true'
+}
+
 @test "per-key order holds across a multi-partition topic, keys placed as Java clients place them" {
 	kafka_topic "$TOPIC" 6
 	events 5000 20 | kafka-pub -t "$TOPIC" -k key

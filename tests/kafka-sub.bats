@@ -284,3 +284,18 @@ slow_sink() {
 	assert_equal "${#lines[@]}" 300
 	printf '%s\n' "${lines[@]}" | sort | cmp - <(tail -n +201 "$WORK/out" | sort)
 }
+
+@test "a full prefetch queue is refilled as soon as it drains, not a second later" {
+	kafka_topic "$TOPIC" 1
+	# 6,000 messages in batches of 50; each fetch of 10,000 bytes fills the
+	# queue past queued.min.messages=50, after which librdkafka 2.0 fetches
+	# again only a second later: 17 fetches, over 15 s, unless kafka-sub
+	# wakes the fetcher
+	lines 1 6000 | produce -X batch.num.messages=50
+	SECONDS=0
+	run --separate-stderr sub -o beginning -e -X queued.min.messages=50 -X fetch.message.max.bytes=10000
+	assert_success
+	assert_equal "${#lines[@]}" 6000
+	echo "took $SECONDS s"
+	[ "$SECONDS" -le 6 ]
+}

@@ -133,6 +133,27 @@ kconf_brokers(rd_kafka_conf_t *conf, const char *brokers)
 }
 
 void
+kconf_log_settings(rd_kafka_t *rk, const char *const *names)
+{
+	const rd_kafka_conf_t *conf = rd_kafka_conf(rk);
+	char line[2048], val[256];
+	size_t len, used = 0;
+
+	if (log_level < LOG_DEBUG)
+		return;
+	line[0] = '\0';
+	for (; *names != NULL; names++) {
+		len = sizeof val;
+		if (rd_kafka_conf_get(conf, *names, val, &len) != RD_KAFKA_CONF_OK)
+			continue;
+		used += snprintf(line + used, sizeof line - used, " %s=%s", *names, val);
+		if (used >= sizeof line)
+			break;
+	}
+	log_debug("librdkafka:%s", line);
+}
+
+void
 kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;

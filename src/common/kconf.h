@@ -29,6 +29,13 @@ void kconf_brokers(rd_kafka_conf_t *conf, const char *brokers);
  */
 int kconf_report_error(rd_kafka_t *rk, int err, const char *reason);
 
+/*
+ * With -v: the values rk runs with of the given properties (after
+ * librdkafka's own adjustments, such as idempotence's max.in.flight), on one
+ * line.  Only for properties that cannot hold a secret.
+ */
+void kconf_log_settings(rd_kafka_t *rk, const char *const *names);
+
 /* librdkafka's log lines through our logging (kept out of stdout). */
 void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 

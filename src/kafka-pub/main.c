@@ -113,13 +113,55 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 	return NULL;
 }
 
+/*
+ * The message key of a (valid) key field's value: a string's decoded text, or
+ * anything else as compact JSON text, what json_key_text renders.  Keys are
+ * mostly objects already compact ({"id":1}): those are used in place, with
+ * neither a copy nor json_key_text's stream; the others are compacted into
+ * buf.  The length, or -1 when it exceeds cap.
+ */
+static long
+key_text(const char *val, size_t vlen, char *buf, size_t cap, const char **key)
+{
+	int in_string = 0, escaped = 0;
+	size_t i, n = 0;
+	char c;
+
+	*key = buf;
+	if (val[0] == '"')
+		return json_key_text(val, vlen, buf, cap);
+	for (i = 0; i < vlen; i++) {
+		c = val[i];
+		if (in_string) {
+			if (escaped)
+				escaped = 0;
+			else if (c == '\\')
+				escaped = 1;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+			continue;
+		}
+		if (n < cap)
+			buf[n] = c;
+		n++;
+	}
+	if (n > cap)
+		return -1;
+	if (n == vlen)
+		*key = val;	/* nothing was left out: the value is its own key */
+	return (long)n;
+}
+
 /* Produce one input line (sequence seq); invalid ones go to the dead letters. */
 static void
 publish(struct pub *p, const char *line, size_t len, int cut)
 {
 	uint64_t seq = p->next++;
-	char key[MAX_KEY];
-	const char *why, *vals[2] = { NULL, NULL }, *val;
+	char keybuf[MAX_KEY];
+	const char *why, *vals[2] = { NULL, NULL }, *val, *key = NULL;
 	size_t vlens[2] = { 0, 0 }, vlen;
 	long klen = 0;
 	rd_kafka_topic_t *rkt;
@@ -148,12 +190,12 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 			publish_everywhere(p, rkt, seq, line, len);
 			return;
 		}
-		if ((klen = json_key_text(val, vlen, key, sizeof key)) < 0) {
+		if ((klen = key_text(val, vlen, keybuf, sizeof keybuf, &key)) < 0) {
 			dead_letter(p, seq, line, len, "key too long", 0);
 			return;
 		}
 	}
-	err = produce(p, rkt, line, len, p->key_at >= 0 ? key : NULL, (size_t)klen,
+	err = produce(p, rkt, line, len, key, (size_t)klen,
 	    RD_KAFKA_PARTITION_UA, LINE_OPAQUE(seq));
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return;	/* a signal: never acknowledged, so sent again after a restart */
@@ -359,6 +401,10 @@ main(int argc, char **argv)
 		exit(EXIT_RUNTIME);	/* what main holds is still reachable */
 	if ((p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
+	kconf_log_settings(p.rk, (const char *const[]){ "request.required.acks", "enable.idempotence",
+	    "max.in.flight.requests.per.connection", "partitioner", "queue.buffering.max.ms",
+	    "queue.buffering.max.messages", "queue.buffering.max.kbytes", "batch.num.messages",
+	    "batch.size", "compression.codec", NULL });
 	setup_topics(&p);
 	p.timeout_ms = message_timeout(p.rk);
 	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)

@@ -60,6 +60,11 @@ struct sub {
 	int out_failed;		/* stdout cannot be written: stop */
 	double last_commit;
 	int last_part;		/* find_part's last answer: messages come in runs of one partition */
+	/* refill(): librdkafka's prefetch limits, what was read, the queue near a limit */
+	long long min_msgs, max_bytes;
+	uint64_t msgs_read, bytes_read;
+	int near_full;
+	rd_kafka_topic_t **known;	/* handles of the named topics (see subscribe) */
 };
 
 /* The index of a partition in parts, added when first seen. */
@@ -249,8 +254,9 @@ handle(struct sub *s, rd_kafka_message_t *m)
 		else
 			why = json_scan(m->payload, m->len, NULL, NULL, NULL);
 		if (why == NULL) {
-			fwrite(m->payload, 1, m->len, stdout);
-			putchar('\n');
+			/* one thread writes stdout: no lock per call */
+			fwrite_unlocked(m->payload, 1, m->len, stdout);
+			putc_unlocked('\n', stdout);
 			s->lines++;
 		} else {
 			snprintf(ctx, sizeof ctx, ",\"topic\":\"%.500s\",\"partition\":%d,\"offset\":%" PRId64,
@@ -260,6 +266,65 @@ handle(struct sub *s, rd_kafka_message_t *m)
 	}
 	push_mark(s, part, m->offset);
 	s->consumed++;
+}
+
+/*
+ * librdkafka 2.0 stops fetching a partition while the local queue holds
+ * queued.min.messages or queued.max.messages.kbytes, and looks again only
+ * when its broker thread wakes up: for a request to send, a response, or
+ * after a second.  A reader that empties the queue sooner (a small queue,
+ * kept so for memory, or a downstream slower than the broker) then waits for
+ * the rest of that second with nothing to do.  Once the queue came near a
+ * limit and has fallen well below it, a ListOffsets request for the owned
+ * partitions not at their end (its answer unused) wakes every leader's
+ * thread, which fetches at once.
+ */
+static void
+refill(struct sub *s, size_t before)
+{
+	size_t qlen = rd_kafka_queue_length(s->queue);
+	double avg = s->msgs_read ? (double)s->bytes_read / s->msgs_read : 0;
+	rd_kafka_topic_partition_list_t *list;
+	int i;
+
+	/* the queue as it was before this batch, as the fetcher last saw it */
+	if ((long long)before * 4 >= s->min_msgs * 3 || before * avg * 4 >= s->max_bytes * 3.0)
+		s->near_full = 1;
+	if (!s->near_full || s->paused || (long long)qlen * 4 >= s->min_msgs ||
+	    qlen * avg * 4 >= s->max_bytes)
+		return;
+	s->near_full = 0;
+	list = rd_kafka_topic_partition_list_new(s->nparts);
+	for (i = 0; i < s->nparts; i++)
+		if (s->parts[i].owned && !s->parts[i].eof)
+			rd_kafka_topic_partition_list_add(list, s->parts[i].topic,
+			    s->parts[i].partition)->offset = -1;	/* the latest offset */
+	if (list->cnt > 0) {
+		double t0 = mono_ms();
+
+		/* the request is sent at once; its answer may wait behind a
+		 * fetch that waits for data (fetch.wait.max.ms): not for it */
+		rd_kafka_offsets_for_times(s->rk, list, 10);
+		log_debug("%zu messages queued: fetchers of %d partitions woken in %.1f ms",
+		    qlen, list->cnt, mono_ms() - t0);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* librdkafka's prefetch limits, as refill() compares them. */
+static void
+prefetch_limits(struct sub *s)
+{
+	char buf[32];
+	size_t len = sizeof buf;
+
+	s->min_msgs = s->max_bytes = 1LL << 40;	/* no limit known: never near it */
+	if (rd_kafka_conf_get(rd_kafka_conf(s->rk), "queued.min.messages", buf, &len) == RD_KAFKA_CONF_OK)
+		s->min_msgs = strtoll(buf, NULL, 10);
+	len = sizeof buf;
+	if (rd_kafka_conf_get(rd_kafka_conf(s->rk), "queued.max.messages.kbytes", buf, &len) ==
+	    RD_KAFKA_CONF_OK)
+		s->max_bytes = strtoll(buf, NULL, 10) * 1024;
 }
 
 /* Pause consuming while the window is full; resume when there is room. */
@@ -308,11 +373,13 @@ consume_batch(struct sub *s, int *status)
 {
 	rd_kafka_message_t *batch[1024], *m;
 	ssize_t n, i, room = 1024;
+	size_t before;
 
 	/* no more than the window has room for; paused partitions return nothing,
 	 * but rebalances and errors are still served */
 	if (s->opt->ack && (ssize_t)s->opt->window - (ssize_t)ackwin_len(s->win) < room)
 		room = (ssize_t)s->opt->window - (ssize_t)ackwin_len(s->win);
+	before = rd_kafka_queue_length(s->queue);
 	n = rd_kafka_consume_batch_queue(s->queue, 0, batch, room > 0 ? room : 1);
 	for (i = 0; i < n; i++) {
 		m = batch[i];
@@ -335,10 +402,13 @@ consume_batch(struct sub *s, int *status)
 			}
 		} else {
 			handle(s, m);
+			s->msgs_read++;
+			s->bytes_read += m->len;
 		}
 		rd_kafka_message_destroy(m);
 	}
 	throttle(s);
+	refill(s, before);
 	return n > 0 ? n : 0;
 }
 
@@ -406,8 +476,19 @@ subscribe(struct sub *s)
 	rd_kafka_resp_err_t err;
 	int i;
 
-	for (i = 0; i < o->ntopics; i++)
+	/*
+	 * A handle on each named topic from the start: the group's metadata
+	 * then gives its partitions their leaders before they are assigned.
+	 * Otherwise an assignment that comes first looks up its start offset
+	 * with no leader known, and librdkafka tries again only 500 ms later.
+	 */
+	if ((s->known = calloc(o->ntopics, sizeof *s->known)) == NULL)
+		die("out of memory");
+	for (i = 0; i < o->ntopics; i++) {
 		rd_kafka_topic_partition_list_add(topics, o->topics[i], RD_KAFKA_PARTITION_UA);
+		if (o->topics[i][0] != '^')
+			s->known[i] = rd_kafka_topic_new(s->rk, o->topics[i], NULL);
+	}
 	err = rd_kafka_subscribe(s->rk, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (err == RD_KAFKA_RESP_ERR__INVALID_ARG && o->npatterns > 0)
@@ -452,6 +533,10 @@ main(int argc, char **argv)
 	if ((s.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL)
 		die("%s", err);
 	rd_kafka_poll_set_consumer(s.rk);
+	prefetch_limits(&s);
+	kconf_log_settings(s.rk, (const char *const[]){ "queued.min.messages",
+	    "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.message.max.bytes",
+	    "fetch.max.bytes", "fetch.min.bytes", NULL });
 	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		die("pipe:");
 	q = s.queue = rd_kafka_queue_get_consumer(s.rk);
@@ -473,6 +558,10 @@ main(int argc, char **argv)
 	rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
 	rd_kafka_queue_destroy(q);
 	rd_kafka_consumer_close(s.rk);	/* the last revoke commits again: nothing new */
+	for (i = 0; i < opt.ntopics; i++)
+		if (s.known[i] != NULL)
+			rd_kafka_topic_destroy(s.known[i]);
+	free(s.known);
 	rd_kafka_destroy(s.rk);
 	if (dlq_close(s.dlq) < 0)
 		status = 1;

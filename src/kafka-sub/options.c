@@ -116,12 +116,15 @@ default_conf(void)
 	kconf_set(conf, "default", "enable.partition.eof=true");
 	kconf_set(conf, "default", "auto.offset.reset=earliest");
 	/*
-	 * librdkafka prefetches up to 64 MiB by default.  Less keeps up alone,
-	 * but librdkafka 2.0 looks again at a full queue only once a second: a
-	 * reader slower than the fetcher (pg-upsert) then gets 12 MiB a second.
-	 * 32 MiB drains as fast as 64 in the pipeline benchmark, with less memory.
+	 * librdkafka prefetches up to 100,000 messages or 64 MiB by default,
+	 * some 100 MiB of memory for 200-byte messages.  Half the messages and
+	 * a quarter of the bytes keep up (tests/bench/kafka.sh): librdkafka 2.0
+	 * looks again at a full queue only once a second, but refill() in
+	 * main.c wakes it as soon as the queue drains, so a reader slower than
+	 * the broker still gets all it can take.
 	 */
-	kconf_set(conf, "default", "queued.max.messages.kbytes=32768");
+	kconf_set(conf, "default", "queued.min.messages=50000");
+	kconf_set(conf, "default", "queued.max.messages.kbytes=16384");
 	/* a fetch at a partition's end waits this long for data, and a fetch
 	 * after a full local queue or an error is put off this long (both 500 ms
 	 * by default): each delays -e by as much; 100 ms costs an idle consumer little */
