@@ -11,13 +11,14 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SIM=${SIM_CHANGES:-60000}
+CDC_SQL=${CDC_SQL:-$TOP/sql/cdc.sql}
 ROUNDS=${ROUNDS:-3}
 LSLOT=bench_slot
 
 pg_start >/dev/null
 trap 'kill $(jobs -p) 2>/dev/null; pg_destroy' EXIT
 createdb bench
-sql -d bench -f "$TOP/sql/cdc.sql" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
+sql -d bench -f "$CDC_SQL" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
 # the floor: what any trigger capture writes, and nothing else
 sql -d bench >/dev/null <<-'SQL'
 	CREATE TABLE floor_log (op "char", key json, before json, after json);
