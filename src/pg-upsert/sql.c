@@ -127,6 +127,20 @@ put_tomb_writes(FILE *f, const struct shape *s, int cte)
 	    s->cols[s->pos].name, cte ? ")" : "");
 }
 
+/*
+ * ev from the staging table, which the client filled by COPY with each
+ * event's row already typed: r is the staged row, whose columns are the
+ * table's (and the event's own, named apart).
+ */
+static void
+put_staged_events(FILE *f, const struct shape *s)
+{
+	fputs("WITH ev AS (SELECT st.\"pgcdc p\" AS p, st.\"pgcdc o\" IN ('d', 'k') AS d, st.\"pgcdc o\" = 'k' AS k,"
+	    " coalesce(to_timestamp(st.\"pgcdc t\"::numeric / 1000), clock_timestamp()) AS ts,"
+	    " NULL::json AS row, false AS x, st AS r FROM ", f);
+	fprintf(f, "%s AS st),", s->stage);
+}
+
 /* ev: one row per event; with "unchanged" (and "old_key"), numbered. */
 static void
 put_events(FILE *f, enum statement kind)
@@ -164,16 +178,21 @@ put_fold_order(FILE *f, const struct shape *s, const char *r, const char *e)
 	fprintf(f, ", %sk, %sp DESC", e, e);
 }
 
-/* typed: the row to apply for each key, as a record of the table. */
+/* typed: the row to apply for each key, as a record of the table (staged: the staged row). */
 static void
-put_typed_plain(FILE *f, const struct shape *s)
+put_typed_plain(FILE *f, const struct shape *s, int staged)
 {
+	const char *r = staged ? "(ev.r)." : "r.";
+
 	fputs(" typed AS (SELECT DISTINCT ON (", f);
-	put_keys(f, s, "r.", "");
+	put_keys(f, s, r, "");
 	fputs(") max(ev.p) OVER pk AS p, ev.d OR " LATEST_IS_K("ev.") " AS d, ev.k,"
 	    " CASE WHEN " LATEST_IS_K("ev.") " THEN max(ev.ts) FILTER (WHERE ev.k) OVER pk ELSE ev.ts END AS ts,", f);
-	fprintf(f, " ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r", s->table);
-	put_fold_order(f, s, "r.", "ev.");
+	if (staged)
+		fputs(" ev.row, ev.x, ev.r AS r FROM ev", f);
+	else
+		fprintf(f, " ev.row, ev.x, r FROM ev, json_populate_record(NULL::%s, ev.row) AS r", s->table);
+	put_fold_order(f, s, r, "ev.");
 	fputs(")", f);
 }
 
@@ -377,9 +396,12 @@ sql_apply(const struct shape *s, enum statement kind)
 
 	if (f == NULL)
 		die("out of memory");
-	put_events(f, kind);
-	if (kind == ST_APPLY)
-		put_typed_plain(f, s);
+	if (kind == ST_STAGED)
+		put_staged_events(f, s);
+	else
+		put_events(f, kind);
+	if (kind == ST_APPLY || kind == ST_STAGED)
+		put_typed_plain(f, s, kind == ST_STAGED);
 	else if (kind == ST_MERGE)
 		put_typed_merge(f, s);
 	else {
@@ -442,6 +464,30 @@ sql_truncate(const struct shape *s, int *nparams)
 		}
 	}
 	fprintf(f, " WHERE t.%s IS NULL OR t.%s < $1::numeric", pos, pos);
+	if (fclose(f) != 0)
+		die("out of memory");
+	return sql;
+}
+
+/*
+ * The staging table of ST_STAGED, in the session, emptied at each commit:
+ * the table's columns with their types (COPY checks each value as the
+ * table would), then the event's pos, op and ts_ms, named apart from them.
+ */
+char *
+sql_stage_create(const struct shape *s)
+{
+	char *sql = NULL;
+	size_t len;
+	FILE *f = open_memstream(&sql, &len);
+	int i;
+
+	if (f == NULL)
+		die("out of memory");
+	fprintf(f, "CREATE TEMP TABLE IF NOT EXISTS %s (", s->stage);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s %s, ", s->cols[i].name, s->cols[i].type);
+	fputs("\"pgcdc p\" numeric, \"pgcdc o\" text, \"pgcdc t\" text) ON COMMIT DELETE ROWS", f);
 	if (fclose(f) != 0)
 		die("out of memory");
 	return sql;

@@ -10,6 +10,7 @@
 # tests/lib/fct-orders-soft.sql (key id, soft deletes), hard is
 # sql/warehouse.sql (key order_id by --map, hard deletes guarded by
 # analytics.cdc_tombstones).  RUNS (default 1): the best of that many runs.
+# PG_UPSERT: the binary to measure (default: this tree's pg-upsert).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${1:-300000}
@@ -17,6 +18,7 @@ KEYS=${KEYS:-30000}
 RUNS=${RUNS:-1}
 SHAPES=${SHAPES:-soft hard}
 BATCH=10000
+PG_UPSERT=${PG_UPSERT:-pg-upsert}
 
 work=$(mktemp -d)
 # durable commits, as a warehouse runs
@@ -77,7 +79,7 @@ run_shape() {
 		done
 		measure floor "psql -X -q -v ON_ERROR_STOP=1 -d floor -f '$work/floor.sql'"
 		if [ -z "$FLOOR" ] || awk -v a="$SECS" -v b="$FLOOR" 'BEGIN { exit !(a < b) }'; then FLOOR=$SECS; fi
-		measure ours "pg-upsert -d ours --batch=$BATCH $args <'$work/events'"
+		measure ours "$PG_UPSERT -d ours --batch=$BATCH $args <'$work/events'"
 		if [ -z "$OURS" ] || awk -v a="$SECS" -v b="$OURS" 'BEGIN { exit !(a < b) }'; then OURS=$SECS; fi
 		q="SELECT md5(string_agg(concat_ws('|', $key, user_id, status, amount_cents, currency, country,
 			created_at, updated_at, version, cdc_pos), ',' ORDER BY $key)) FROM analytics.fct_orders"
