@@ -196,6 +196,17 @@ put_typed_plain(FILE *f, const struct shape *s, int staged)
 	fputs(")", f);
 }
 
+/* typed for a staged batch without deletes: each key's latest change, the fold's whole work. */
+static void
+put_typed_upserts(FILE *f, const struct shape *s)
+{
+	fputs(" typed AS (SELECT DISTINCT ON (", f);
+	put_keys(f, s, "(ev.r).", "");
+	fputs(") ev.p, false AS d, false AS k, ev.ts, ev.row, ev.x, ev.r AS r FROM ev ORDER BY ", f);
+	put_keys(f, s, "(ev.r).", "");
+	fputs(", ev.p DESC)", f);
+}
+
 /* latest: the same fold of allr, where, with mp its pos and lk, kts the latest delete's */
 static void
 put_latest(FILE *f, const struct shape *s, const char *where)
@@ -396,19 +407,24 @@ sql_apply(const struct shape *s, enum statement kind)
 
 	if (f == NULL)
 		die("out of memory");
-	if (kind == ST_STAGED)
+	if (kind == ST_STAGED || kind == ST_UPSERTS)
 		put_staged_events(f, s);
 	else
 		put_events(f, kind);
 	if (kind == ST_APPLY || kind == ST_STAGED)
 		put_typed_plain(f, s, kind == ST_STAGED);
+	else if (kind == ST_UPSERTS)
+		put_typed_upserts(f, s);
 	else if (kind == ST_MERGE)
 		put_typed_merge(f, s);
 	else {
 		put_lineage(f, s);
 		put_merged(f, s);
 	}
-	put_deletes(f, s);
+	if (kind != ST_UPSERTS)
+		put_deletes(f, s);
+	else if (s->tombs)
+		put_tomb_reads(f, s);	/* the guard of the writes */
 	if (kind == ST_MOVE || s->tombs)
 		fputs(", ins AS (", f);
 	put_insert(f, s);

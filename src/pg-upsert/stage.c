@@ -146,6 +146,7 @@ stage_build(const struct batch *b, const struct sink *s, size_t lo, size_t hi, s
 		if (b->state[i] != LINE_OK || b->sink[i] != s || b->ev[i].op == 't')
 			continue;
 		rc = put_row(&o, t, LINE_AT(b, i), &b->ev[i], vals, vlens, &tmp, &tmpcap);
+		sb->deletes |= b->ev[i].op == 'd' || b->ev[i].op == 'k';
 		sb->count++;
 	}
 	free(vals);
@@ -207,5 +208,5 @@ stage_run(PGconn *conn, struct target *t, const struct stagebuf *sb)
 	t->stage_xact = batch_xact;
 	if ((res = copy_rows(conn, t, sb)) != NULL)
 		return res;
-	return PQexecParams(conn, t->staged_sql, 0, NULL, NULL, NULL, NULL, 0);
+	return PQexecParams(conn, sb->deletes ? t->staged_sql : t->upserts_sql, 0, NULL, NULL, NULL, NULL, 0);
 }

@@ -143,6 +143,7 @@ build_staged(struct shape *s, struct target *t)
 	t->copy_sql = strf("COPY %s FROM STDIN", stage);
 	t->clear_sql = strf("TRUNCATE %s", stage);
 	t->staged_sql = sql_apply(s, ST_STAGED);
+	t->upserts_sql = sql_apply(s, ST_UPSERTS);
 	s->stage = NULL;
 	t->nscols = s->ncols;
 	if ((t->scols = calloc(s->ncols, sizeof *t->scols)) == NULL ||
@@ -423,6 +424,7 @@ target_free(struct target *t)
 	free(t->copy_sql);
 	free(t->clear_sql);
 	free(t->staged_sql);
+	free(t->upserts_sql);
 	for (i = 0; i < t->nscols; i++)
 		free(t->scols[i]);
 	free(t->scols);

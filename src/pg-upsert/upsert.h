@@ -51,6 +51,7 @@ struct target {
 	char *copy_sql;		/* COPY into it */
 	char *clear_sql;	/* TRUNCATE it */
 	char *staged_sql;	/* the statement applying what it holds */
+	char *upserts_sql;	/* the same when it holds no delete */
 	char **scols;		/* the table's columns, plain, in order */
 	unsigned char *sconv;	/* how each takes a JSON value: enum conv */
 	int nscols;
@@ -94,7 +95,8 @@ struct shape {
 };
 
 /* sql.c */
-enum statement { ST_APPLY, ST_MERGE, ST_MOVE, ST_STAGED };
+/* ST_STAGED: from the staging table; ST_UPSERTS: the same for a batch without deletes */
+enum statement { ST_APPLY, ST_MERGE, ST_MOVE, ST_STAGED, ST_UPSERTS };
 char *sql_apply(const struct shape *s, enum statement kind);
 char *sql_stage_create(const struct shape *s);
 char *sql_truncate(const struct shape *s, int *nparams);
@@ -247,6 +249,7 @@ struct stagebuf {
 	char *data;
 	size_t len;
 	size_t count;
+	int deletes;		/* some row is a delete */
 };
 /* 0 and the COPY rows, or -1: some line cannot be staged (the JSON path applies them). */
 int stage_build(const struct batch *b, const struct sink *s, size_t lo, size_t hi, struct stagebuf *sb);
