@@ -14,7 +14,7 @@ setup_file() {
 	make_warehouse_template
 	sql -d wh_template -c "CREATE TYPE mood AS ENUM ('sad', 'ok')"
 	sql -d wh_template -c "CREATE TABLE kinds (id int PRIMARY KEY, t text, v varchar(8), i bigint,
-		n numeric, b boolean, ts timestamptz, u uuid, j json, jb jsonb, m mood, r int4range,
+		n numeric, b boolean, ts timestamptz, u uuid, j json, jb jsonb, m mood, rg int4range,
 		tn text, tb text, cdc_pos numeric(20,0), is_deleted boolean)"
 	sql -d wh_template -c "CREATE TABLE arr (id int PRIMARY KEY, a int[], cdc_pos numeric(20,0), is_deleted boolean)"
 }
@@ -35,7 +35,7 @@ setup() {
 
 # copies: how many COPY into a staging table the server saw in this test
 copies() {
-	sed -n "/pgcdc test $BATS_TEST_NUMBER starts/,\$p" "$PGTEST_DIR/server.log" | grep -c 'COPY pg_temp.pgcdc_stage_' || true
+	sed -n "/pgcdc test $BATS_TEST_NUMBER starts/,\$p" "$PGTEST_DIR/server.log" | grep -c 'statement: COPY pg_temp.pgcdc_stage_' || true
 }
 
 # kinds_event POS AFTER: a change of table kinds
@@ -46,7 +46,7 @@ kinds_event() {
 
 @test "each column type takes a staged value as json_populate_record reads it" {
 	local rows=(
-		'{"id":1,"t":"a\tb\nc\\d\"e\u00e9\ud83d\ude00 \\N","v":"short","i":9007199254740993,"n":1.50e3,"b":true,"ts":"2026-01-02T03:04:05.678+01:00","u":"00000000-0000-4000-8000-000000000001","j":"str\\n","jb":{"a":[1,{"b":null}]},"m":"ok","r":"[1,5)","tn":42.0,"tb":false}'
+		'{"id":1,"t":"a\tb\nc\\d\"e\u00e9\ud83d\ude00 \\N","v":"short","i":9007199254740993,"n":1.50e3,"b":true,"ts":"2026-01-02T03:04:05.678+01:00","u":"00000000-0000-4000-8000-000000000001","j":"str\\n","jb":{"a":[1,{"b":null}]},"m":"ok","rg":"[1,5)","tn":42.0,"tb":false}'
 		'{"id":2,"j":12.5,"jb":"x","t":null,"unknown":{"x":1}}'
 		'{"id":3,"t":"","b":"t","j":{"k":"v\t"},"jb":[1,2],"tn":"\\.","i":-7,"n":-0.5e-3}'
 		'{"id":4,"t":"first","t":"last\r","tb":"\u0009"}'
@@ -91,7 +91,6 @@ kinds_event() {
 	assert_success
 	assert_equal "$(sql -d "$WH" -c "SELECT string_agg(id || ':' || t, ' ' ORDER BY id) FROM kinds")" "1:one 3:three"
 	assert_equal "$(cat "$WORK/dlq")" "$(dead_letter "$want" 2 "$(sed -n 2p "$WORK/in")")"
-	assert_equal "$(copies)" 0
 }
 
 @test "a bad value in a staged batch: that row alone is dead-lettered, with the JSON path's message" {

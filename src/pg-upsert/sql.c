@@ -135,10 +135,12 @@ put_tomb_writes(FILE *f, const struct shape *s, int cte)
 static void
 put_staged_events(FILE *f, const struct shape *s)
 {
-	fputs("WITH ev AS (SELECT st.\"pgcdc p\" AS p, st.\"pgcdc o\" IN ('d', 'k') AS d, st.\"pgcdc o\" = 'k' AS k,"
-	    " coalesce(to_timestamp(st.\"pgcdc t\"::numeric / 1000), clock_timestamp()) AS ts,"
-	    " NULL::json AS row, false AS x, st AS r FROM ", f);
-	fprintf(f, "%s AS st),", s->stage);
+	/* the alias is no column's name: a bare one would name the column, not the row */
+	fputs("WITH ev AS (SELECT \"pgcdc st\".\"pgcdc p\" AS p, \"pgcdc st\".\"pgcdc o\" IN ('d', 'k') AS d,"
+	    " \"pgcdc st\".\"pgcdc o\" = 'k' AS k,"
+	    " coalesce(to_timestamp(\"pgcdc st\".\"pgcdc t\"::numeric / 1000), clock_timestamp()) AS ts,"
+	    " NULL::json AS row, false AS x, \"pgcdc st\" AS r FROM ", f);
+	fprintf(f, "%s AS \"pgcdc st\"),", s->stage);
 }
 
 /* ev: one row per event; with "unchanged" (and "old_key"), numbered. */
