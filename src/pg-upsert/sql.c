@@ -198,17 +198,6 @@ put_typed_plain(FILE *f, const struct shape *s, int staged)
 	fputs(")", f);
 }
 
-/* typed for a staged batch without deletes: each key's latest change, the fold's whole work. */
-static void
-put_typed_upserts(FILE *f, const struct shape *s)
-{
-	fputs(" typed AS (SELECT DISTINCT ON (", f);
-	put_keys(f, s, "(ev.r).", "");
-	fputs(") ev.p, false AS d, false AS k, ev.ts, ev.row, ev.x, ev.r AS r FROM ev ORDER BY ", f);
-	put_keys(f, s, "(ev.r).", "");
-	fputs(", ev.p DESC)", f);
-}
-
 /* latest: the same fold of allr, where, with mp its pos and lk, kts the latest delete's */
 static void
 put_latest(FILE *f, const struct shape *s, const char *where)
@@ -396,6 +385,72 @@ put_insert(FILE *f, const struct shape *s)
 }
 
 /*
+ * A staged batch without deletes, on the staged columns themselves (a
+ * record per row, taken apart column by column, cost as much again): each
+ * key's latest change, guarded by the pos column and the tombstones, which
+ * a write that applies removes.  The same rows as ST_STAGED writes.
+ */
+static void
+put_flat_upserts(FILE *f, const struct shape *s)
+{
+	const char *pos = s->cols[s->pos].name;
+	int i;
+
+	fputs("WITH typed AS (SELECT DISTINCT ON (", f);
+	put_keys(f, s, "st.", "");
+	fputs(") st.* FROM ", f);
+	fprintf(f, "%s AS st ORDER BY ", s->stage);
+	put_keys(f, s, "st.", "");
+	fputs(", st.\"pgcdc p\" DESC)", f);
+	if (s->tombs) {
+		fprintf(f, ", tt AS (SELECT tb.pos FROM %s AS tb WHERE tb.tbl = %s AND tb.key = 'null')", s->tombs, s->tbl);
+		fputs(", kt AS (SELECT ", f);
+		put_keys(f, s, "typed.", "");
+		fprintf(f, ", tb.key AS \"pgcdc tkey\", tb.pos AS \"pgcdc tpos\" FROM typed JOIN %s AS tb"
+		    " ON tb.tbl = %s AND tb.key = ", s->tombs, s->tbl);
+		put_tomb_key(f, s, "typed.");
+		fputs("), ins AS (", f);
+	}
+	fprintf(f, " INSERT INTO %s AS t (", s->table);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s", i ? ", " : "", s->cols[i].name);
+	fputs(") SELECT ", f);
+	for (i = 0; i < s->ncols; i++) {
+		fputs(i ? ", " : "", f);
+		if (i == s->pos)
+			fputs("typed.\"pgcdc p\"", f);
+		else if (i == s->deleted)
+			fputs("false", f);
+		else if (i == s->ts)
+			fputs("coalesce(to_timestamp(typed.\"pgcdc t\"::numeric / 1000), clock_timestamp())", f);
+		else if (i == s->extra)
+			fputs("NULL", f);	/* rows with members for extra take the JSON path */
+		else
+			fprintf(f, "typed.%s", s->cols[i].name);
+	}
+	fputs(" FROM typed", f);
+	if (s->tombs) {
+		fputs(" WHERE NOT EXISTS (SELECT FROM tt WHERE tt.pos >= typed.\"pgcdc p\")"
+		    " AND NOT EXISTS (SELECT FROM kt WHERE ", f);
+		put_match(f, s, "kt.", "typed.");
+		fputs(" AND kt.\"pgcdc tpos\" >= typed.\"pgcdc p\")", f);
+	}
+	fputs(" ON CONFLICT (", f);
+	put_keys(f, s, "", "");
+	fputs(") DO UPDATE SET ", f);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s = excluded.%s", i ? ", " : "", s->cols[i].name, s->cols[i].name);
+	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s", pos, pos, pos);
+	if (s->tombs) {
+		fputs(" RETURNING ", f);
+		put_keys(f, s, "t.", "");
+		fprintf(f, ", t.%s) DELETE FROM %s AS tb USING kt, ins WHERE ", pos, s->tombs);
+		put_match(f, s, "ins.", "kt.");
+		fprintf(f, " AND tb.tbl = %s AND tb.key = kt.\"pgcdc tkey\" AND tb.pos < ins.%s", s->tbl, pos);
+	}
+}
+
+/*
  * The statement for a batch.  ST_MOVE returns a row (n, error) for each
  * event it left out because an unchanged column has no value: n counts the
  * rows sent, from 1.
@@ -409,24 +464,25 @@ sql_apply(const struct shape *s, enum statement kind)
 
 	if (f == NULL)
 		die("out of memory");
-	if (kind == ST_STAGED || kind == ST_UPSERTS)
+	if (kind == ST_UPSERTS) {
+		put_flat_upserts(f, s);
+		if (fclose(f) != 0)
+			die("out of memory");
+		return sql;
+	}
+	if (kind == ST_STAGED)
 		put_staged_events(f, s);
 	else
 		put_events(f, kind);
 	if (kind == ST_APPLY || kind == ST_STAGED)
 		put_typed_plain(f, s, kind == ST_STAGED);
-	else if (kind == ST_UPSERTS)
-		put_typed_upserts(f, s);
 	else if (kind == ST_MERGE)
 		put_typed_merge(f, s);
 	else {
 		put_lineage(f, s);
 		put_merged(f, s);
 	}
-	if (kind != ST_UPSERTS)
-		put_deletes(f, s);
-	else if (s->tombs)
-		put_tomb_reads(f, s);	/* the guard of the writes */
+	put_deletes(f, s);
 	if (kind == ST_MOVE || s->tombs)
 		fputs(", ins AS (", f);
 	put_insert(f, s);

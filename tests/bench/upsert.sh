@@ -10,7 +10,9 @@
 # tests/lib/fct-orders-soft.sql (key id, soft deletes), hard is
 # sql/warehouse.sql (key order_id by --map, hard deletes guarded by
 # analytics.cdc_tombstones).  RUNS (default 1): the best of that many runs.
-# PG_UPSERT: the binary to measure (default: this tree's pg-upsert).
+# PG_UPSERT: the binary to measure (default: this tree's pg-upsert).  It
+# runs with --batch=10000 and --linger=1000: the events are all there, a
+# batch is cut by its size, as the floor's are.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${1:-300000}
@@ -67,19 +69,19 @@ run_shape() {
 	if [ "$shape" = soft ]; then
 		schema=$TOP/tests/lib/fct-orders-soft.sql key=id args="-t analytics.fct_orders"
 	else
-		schema=$TOP/sql/warehouse.sql key=order_id args="--map public.orders=analytics.fct_orders(id=order_id)"
+		schema=$TOP/sql/warehouse.sql key=order_id args="--map 'public.orders=analytics.fct_orders(id=order_id)'"
 	fi
 	floor_sql "$key" >"$work/floor.sql"
 	FLOOR= OURS=
 	for r in $(seq "$RUNS"); do
 		for db in floor ours; do
-			dropdb --if-exists "$db"
+			dropdb --if-exists "$db" 2>/dev/null
 			createdb "$db"
 			sql -d "$db" -f "$schema" >/dev/null
 		done
 		measure floor "psql -X -q -v ON_ERROR_STOP=1 -d floor -f '$work/floor.sql'"
 		if [ -z "$FLOOR" ] || awk -v a="$SECS" -v b="$FLOOR" 'BEGIN { exit !(a < b) }'; then FLOOR=$SECS; fi
-		measure ours "$PG_UPSERT -d ours --batch=$BATCH $args <'$work/events'"
+		measure ours "$PG_UPSERT -d ours --batch=$BATCH --linger=1000 $args <'$work/events'"
 		if [ -z "$OURS" ] || awk -v a="$SECS" -v b="$OURS" 'BEGIN { exit !(a < b) }'; then OURS=$SECS; fi
 		q="SELECT md5(string_agg(concat_ws('|', $key, user_id, status, amount_cents, currency, country,
 			created_at, updated_at, version, cdc_pos), ',' ORDER BY $key)) FROM analytics.fct_orders"
