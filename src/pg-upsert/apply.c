@@ -293,19 +293,21 @@ staged_refused(PGconn *conn, PGresult *res, struct target *t)
 static PGresult *
 run_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi, int *json)
 {
-	struct stagebuf sb;
 	struct params pr;
 	PGresult *res;
+	int rc;
 
-	if (!*json && stage_build(b, s, lo, hi, &sb) == 0) {
-		res = stage_run(conn, &s->t, &sb);
-		free(sb.data);
-		if (!staged_refused(conn, res, &s->t))
+	if (!*json) {
+		rc = stage_apply(conn, s, b, lo, hi, &res);
+		if (rc == 0 && !staged_refused(conn, res, &s->t))
 			return res;
-		PQclear(res);
-		*json = 1;
-		/* should it fail, so does the statement below, and says why */
-		PQclear(PQexec(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch"));
+		if (rc == 0) {
+			PQclear(res);
+			*json = 1;
+		}
+		/* what the staged attempt did; should this fail, so does the statement below, and says why */
+		if (rc >= 0)
+			PQclear(PQexec(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch"));
 	}
 	params_build(b, s, lo, hi, &pr);
 	res = run_statement(conn, &s->t, &pr);

@@ -105,8 +105,6 @@ put_row(struct out *o, const struct target *t, const char *line, const struct ev
 {
 	int i;
 
-	if (e->extra || e->un_len || e->ok_len)
-		return -1;
 	json_scan_fields(line + e->row, e->row_len, (const char *const *)t->scols, t->nscols, vals, vlens);
 	for (i = 0; i < t->nscols; i++) {
 		if (put_value(o, vals[i], vlens[i], (enum conv)t->sconv[i], tmp, tmpcap) < 0)
@@ -125,88 +123,132 @@ put_row(struct out *o, const struct target *t, const char *line, const struct ev
 	return 0;
 }
 
-int
-stage_build(const struct batch *b, const struct sink *s, size_t lo, size_t hi, struct stagebuf *sb)
+/* Lines of [lo, hi) the statement of sink s takes: valid, not a truncate. */
+static int
+taken(const struct batch *b, size_t i, const struct sink *s)
+{
+	return b->state[i] == LINE_OK && b->sink[i] == s && b->ev[i].op != 't';
+}
+
+/* Can the lines go staged, as far as their event says (their values may still say no)? */
+static int
+stageable(const struct batch *b, const struct sink *s, size_t lo, size_t hi, int *deletes)
+{
+	size_t i;
+
+	*deletes = 0;
+	if (s->t.stage_sql == NULL)
+		return 0;
+	for (i = lo; i < hi; i++) {
+		const struct ev *e = &b->ev[i];
+
+		if (!taken(b, i, s))
+			continue;
+		if (e->extra || e->un_len || e->ok_len)
+			return 0;
+		*deletes |= e->op == 'd' || e->op == 'k';
+	}
+	return 1;
+}
+
+/* A command that returns no rows: NULL when done, else its failure. */
+static PGresult *
+run_command(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		return res;
+	PQclear(res);
+	return NULL;
+}
+
+/* The COPY's end: NULL when it took the rows, else its failure; the connection is ready for more. */
+static PGresult *
+copy_end(PGconn *conn, const char *abort)
+{
+	PGresult *res, *more;
+
+	PQputCopyEnd(conn, abort);
+	res = PQgetResult(conn);
+	while ((more = PQgetResult(conn)) != NULL)
+		PQclear(more);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/*
+ * COPY the lines into the staging table as they are converted: the server
+ * parses one piece while the next is made.  *unstaged when a value cannot
+ * be converted: the COPY is abandoned (undone by the caller's savepoint).
+ */
+static PGresult *
+copy_lines(PGconn *conn, const struct sink *s, const struct batch *b, size_t lo, size_t hi, int *unstaged)
 {
 	const struct target *t = &s->t;
 	struct out o = { 0 };
 	const char **vals;
 	size_t *vlens, i, tmpcap = 0;
 	char *tmp = NULL;
-	int rc = 0;
-
-	memset(sb, 0, sizeof *sb);
-	if (t->stage_sql == NULL)
-		return -1;
-	vals = calloc(t->nscols, sizeof *vals);
-	vlens = calloc(t->nscols, sizeof *vlens);
-	if (vals == NULL || vlens == NULL)
-		die("out of memory");
-	for (i = lo; i < hi && rc == 0; i++) {
-		if (b->state[i] != LINE_OK || b->sink[i] != s || b->ev[i].op == 't')
-			continue;
-		rc = put_row(&o, t, LINE_AT(b, i), &b->ev[i], vals, vlens, &tmp, &tmpcap);
-		sb->deletes |= b->ev[i].op == 'd' || b->ev[i].op == 'k';
-		sb->count++;
-	}
-	free(vals);
-	free(vlens);
-	free(tmp);
-	if (rc < 0) {
-		free(o.s);
-		sb->count = 0;
-		return -1;
-	}
-	sb->data = o.s;
-	sb->len = o.len;
-	return 0;
-}
-
-/* COPY the rows into the staging table: NULL when done, else the failure's result. */
-static PGresult *
-copy_rows(PGconn *conn, const struct target *t, const struct stagebuf *sb)
-{
+	int rc = 0, sent = 1;
 	PGresult *res = PQexec(conn, t->copy_sql);
-	size_t off, n;
 
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 		return res;
 	PQclear(res);
-	/* in pieces: a length is an int */
-	for (off = 0; off < sb->len; off += n) {
-		n = sb->len - off < (1u << 30) ? sb->len - off : (1u << 30);
-		if (PQputCopyData(conn, sb->data + off, (int)n) != 1)
-			break;
+	if ((vals = calloc(t->nscols, sizeof *vals)) == NULL || (vlens = calloc(t->nscols, sizeof *vlens)) == NULL)
+		die("out of memory");
+	for (i = lo; i < hi && rc == 0 && sent == 1; i++) {
+		if (!taken(b, i, s))
+			continue;
+		rc = put_row(&o, t, LINE_AT(b, i), &b->ev[i], vals, vlens, &tmp, &tmpcap);
+		if (rc == 0 && o.len >= (1 << 18)) {
+			sent = PQputCopyData(conn, o.s, (int)o.len);
+			o.len = 0;
+		}
 	}
-	PQputCopyEnd(conn, off < sb->len ? "pg-upsert: copy failed" : NULL);
-	res = PQgetResult(conn);
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+	if (rc == 0 && sent == 1 && o.len > 0)
+		sent = PQputCopyData(conn, o.s, (int)o.len);
+	free(vals);
+	free(vlens);
+	free(tmp);
+	free(o.s);
+	*unstaged = rc < 0;
+	res = copy_end(conn, rc < 0 ? "pg-upsert: a row is not staged" : NULL);
+	if (*unstaged) {
 		PQclear(res);
-		res = NULL;
+		return NULL;
 	}
-	/* the rest of the exchange, so that the connection takes the next command */
-	for (PGresult *more; (more = PQgetResult(conn)) != NULL;)
-		PQclear(more);
 	return res;
 }
 
-PGresult *
-stage_run(PGconn *conn, struct target *t, const struct stagebuf *sb)
+/*
+ * Apply lines [lo, hi) of sink s through its staging table: 0 and *res,
+ * the failing step's result or the statement's; -1 when they cannot go
+ * staged, 1 when a value said so once the COPY had begun (the caller's
+ * savepoint undoes it).
+ */
+int
+stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size_t hi, PGresult **res)
 {
-	PGresult *res = PQexec(conn, t->stage_sql);
+	struct target *t = &s->t;
+	int deletes, unstaged = 0;
 
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		return res;
-	PQclear(res);
-	if (t->stage_xact == batch_xact) {
-		/* filled earlier in this transaction: ON COMMIT has not emptied it */
-		res = PQexec(conn, t->clear_sql);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return res;
-		PQclear(res);
-	}
+	if (!stageable(b, s, lo, hi, &deletes))
+		return -1;
+	if ((*res = run_command(conn, t->stage_sql)) != NULL)
+		return 0;
+	/* filled earlier in this transaction: ON COMMIT has not emptied it */
+	if (t->stage_xact == batch_xact && (*res = run_command(conn, t->clear_sql)) != NULL)
+		return 0;
 	t->stage_xact = batch_xact;
-	if ((res = copy_rows(conn, t, sb)) != NULL)
-		return res;
-	return PQexecParams(conn, sb->deletes ? t->staged_sql : t->upserts_sql, 0, NULL, NULL, NULL, NULL, 0);
+	if ((*res = copy_lines(conn, s, b, lo, hi, &unstaged)) != NULL)
+		return 0;
+	if (unstaged)
+		return 1;
+	*res = PQexecParams(conn, deletes ? t->staged_sql : t->upserts_sql, 0, NULL, NULL, NULL, NULL, 0);
+	return 0;
 }

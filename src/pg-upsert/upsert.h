@@ -244,17 +244,8 @@ struct sink *batch_stale(void);
 /* SQLSTATE classes: what a failure means (TRANSIENT, FATAL, or APPLIED: the data). */
 enum outcome pg_classify(PGconn *conn, PGresult *res);
 
-/* stage.c: the staged path for lines [lo, hi) of sink s */
-struct stagebuf {
-	char *data;
-	size_t len;
-	size_t count;
-	int deletes;		/* some row is a delete */
-};
-/* 0 and the COPY rows, or -1: some line cannot be staged (the JSON path applies them). */
-int stage_build(const struct batch *b, const struct sink *s, size_t lo, size_t hi, struct stagebuf *sb);
-/* Fill the staging table and apply it: the failing step's result, or the statement's. */
-PGresult *stage_run(PGconn *conn, struct target *t, const struct stagebuf *sb);
+/* stage.c: apply lines [lo, hi) of s staged: 0 and *res (the failure or the statement's), else they cannot be */
+int stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size_t hi, PGresult **res);
 
 /* event.c */
 const char *event_scan(const char *line, size_t len, struct scan *sc);
