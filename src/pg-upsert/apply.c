@@ -20,6 +20,7 @@
 
 static char last_error[512];
 static struct sink *stale;
+unsigned long batch_xact;
 
 const char *
 batch_error(void)
@@ -261,25 +262,84 @@ run_statement(PGconn *conn, const struct target *t, const struct params *pr)
 	return PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
 }
 
+/*
+ * Was the staged attempt refused where the JSON path may not be: for a
+ * reason of the data (the JSON path then says which row, in its own words,
+ * or applies what a table changed since it was read takes), or for want of
+ * the right to make a temporary table (the JSON path only, from now on)?
+ */
+static int
+staged_refused(PGconn *conn, PGresult *res, struct target *t)
+{
+	const char *state;
+
+	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+		return 0;
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state && strcmp(state, "42501") == 0 && !pg_conn_lost(conn)) {
+		log_debug("no staging table for \"%s\": %s", t->name, pg_errmsg(conn));
+		free(t->stage_sql);
+		t->stage_sql = NULL;
+		return 1;
+	}
+	return pg_classify(conn, res) == APPLIED;
+}
+
+/*
+ * The lines of sink s in [lo, hi): staged when they all can be, else, or
+ * when the staged attempt was refused (*json set: the halves of a split go
+ * that way straight away), by the JSON path.
+ */
+static PGresult *
+run_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi, int *json)
+{
+	struct params pr;
+	PGresult *res;
+	int rc;
+
+	if (!*json) {
+		rc = stage_apply(conn, s, b, lo, hi, &res);
+		if (rc == 0 && !staged_refused(conn, res, &s->t))
+			return res;
+		if (rc == 0) {
+			PQclear(res);
+			*json = 1;
+		}
+		/* what the staged attempt did; should this fail, so does the statement below, and says why */
+		if (rc >= 0)
+			PQclear(PQexec(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch"));
+	}
+	params_build(b, s, lo, hi, &pr);
+	res = run_statement(conn, &s->t, &pr);
+	params_free(&pr);
+	return res;
+}
+
+/* How many lines of [lo, hi) go to the statement of sink s. */
+static size_t
+count_sent(const struct batch *b, const struct sink *s, size_t lo, size_t hi)
+{
+	size_t i, n = 0;
+
+	for (i = lo; i < hi; i++)
+		n += sent(b, i, s);
+	return n;
+}
+
 /* Apply the lines of sink s in [lo, hi) under a savepoint, splitting on data errors. */
 static enum outcome
-apply_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi)
+apply_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi, int json)
 {
 	const struct target *t = &s->t;
-	struct params pr;
 	PGresult *res;
 	enum outcome o;
 	size_t i, count;
 
-	params_build(b, s, lo, hi, &pr);
-	if ((count = pr.count) == 0)
+	if ((count = count_sent(b, s, lo, hi)) == 0)
 		return APPLIED;
-	if ((o = command(conn, "SAVEPOINT pgcdc_batch")) != APPLIED) {
-		params_free(&pr);
+	if ((o = command(conn, "SAVEPOINT pgcdc_batch")) != APPLIED)
 		return o;
-	}
-	res = run_statement(conn, t, &pr);
-	params_free(&pr);
+	res = run_range(conn, s, b, lo, hi, &json);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
 		refuse_listed(b, s, lo, hi, count, res);
 		PQclear(res);
@@ -304,9 +364,9 @@ apply_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi)
 	if ((o = command(conn, "ROLLBACK TO SAVEPOINT pgcdc_batch")) != APPLIED || count == 1)
 		return o;
 	log_debug("batch of %zu refused; splitting", count);
-	if ((o = apply_range(conn, s, b, lo, lo + (hi - lo) / 2)) != APPLIED)
+	if ((o = apply_range(conn, s, b, lo, lo + (hi - lo) / 2, json)) != APPLIED)
 		return o;
-	return apply_range(conn, s, b, lo + (hi - lo) / 2, hi);
+	return apply_range(conn, s, b, lo + (hi - lo) / 2, hi, json);
 }
 
 /* Is pos a (digits only) greater than pos b? */
@@ -453,7 +513,7 @@ apply_tables(PGconn *conn, struct batch *b)
 				break;
 		if (j < i)
 			continue;	/* applied with its first line */
-		o = apply_range(conn, b->sink[i], b, 0, b->n);
+		o = apply_range(conn, b->sink[i], b, 0, b->n, 0);
 		if (o == APPLIED)
 			o = apply_truncates(conn, b->sink[i], b);
 	}
@@ -467,6 +527,7 @@ attempt(PGconn *conn, const char *dlq_sql, struct batch *b, int immediate)
 	enum outcome o;
 
 	attempt_reset(b);
+	batch_xact++;
 	if ((o = command(conn, immediate ? "BEGIN; SET CONSTRAINTS ALL IMMEDIATE" : "BEGIN")) != APPLIED)
 		return o;
 	o = apply_tables(conn, b);

@@ -186,10 +186,27 @@ struct upsert {
  * flushed before it moves: under synchronous_commit=off a warehouse crash
  * would lose batches already acknowledged, which nothing would send again.
  */
+static PQnoticeReceiver notice_next;
+
+/* Notices as libpq shows them, but for the staged path's "already exists, skipping" on each batch. */
+static void
+notice(void *arg, const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (state && strcmp(state, "42P07") == 0)
+		return;
+	notice_next(arg, res);
+}
+
 PGconn *
 connect_warehouse(const char *conninfo)
 {
 	PGconn *conn = pg_connect(conninfo);
+
+	/* libpq's own receiver, which prints through the notice processor, takes no argument */
+	if (conn)
+		notice_next = PQsetNoticeReceiver(conn, notice, NULL);
 
 	if (conn && pg_command(conn, "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' THEN"
 	    " PERFORM set_config('synchronous_commit', 'local', false); END IF; END $$") < 0) {

@@ -106,24 +106,39 @@ struct rewrite {
 	FILE *f;
 };
 
+/*
+ * Is the JSON string tok (quotes included) the name s?  Compared in place
+ * when it has no escape, which is nearly always: this runs for every
+ * member of every line.
+ */
+static int
+token_is(const char *tok, size_t len, const char *s)
+{
+	char *plain;
+	int is;
+
+	if (len >= 2 && memchr(tok + 1, '\\', len - 2) == NULL)
+		return len - 2 == strlen(s) && memcmp(tok + 1, s, len - 2) == 0;
+	plain = json_string_dup(tok, len);
+	is = plain && strcmp(plain, s) == 0;
+	free(plain);
+	return is;
+}
+
 /* Replace the JSON string tok (quotes included) when a rename's source names it. */
 static void
 rename_token(struct rewrite *w, const char *tok, size_t len)
 {
-	char *plain = json_string_dup(tok, len);
 	int i;
 
-	if (plain == NULL)
-		return;
 	for (i = 0; i < w->m->nren; i++) {
-		if (strcmp(plain, w->m->ren[i].from) == 0) {
+		if (token_is(tok, len, w->m->ren[i].from)) {
 			fwrite(w->done, 1, (size_t)(tok - w->done), w->f);
 			json_put_string(w->f, w->m->ren[i].to, strlen(w->m->ren[i].to));
 			w->done = tok + len;
 			break;
 		}
 	}
-	free(plain);
 }
 
 /* The member names of an object (a row, a key). */
@@ -172,13 +187,9 @@ rename_columns(struct rewrite *w, const char *arr, size_t len)
 		jw_open(&col, val, vlen);
 		if (!col.object)
 			continue;
-		while (jw_next(&col, &cname, &cnlen, &cval, &cvlen)) {
-			char *plain = json_string_dup(cname, cnlen);
-
-			if (plain && strcmp(plain, "name") == 0 && *cval == '"')
+		while (jw_next(&col, &cname, &cnlen, &cval, &cvlen))
+			if (token_is(cname, cnlen, "name") && *cval == '"')
 				rename_token(w, cval, cvlen);
-			free(plain);
-		}
 	}
 }
 
@@ -190,22 +201,19 @@ rename_line(const char *line, size_t len, const struct map *m, size_t *outlen)
 	struct jiter it;
 	const char *name, *val;
 	size_t nlen, vlen, i;
-	char *out = NULL, *plain;
+	char *out = NULL;
 
 	if ((w.f = open_memstream(&out, outlen)) == NULL)
 		die("out of memory");
 	jw_open(&it, line, len);
 	while (it.object && jw_next(&it, &name, &nlen, &val, &vlen)) {
-		if ((plain = json_string_dup(name, nlen)) == NULL)
-			continue;
 		for (i = 0; i < sizeof objects / sizeof *objects; i++)
-			if (strcmp(plain, objects[i]) == 0)
+			if (token_is(name, nlen, objects[i]))
 				rename_members(&w, val, vlen);
-		if (strcmp(plain, "unchanged") == 0 || strcmp(plain, "primary_key") == 0)
+		if (token_is(name, nlen, "unchanged") || token_is(name, nlen, "primary_key"))
 			rename_elements(&w, val, vlen);
-		else if (strcmp(plain, "columns") == 0)
+		else if (token_is(name, nlen, "columns"))
 			rename_columns(&w, val, vlen);
-		free(plain);
 	}
 	fwrite(w.done, 1, (size_t)(line + len - w.done), w.f);
 	if (fclose(w.f) != 0)

@@ -243,6 +243,8 @@ sink_try_load(struct router *r, struct sink *s)
 	}
 	log_debug("apply statement for %s: %s", sink_name(s), t.apply_sql);
 	log_debug("statement for rows with unchanged columns: %s", t.merge_sql);
+	if (t.stage_sql)
+		log_debug("staged: %s; %s; %s", t.stage_sql, t.staged_sql, t.upserts_sql);
 	log_debug("statement for rows with unchanged columns and key changes: %s", t.move_sql);
 	log_debug("truncate statement: %s", t.trunc_sql);
 	return 0;

@@ -135,6 +135,22 @@ put_tomb_writes(FILE *f, const struct shape *s, int cte)
 	    s->cols[s->pos].name, cte ? ")" : "");
 }
 
+/*
+ * ev from the staging table, which the client filled by COPY with each
+ * event's row already typed: r is the staged row, whose columns are the
+ * table's (and the event's own, named apart).
+ */
+static void
+put_staged_events(FILE *f, const struct shape *s)
+{
+	/* the alias is no column's name: a bare one would name the column, not the row */
+	fputs("WITH ev AS (SELECT \"pgcdc st\".\"pgcdc p\" AS p, \"pgcdc st\".\"pgcdc o\" IN ('d', 'k') AS d,"
+	    " \"pgcdc st\".\"pgcdc o\" = 'k' AS k,"
+	    " coalesce(to_timestamp(\"pgcdc st\".\"pgcdc t\"::numeric / 1000), clock_timestamp()) AS ts,"
+	    " NULL::json AS row, false AS x, \"pgcdc st\" AS r FROM ", f);
+	fprintf(f, "%s AS \"pgcdc st\"),", s->stage);
+}
+
 /* ev: one row per event; with "unchanged" (and "old_key"), numbered. */
 static void
 put_events(FILE *f, enum statement kind)
@@ -172,17 +188,22 @@ put_fold_order(FILE *f, const struct shape *s, const char *r, const char *e)
 	fprintf(f, ", %sk, %sp DESC", e, e);
 }
 
-/* typed: the row to apply for each key, as a record of the table. */
+/* typed: the row to apply for each key, as a record of the table (staged: the staged row). */
 static void
-put_typed_plain(FILE *f, const struct shape *s)
+put_typed_plain(FILE *f, const struct shape *s, int staged)
 {
+	const char *r = staged ? "(ev.r)." : ROW_ALIAS ".";
+
 	fputs(" typed AS (SELECT DISTINCT ON (", f);
-	put_keys(f, s, ROW_ALIAS ".", "");
+	put_keys(f, s, r, "");
 	fputs(") max(ev.p) OVER pk AS p, ev.d OR " LATEST_IS_K("ev.") " AS d, ev.k,"
 	    " CASE WHEN " LATEST_IS_K("ev.") " THEN max(ev.ts) FILTER (WHERE ev.k) OVER pk ELSE ev.ts END AS ts,", f);
-	fprintf(f, " ev.row, ev.x, " ROW_ALIAS " AS r FROM ev, json_populate_record(NULL::%s, ev.row) AS " ROW_ALIAS,
-	    s->table);
-	put_fold_order(f, s, ROW_ALIAS ".", "ev.");
+	if (staged)
+		fputs(" ev.row, ev.x, ev.r AS r FROM ev", f);
+	else
+		fprintf(f, " ev.row, ev.x, " ROW_ALIAS " AS r FROM ev, json_populate_record(NULL::%s, ev.row) AS " ROW_ALIAS,
+		    s->table);
+	put_fold_order(f, s, r, "ev.");
 	fputs(")", f);
 }
 
@@ -374,6 +395,72 @@ put_insert(FILE *f, const struct shape *s)
 }
 
 /*
+ * A staged batch without deletes, on the staged columns themselves (a
+ * record per row, taken apart column by column, cost as much again): each
+ * key's latest change, guarded by the pos column and the tombstones, which
+ * a write that applies removes.  The same rows as ST_STAGED writes.
+ */
+static void
+put_flat_upserts(FILE *f, const struct shape *s)
+{
+	const char *pos = s->cols[s->pos].name;
+	int i;
+
+	fputs("WITH typed AS (SELECT DISTINCT ON (", f);
+	put_keys(f, s, "st.", "");
+	fputs(") st.* FROM ", f);
+	fprintf(f, "%s AS st ORDER BY ", s->stage);
+	put_keys(f, s, "st.", "");
+	fputs(", st.\"pgcdc p\" DESC)", f);
+	if (s->tombs) {
+		fprintf(f, ", tt AS (SELECT tb.pos FROM %s AS tb WHERE tb.tbl = %s AND tb.key = 'null')", s->tombs, s->tbl);
+		fputs(", kt AS (SELECT ", f);
+		put_keys(f, s, "typed.", "");
+		fprintf(f, ", tb.key AS \"pgcdc tkey\", tb.pos AS \"pgcdc tpos\" FROM typed JOIN %s AS tb"
+		    " ON tb.tbl = %s AND tb.key = ", s->tombs, s->tbl);
+		put_tomb_key(f, s, "typed.");
+		fputs("), ins AS (", f);
+	}
+	fprintf(f, " INSERT INTO %s AS t (", s->table);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s", i ? ", " : "", s->cols[i].name);
+	fputs(") SELECT ", f);
+	for (i = 0; i < s->ncols; i++) {
+		fputs(i ? ", " : "", f);
+		if (i == s->pos)
+			fputs("typed.\"pgcdc p\"", f);
+		else if (i == s->deleted)
+			fputs("false", f);
+		else if (i == s->ts)
+			fputs("coalesce(to_timestamp(typed.\"pgcdc t\"::numeric / 1000), clock_timestamp())", f);
+		else if (i == s->extra)
+			fputs("NULL", f);	/* rows with members for extra take the JSON path */
+		else
+			fprintf(f, "typed.%s", s->cols[i].name);
+	}
+	fputs(" FROM typed", f);
+	if (s->tombs) {
+		fputs(" WHERE NOT EXISTS (SELECT FROM tt WHERE tt.pos >= typed.\"pgcdc p\")"
+		    " AND NOT EXISTS (SELECT FROM kt WHERE ", f);
+		put_match(f, s, "kt.", "typed.");
+		fputs(" AND kt.\"pgcdc tpos\" >= typed.\"pgcdc p\")", f);
+	}
+	fputs(" ON CONFLICT (", f);
+	put_keys(f, s, "", "");
+	fputs(") DO UPDATE SET ", f);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s = excluded.%s", i ? ", " : "", s->cols[i].name, s->cols[i].name);
+	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s", pos, pos, pos);
+	if (s->tombs) {
+		fputs(" RETURNING ", f);
+		put_keys(f, s, "t.", "");
+		fprintf(f, ", t.%s) DELETE FROM %s AS tb USING kt, ins WHERE ", pos, s->tombs);
+		put_match(f, s, "ins.", "kt.");
+		fprintf(f, " AND tb.tbl = %s AND tb.key = kt.\"pgcdc tkey\" AND tb.pos < ins.%s", s->tbl, pos);
+	}
+}
+
+/*
  * The statement for a batch.  ST_MOVE returns a row (n, error) for each
  * event it left out because an unchanged column has no value: n counts the
  * rows sent, from 1.
@@ -387,9 +474,18 @@ sql_apply(const struct shape *s, enum statement kind)
 
 	if (f == NULL)
 		die("out of memory");
-	put_events(f, kind);
-	if (kind == ST_APPLY)
-		put_typed_plain(f, s);
+	if (kind == ST_UPSERTS) {
+		put_flat_upserts(f, s);
+		if (fclose(f) != 0)
+			die("out of memory");
+		return sql;
+	}
+	if (kind == ST_STAGED)
+		put_staged_events(f, s);
+	else
+		put_events(f, kind);
+	if (kind == ST_APPLY || kind == ST_STAGED)
+		put_typed_plain(f, s, kind == ST_STAGED);
 	else if (kind == ST_MERGE)
 		put_typed_merge(f, s);
 	else {
@@ -452,6 +548,30 @@ sql_truncate(const struct shape *s, int *nparams)
 		}
 	}
 	fprintf(f, " WHERE t.%s IS NULL OR t.%s < $1::numeric", pos, pos);
+	if (fclose(f) != 0)
+		die("out of memory");
+	return sql;
+}
+
+/*
+ * The staging table of ST_STAGED, in the session, emptied at each commit:
+ * the table's columns with their types (COPY checks each value as the
+ * table would), then the event's pos, op and ts_ms, named apart from them.
+ */
+char *
+sql_stage_create(const struct shape *s)
+{
+	char *sql = NULL;
+	size_t len;
+	FILE *f = open_memstream(&sql, &len);
+	int i;
+
+	if (f == NULL)
+		die("out of memory");
+	fprintf(f, "CREATE TEMP TABLE IF NOT EXISTS %s (", s->stage);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s %s, ", s->cols[i].name, s->cols[i].type);
+	fputs("\"pgcdc p\" numeric, \"pgcdc o\" text, \"pgcdc t\" text) ON COMMIT DELETE ROWS", f);
 	if (fclose(f) != 0)
 		die("out of memory");
 	return sql;

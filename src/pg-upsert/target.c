@@ -123,6 +123,39 @@ load_keys(PGconn *conn, const struct options *opt, const char *oid, struct targe
 }
 
 /*
+ * The staged path, when every column can take a value converted by the
+ * client (arrays, composites and domains are left to the server's JSON
+ * path), in a staging table of its own: a reloaded table gets a new one.
+ */
+static void
+build_staged(struct shape *s, struct target *t)
+{
+	static unsigned long serial;
+	char stage[64];
+	int i;
+
+	for (i = 0; i < s->ncols; i++)
+		if (s->cols[i].conv == CONV_NONE || strncmp(s->cols[i].plain, "pgcdc ", 6) == 0)
+			return;
+	snprintf(stage, sizeof stage, "pg_temp.pgcdc_stage_%lu", ++serial);
+	s->stage = stage;
+	t->stage_sql = sql_stage_create(s);
+	t->copy_sql = strf("COPY %s FROM STDIN", stage);
+	t->clear_sql = strf("TRUNCATE %s", stage);
+	t->staged_sql = sql_apply(s, ST_STAGED);
+	t->upserts_sql = sql_apply(s, ST_UPSERTS);
+	s->stage = NULL;
+	t->nscols = s->ncols;
+	if ((t->scols = calloc(s->ncols, sizeof *t->scols)) == NULL ||
+	    (t->sconv = calloc(s->ncols, 1)) == NULL)
+		die("out of memory");
+	for (i = 0; i < s->ncols; i++) {
+		t->scols[i] = xstrdup(s->cols[i].plain);
+		t->sconv[i] = (unsigned char)s->cols[i].conv;
+	}
+}
+
+/*
  * The statements, from the columns found, the delete mode and, for hard
  * deletes, the tombstone table (NULL: none).
  */
@@ -149,6 +182,7 @@ build_statements(PGconn *conn, enum delete_mode del, const char *tombs, const ch
 	t->merge_sql = sql_apply(&s, ST_MERGE);
 	t->move_sql = sql_apply(&s, ST_MOVE);
 	t->trunc_sql = sql_truncate(&s, &t->trunc_params);
+	build_staged(&s, t);
 	for (i = 0; i < t->nkeys; i++) {
 		free(s.qk[i]);
 		free(s.lk[i]);
@@ -249,8 +283,11 @@ load_columns(PGconn *conn, const char *oid, int *n)
 	int i;
 
 	res = query(conn,
-	    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-	    " WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum", 1, params);
+	    "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+	    " CASE WHEN y.oid IN ('json'::regtype, 'jsonb'::regtype) THEN 2"
+	    "  WHEN y.typtype IN ('b', 'e', 'r') AND y.typcategory <> 'A' THEN 1 ELSE 0 END"
+	    " FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid"
+	    " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", 1, params);
 	if (res == NULL)
 		return NULL;
 	*n = PQntuples(res);
@@ -261,6 +298,7 @@ load_columns(PGconn *conn, const char *oid, int *n)
 		cols[i].name = pg_quote_ident(conn, PQgetvalue(res, i, 0));
 		cols[i].lit = pg_quote_literal(conn, PQgetvalue(res, i, 0));
 		cols[i].type = xstrdup(PQgetvalue(res, i, 1));
+		cols[i].conv = (enum conv)atoi(PQgetvalue(res, i, 2));
 	}
 	PQclear(res);
 	return cols;
@@ -382,6 +420,15 @@ target_free(struct target *t)
 	free(t->move_sql);
 	free(t->trunc_sql);
 	free(t->dlq_sql);
+	free(t->stage_sql);
+	free(t->copy_sql);
+	free(t->clear_sql);
+	free(t->staged_sql);
+	free(t->upserts_sql);
+	for (i = 0; i < t->nscols; i++)
+		free(t->scols[i]);
+	free(t->scols);
+	free(t->sconv);
 }
 
 /* --dlq-table: it must exist; rejected lines go to its raw_value and error_message. */

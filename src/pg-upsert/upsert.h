@@ -46,6 +46,23 @@ struct target {
 	char **cols;		/* with an extra column: the names rows may hold */
 	int ncols;
 	char *dlq_sql;		/* $1: raw bytes, $2: error; NULL without --dlq-table */
+	/* the staged path (stage.c): NULL stage_sql when a column's type cannot be staged */
+	char *stage_sql;	/* CREATE TEMP TABLE IF NOT EXISTS: the staging table */
+	char *copy_sql;		/* COPY into it */
+	char *clear_sql;	/* TRUNCATE it */
+	char *staged_sql;	/* the statement applying what it holds */
+	char *upserts_sql;	/* the same when it holds no delete */
+	char **scols;		/* the table's columns, plain, in order */
+	unsigned char *sconv;	/* how each takes a JSON value: enum conv */
+	int nscols;
+	unsigned long stage_xact;	/* the transaction that last filled the staging table */
+};
+
+/* How a JSON value becomes a column's COPY text. */
+enum conv {
+	CONV_NONE,		/* cannot: the server's JSON path only (arrays, composites, domains) */
+	CONV_SCALAR,		/* a string decoded, a number or boolean as written */
+	CONV_JSON		/* json, jsonb: the value's JSON text */
 };
 
 /* target.c: name as PostgreSQL reads a table name (to_regclass) */
@@ -59,6 +76,7 @@ struct col {
 	char *name;		/* quoted */
 	char *lit;		/* as an SQL string literal */
 	char *type;
+	enum conv conv;
 };
 
 /* What the statements are built from. */
@@ -73,11 +91,14 @@ struct shape {
 	const char *tombs;	/* hard deletes: SCHEMA.cdc_tombstones, quoted; NULL: none */
 	const char *tbl;	/* the table's schema.table as a literal: its rows in tombs */
 	char **lk;		/* the key columns as literals: the keys of tombs */
+	const char *stage;	/* the staging table, quoted, for ST_STAGED */
 };
 
 /* sql.c */
-enum statement { ST_APPLY, ST_MERGE, ST_MOVE };
+/* ST_STAGED: from the staging table; ST_UPSERTS: the same for a batch without deletes */
+enum statement { ST_APPLY, ST_MERGE, ST_MOVE, ST_STAGED, ST_UPSERTS };
 char *sql_apply(const struct shape *s, enum statement kind);
+char *sql_stage_create(const struct shape *s);
 char *sql_truncate(const struct shape *s, int *nparams);
 
 /* What applying something came to. */
@@ -214,12 +235,17 @@ void batch_recheck(struct batch *b, struct sink *s);
 /* apply.c */
 /* Apply the valid lines of b in one transaction, each table's with its statements. */
 enum outcome batch_apply(PGconn *conn, const char *dlq_sql, struct batch *b);
+/* A new transaction: the staging tables it fills start empty. */
+extern unsigned long batch_xact;
 /* The last failure's message, for the retry warning. */
 const char *batch_error(void);
 /* After RELOAD: the sink whose table changed under it. */
 struct sink *batch_stale(void);
 /* SQLSTATE classes: what a failure means (TRANSIENT, FATAL, or APPLIED: the data). */
 enum outcome pg_classify(PGconn *conn, PGresult *res);
+
+/* stage.c: apply lines [lo, hi) of s staged: 0 and *res (the failure or the statement's), else they cannot be */
+int stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size_t hi, PGresult **res);
 
 /* event.c */
 const char *event_scan(const char *line, size_t len, struct scan *sc);
