@@ -44,3 +44,12 @@ row() {
 header() {
 	printf "%-40s %10s %8s %12s %9s\n" "$1" "count" "seconds" "per second" "RSS MiB"
 }
+
+# goal NAME FIGURE REFERENCE TARGET: one of issue 12's goals as this run
+# measured it (FIGURE, e.g. "0.93x" or "14.2 ms"), what it was measured
+# against and what it should reach; printed now and gathered by tests/bench/run
+# into the summary at the end (BENCH_GOALS names the file)
+goal() {
+	printf '%-34s %-16s %-30s %s\n' "$1" "$2" "$3" "$4"
+	[ -z "${BENCH_GOALS:-}" ] || printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$BENCH_GOALS"
+}
