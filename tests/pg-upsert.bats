@@ -911,10 +911,10 @@ A|us|other|2"
 	order c 1 1 one >&4
 	wait_for 10 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 1 ]'
 	pg_stop
-	# in one write, so that a slow fork between them cannot split the batch
-	local both
-	both=$(order c 2 2 two; order c 3 3 three)
-	printf '%s\n' "$both" >&4
+	# in one write (cat's; bash's printf flushes at each newline), so that
+	# a slow machine cannot split the batch at --linger
+	{ order c 2 2 two; order c 3 3 three; } >"$WORK/both"
+	cat "$WORK/both" >&4
 	wait_for 10 'grep -q "retrying in" "$WORK/err"'
 	kill -TERM "$BG"
 	# two signals sent before the process runs would merge into one
