@@ -8,13 +8,16 @@
 #            the start of both halves until the warehouse holds them all:
 #            events/s end to end, best of RUNS (2), against each stage alone
 #            and each half alone on the same changes;
-#   latency  order-sim at LATENCY_RATE changes/s (1000) from LATENCY_CLIENTS
-#            connections (4) for LATENCY_SECONDS (60), after LATENCY_WARMUP
-#            seconds (5) of the same: the latency from the source commit to the
-#            warehouse commit (track_commit_timestamp) of every change,
-#            p50/p90/p99/max, split at the time kafka-pub produced it (the
-#            Kafka message timestamp); a plot of it over time in
-#            PLOT_DIR/latency.png (build/bench), its data beside it;
+#   latency  order-sim at each of LATENCY_RATES changes/s ("1000 10000") from
+#            LATENCY_CLIENTS connections (4, and one more per 500/s over
+#            2,000/s: 20 at 10,000/s) for LATENCY_SECONDS (60), after
+#            LATENCY_WARMUP seconds (5) of the same, each rate on databases
+#            and a topic of its own: the latency from the source commit to the
+#            warehouse commit (track_commit_timestamp; the source commits with
+#            synchronous_commit=on) of every change, p50/p90/p99/max, split
+#            at the time kafka-pub produced it (the Kafka message timestamp);
+#            a plot of it over time in PLOT_DIR/latency-RATE.png
+#            (build/bench), its data beside it;
 #
 # and the peak RSS (VmHWM, read before the stages stop) of each of the four
 # stages in every kind of run.  N=0 skips the drain, LATENCY_SECONDS=0 the
@@ -28,8 +31,7 @@ set -euo pipefail
 N=${1:-1000000}
 RUNS=${RUNS:-2}
 LATENCY_SECONDS=${LATENCY_SECONDS:-60}
-LATENCY_RATE=${LATENCY_RATE:-1000}
-LATENCY_CLIENTS=${LATENCY_CLIENTS:-4}
+LATENCY_RATES=${LATENCY_RATES:-${LATENCY_RATE:-1000 10000}}
 LATENCY_WARMUP=${LATENCY_WARMUP:-5}
 PLOT_DIR=${PLOT_DIR:-$TOP/build/bench}
 STAGES="pg-cdc-tail kafka-pub kafka-sub pg-upsert"
@@ -243,10 +245,15 @@ drain() {
 	createdb -T warehouse alone
 	kafka_topic alone 3
 	header "pipeline drain, $N changes"
-	best pg-cdc-tail "$RUNS" "pg-cdc-tail -d source -t orders -n alone\$RANDOM >'$work/events'"
-	row "pg-cdc-tail > file" "$N"
+	# with --schema-events, as cdc-source runs it: one "s" line more
+	best pg-cdc-tail "$RUNS" "pg-cdc-tail -d source -t orders -n alone\$RANDOM --schema-events >'$work/events'"
+	row "pg-cdc-tail --schema-events > file" "$N"
 	alone_secs[0]=$SECS alone_n[0]=$N hwm[alone.pg-cdc-tail]=$RSS_KB
-	[ "$(wc -l <"$work/events")" -eq "$N" ] || { echo "bench: pg-cdc-tail emitted $(wc -l <"$work/events")" >&2; exit 1; }
+	[ "$(wc -l <"$work/events")" -eq "$((N + 1))" ] ||
+		{ echo "bench: pg-cdc-tail emitted $(wc -l <"$work/events") lines, not $((N + 1))" >&2; exit 1; }
+	# what the schema events cost the capture
+	best pg-cdc-tail "$RUNS" "pg-cdc-tail -d source -t orders -n alone\$RANDOM >/dev/null"
+	row "pg-cdc-tail > /dev/null (no schema events)" "$N"
 	best kafka-pub "$RUNS" "kafka-pub -t alone -k key <'$work/events'"
 	row "kafka-pub -k key < file" "$N"
 	alone_secs[1]=$SECS alone_n[1]=$N hwm[alone.kafka-pub]=$RSS_KB
@@ -266,31 +273,56 @@ drain() {
 	SECS=$drain_secs RSS_KB=0
 	for s in $STAGES; do RSS_KB=$((RSS_KB + ${hwm[drain.$s]})); done
 	row "cdc-source + cdc-sink, end to end" "$N"
-	awk -v n="$N" -v s="$drain_secs" -v a="${alone_secs[*]}" -v c="${alone_n[*]}" -v names="$STAGES" \
-		-v sink="$sink_secs" 'BEGIN {
+	local slow rate worst ratio
+	read -r slow worst < <(awk -v a="${alone_secs[*]}" -v c="${alone_n[*]}" -v names="$STAGES" 'BEGIN {
 		split(a, t, " "); split(c, k, " "); split(names, nm, " ")
-		for (i = 1; i <= 4; i++) {
-			per = t[i] / k[i]; sum += per
-			if (per > worst) { worst = per; slow = nm[i] }
-		}
-		printf "%-58s %.2f\n", "end-to-end events/s / slowest stage alone (" slow "):", (n / s) * worst
+		for (i = 1; i <= 4; i++) if (k[i] / t[i] < best || best == "") { best = k[i] / t[i]; slow = nm[i] }
+		printf "%s %.0f\n", slow, best }')
+	rate=$(awk -v n="$N" -v s="$drain_secs" 'BEGIN { printf "%.0f", n / s }')
+	ratio=$(awk -v r="$rate" -v w="$worst" 'BEGIN { printf "%.2f", r / w }')
+	awk -v n="$N" -v s="$drain_secs" -v a="${alone_secs[*]}" -v c="${alone_n[*]}" -v r="$ratio" \
+		-v slow="$slow" -v sink="$sink_secs" 'BEGIN {
+		split(a, t, " "); split(c, k, " ")
+		for (i = 1; i <= 4; i++) sum += t[i] / k[i]
+		printf "%-58s %.2f\n", "end-to-end events/s / slowest stage alone (" slow "):", r
 		printf "%-58s %.2f\n", "end-to-end events/s / the four stages one after another:", (n / s) * sum
 		printf "%-58s %.2f\n", "end-to-end events/s / cdc-sink alone:", sink / s }'
+	goal "end to end drain" "$(commas "$rate") ev/s" "slowest stage alone ($slow) $(commas "$worst") ev/s" \
+		">= 120,000/s and >= 0.9x"
+	goal "end-to-end / slowest stage" "${ratio}x" "$slow alone $(commas "$worst") ev/s" ">= 0.9x"
 }
 
-# sim SECONDS: order-sim's load on the latency run's source
+# commas N: N with thousands separators
+commas() {
+	echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'
+}
+
+# sim RATE SECONDS: order-sim's load on the latency run's source
 sim() {
-	order-sim -d latsrc --clients "$LATENCY_CLIENTS" --rate "$LATENCY_RATE" --duration "$1" \
+	order-sim -d "lat$1" --clients "$(clients "$1")" --rate "$1" --duration "$2" \
 		--update-ratio 0.3 --delete-ratio 0.05 2>"$work/sim.log" || { cat "$work/sim.log" >&2; exit 1; }
 }
 
+# clients RATE: LATENCY_CLIENTS, else 4, and one more per 500 changes/s over
+# 2,000/s: a client commits at most once per WAL flush
+clients() {
+	echo "${LATENCY_CLIENTS:-$(($1 > 2000 ? 4 + ($1 - 2000) / 500 : 4))}"
+}
+
+# target RATE: the p99 goal at RATE changes/s, in ms
+target() {
+	if [ "$1" -le 1000 ]; then echo 25; else echo 100; fi
+}
+
+# latency RATE: the latency run at RATE changes/s, on its own databases
+# (latRATE, latwhRATE), topic and state (latRATE)
 latency() {
-	local first total applied
-	createdb latsrc
-	sql -d latsrc -f "$TOP/sql/cdc.sql" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
-	createdb -T warehouse latwh
+	local r=$1 src=lat$1 wh=latwh$1 first total applied secs got
+	createdb "$src"
+	sql -d "$src" -f "$TOP/sql/cdc.sql" -f "$TOP/sql/orders.sql" >/dev/null 2>&1
+	createdb -T warehouse "$wh"
 	# each row the warehouse applies, with its transaction, for the commit time
-	sql -d latwh >/dev/null <<-'SQL'
+	sql -d "$wh" >/dev/null <<-'SQL'
 		CREATE TABLE bench_applied (pos bigint, xid xid8);
 		CREATE FUNCTION bench_applied() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
@@ -300,50 +332,58 @@ latency() {
 		CREATE TRIGGER bench_applied AFTER INSERT OR UPDATE ON analytics.fct_orders
 			FOR EACH ROW EXECUTE FUNCTION bench_applied();
 	SQL
-	kafka_topic lat 3
-	pipeline_start lat latsrc latwh
+	kafka_topic "$src" 3
+	pipeline_start "$src" "$src" "$wh"
 	# one change through, so every stage is connected and assigned its partitions
-	sql -d latsrc -c "INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
+	sql -d "$src" -c "INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
 		VALUES (gen_random_uuid(), gen_random_uuid(), 'created', 1, 'EUR', 'DE')"
-	wait_ack "$work/lat/sink-default.ack" 1 lat
+	wait_ack "$work/$src/sink-default.ack" 1 "$src"
 	# then LATENCY_WARMUP seconds of the load, not measured: the broker's
 	# JIT, the caches and the first checkpoints settle
 	if [ "$LATENCY_WARMUP" != 0 ]; then
-		sim "$LATENCY_WARMUP"
-		wait_ack "$work/lat/sink-default.ack" "$(sql -d latsrc -c 'SELECT count(*) FROM orders_cdc_log')" lat
+		sim "$r" "$LATENCY_WARMUP"
+		wait_ack "$work/$src/sink-default.ack" "$(sql -d "$src" -c 'SELECT count(*) FROM orders_cdc_log')" "$src"
 	fi
-	sql -d latwh -c "TRUNCATE bench_applied"
-	first=$(sql -d latsrc -c 'SELECT max(id) FROM orders_cdc_log')
-	echo "order-sim: $LATENCY_RATE changes/s from $LATENCY_CLIENTS clients for $LATENCY_SECONDS s..." >&2
-	sim "$LATENCY_SECONDS"
+	sql -d "$wh" -c "TRUNCATE bench_applied"
+	first=$(sql -d "$src" -c 'SELECT max(id) FROM orders_cdc_log')
+	echo "order-sim: $r changes/s from $(clients "$r") clients for $LATENCY_SECONDS s..." >&2
+	sim "$r" "$LATENCY_SECONDS"
 	sed 's/^/  /' "$work/sim.log" >&2
-	total=$(sql -d latsrc -c "SELECT count(*) FROM orders_cdc_log WHERE id > $first")
-	wait_ack "$work/lat/sink-default.ack" "$(sql -d latsrc -c 'SELECT count(*) FROM orders_cdc_log')" lat
-	pipeline_stop lat latency
-	same latsrc latwh || { echo "bench: latency run: the warehouse differs from the source" >&2; exit 1; }
+	total=$(sql -d "$src" -c "SELECT count(*) FROM orders_cdc_log WHERE id > $first")
+	wait_ack "$work/$src/sink-default.ack" "$(sql -d "$src" -c 'SELECT count(*) FROM orders_cdc_log')" "$src"
+	pipeline_stop "$src" latency
+	same "$src" "$wh" || { echo "bench: latency run at $r/s: the warehouse differs from the source" >&2; exit 1; }
 
-	# every change's source commit and produce times beside its warehouse commit
-	sql -d latwh -c "CREATE TABLE bench_source (pos bigint PRIMARY KEY, committed timestamptz)" \
-		-c "CREATE TABLE bench_kafka (pos bigint PRIMARY KEY, produced_ms bigint)"
-	sql -d latsrc -c "COPY (SELECT id, pg_xact_commit_timestamp(xid(txid)) FROM orders_cdc_log) TO STDOUT" |
-		sql -d latwh -c "COPY bench_source FROM STDIN"
-	kcat -b "$KAFKA_BROKERS" -C -t lat -o beginning -e -q -f '%T %s\n' |
-		awk 'match($0, /"pos": *[0-9]+/) { s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s); print s "\t" $1 }' |
-		sql -d latwh -c "COPY bench_kafka FROM STDIN"
-	sql -d latwh >/dev/null <<-'SQL'
+	# every change's source commit and produce times beside its warehouse
+	# commit; a change produced twice (at least once) counts at its first
+	sql -d "$wh" -c "CREATE TABLE bench_source (pos bigint PRIMARY KEY, committed timestamptz)" \
+		-c "CREATE TABLE bench_kafka (pos bigint, produced_ms bigint)"
+	sql -d "$src" -c "COPY (SELECT id, pg_xact_commit_timestamp(xid(txid)) FROM orders_cdc_log) TO STDOUT" |
+		sql -d "$wh" -c "COPY bench_source FROM STDIN"
+	# schema events ("s") carry the pos of the change they precede
+	kcat -b "$KAFKA_BROKERS" -C -t "$src" -o beginning -e -q -f '%T %s\n' |
+		awk '!/^[0-9]+ \{"op":"s"/ && match($0, /"pos": *[0-9]+/) {
+			s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s); print s "\t" $1 }' |
+		sql -d "$wh" -c "COPY bench_kafka FROM STDIN"
+	sql -d "$wh" >/dev/null <<-'SQL'
 		CREATE TABLE bench_latency AS
 		SELECT a.pos,
 			extract(epoch FROM s.committed - min(s.committed) OVER ()) AS t,
 			extract(epoch FROM pg_xact_commit_timestamp(xid(a.xid)) - s.committed) * 1000 AS total_ms,
 			k.produced_ms - extract(epoch FROM s.committed) * 1000 AS capture_ms,
 			extract(epoch FROM pg_xact_commit_timestamp(xid(a.xid))) * 1000 - k.produced_ms AS deliver_ms
-		FROM bench_applied a JOIN bench_source s USING (pos) JOIN bench_kafka k USING (pos);
+		FROM bench_applied a JOIN bench_source s USING (pos)
+		JOIN (SELECT pos, min(produced_ms) AS produced_ms FROM bench_kafka GROUP BY pos) k USING (pos);
 	SQL
-	applied=$(sql -d latwh -c "SELECT count(*) FROM bench_latency")
+	applied=$(sql -d "$wh" -c "SELECT count(*) FROM bench_latency")
+	# the rate order-sim reached: the source's commits per second
+	secs=$(sql -d "$wh" -c "SELECT extract(epoch FROM max(committed) - min(committed)) FROM bench_source
+		WHERE pos IN (SELECT pos FROM bench_latency)")
+	got=$(awk -v n="$total" -v s="$secs" 'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }')
 	echo
-	echo "commit-to-warehouse latency, $applied changes applied of $total written ($LATENCY_RATE/s for $LATENCY_SECONDS s)"
+	echo "commit-to-warehouse latency at $r changes/s ($got/s reached), $applied changes applied of $total written in $LATENCY_SECONDS s"
 	printf "%-40s %8s %8s %8s %8s\n" "milliseconds" p50 p90 p99 max
-	sql -d latwh -F '|' -c "
+	sql -d "$wh" -F '|' -c "
 		SELECT l, p[1], p[2], p[3], m
 		FROM (SELECT 1 AS o, 'source commit -> warehouse commit' AS l,
 			percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY total_ms) AS p, max(total_ms) AS m FROM bench_latency
@@ -351,44 +391,57 @@ latency() {
 			percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY capture_ms), max(capture_ms) FROM bench_latency
 		UNION ALL SELECT 3, '  kafka-pub produce -> warehouse commit',
 			percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY deliver_ms), max(deliver_ms) FROM bench_latency) q
-		ORDER BY o" |
+		ORDER BY o" | tee "$work/lat$r.txt" |
 		awk -F '|' '{ printf "%-40s %8.1f %8.1f %8.1f %8.1f\n", $1, $2, $3, $4, $5 }'
 	echo "(produce: the Kafka message's timestamp, in whole milliseconds)"
+	lat_plot "$r" "$wh" "$applied"
+	awk -F '|' -v r="$(commas "$r")" -v got="$(commas "$got")" -v t="$(target "$r")" 'NR == 1 {
+		printf "latency p99 @%s/s (sync commit on)\t%.1f ms\tp50 %.1f ms, %s/s reached\t<= %d ms\n",
+			r, $4, $2, got, t }' "$work/lat$r.txt" | {
+		IFS=$'\t' read -r name fig ref tgt
+		goal "$name" "$fig" "$ref" "$tgt"
+	}
+}
 
+# lat_plot RATE DB APPLIED: the latency run's data files and plot in PLOT_DIR
+lat_plot() {
+	local f=$PLOT_DIR/latency-$1
 	mkdir -p "$PLOT_DIR"
 	{
 		echo "# seconds since the first commit, then milliseconds from source commit to:"
 		echo "# warehouse commit, kafka-pub produce; from produce to warehouse commit; pos"
-		sql -d latwh -F ' ' -c "SELECT round(t::numeric, 3), round(total_ms::numeric, 2),
+		sql -d "$2" -F ' ' -c "SELECT round(t::numeric, 3), round(total_ms::numeric, 2),
 			round(capture_ms::numeric, 2), round(deliver_ms::numeric, 2), pos FROM bench_latency ORDER BY t"
-	} >"$PLOT_DIR/latency.dat"
+	} >"$f.dat"
 	{
 		echo "# second since the first commit; p50 and p99 of the changes committed in it (ms)"
-		sql -d latwh -F ' ' -c "SELECT s, round(p[1]::numeric, 2), round(p[2]::numeric, 2)
+		sql -d "$2" -F ' ' -c "SELECT s, round(p[1]::numeric, 2), round(p[2]::numeric, 2)
 			FROM (SELECT floor(t) AS s, percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY total_ms) AS p
 			      FROM bench_latency GROUP BY 1) q ORDER BY s"
-	} >"$PLOT_DIR/latency-1s.dat"
+	} >"$f-1s.dat"
 	gnuplot <<-EOF
 		set terminal pngcairo size 1000,560
-		set output '$PLOT_DIR/latency.png'
-		set title "commit-to-warehouse latency, order-sim at $LATENCY_RATE changes/s ($applied changes)"
+		set output '$f.png'
+		set title "commit-to-warehouse latency, order-sim at $1 changes/s ($3 changes)"
 		set xlabel 'seconds since the first commit'
 		set ylabel 'milliseconds'
 		set yrange [0:*]
 		set key top left
 		set grid
-		plot '$PLOT_DIR/latency.dat' using 1:2 with points pt 7 ps 0.2 lc rgb '#a0a0d0' title 'each change', \
-			'$PLOT_DIR/latency-1s.dat' using (\$1 + 0.5):2 with lines lw 2 lc rgb '#2060c0' title 'p50 of each second', \
+		plot '$f.dat' using 1:2 with points pt 7 ps 0.2 lc rgb '#a0a0d0' title 'each change', \
+			'$f-1s.dat' using (\$1 + 0.5):2 with lines lw 2 lc rgb '#2060c0' title 'p50 of each second', \
 			'' using (\$1 + 0.5):3 with lines lw 2 lc rgb '#c03020' title 'p99 of each second', \
-			50 with lines dt 2 lc rgb 'black' title 'goal: p99 50 ms'
+			$(target "$1") with lines dt 2 lc rgb 'black' title 'goal: p99 $(target "$1") ms'
 	EOF
-	echo "plot: $PLOT_DIR/latency.png (data: latency.dat, per second: latency-1s.dat)"
+	echo "plot: $f.png (data: latency-$1.dat, per second: latency-$1-1s.dat)"
 }
 
 declare -a alone_secs alone_n
 load0=$(cut -d ' ' -f 1-3 /proc/loadavg)
 if [ "$N" -gt 0 ]; then drain; fi
-if [ "$LATENCY_SECONDS" != 0 ]; then latency; fi
+if [ "$LATENCY_SECONDS" != 0 ]; then
+	for r in $LATENCY_RATES; do latency "$r"; done
+fi
 echo
 printf "%-40s %10s %10s %10s %10s\n" "peak RSS (VmHWM), MiB" "alone" "its half" "drain" "latency"
 for s in $STAGES; do
