@@ -7,7 +7,11 @@
 #            deletes, in transactions of 1,000) already in the source log, from
 #            the start of both halves until the warehouse holds them all:
 #            events/s end to end, best of RUNS (2), against each stage alone
-#            and each half alone on the same changes;
+#            and each half alone on the same changes (pg-cdc-tail with
+#            --schema-events, as cdc-source runs it); where the CPU of the
+#            fastest drain went per change (each stage, PostgreSQL, the
+#            broker), the speed that allows on the machine's cores, and how
+#            busy the machine was meanwhile;
 #   latency  order-sim at each of LATENCY_RATES changes/s ("1000 10000") from
 #            LATENCY_CLIENTS connections (4, and one more per 500/s over
 #            2,000/s: 20 at 10,000/s) for LATENCY_SECONDS (60), after
