@@ -95,6 +95,18 @@ Try "pgcdc-pair --help" for more information.'
 	assert_equal "$stderr" ""
 }
 
+@test "the pipe holds 1 MiB: an upstream ahead of a busy downstream writes on without blocking" {
+	# 768 KiB, more than Linux's 64 KiB default pipe: the upstream finishes
+	# writing while the downstream has not read a byte yet
+	run --separate-stderr pgcdc-pair -- sh -c "head -c 786432 /dev/zero && : >'$DIR/written'" '|' \
+		sh -c "i=0; while [ ! -e '$DIR/written' ]; do
+			i=\$((i + 1)); [ \$i -le 100 ] || { echo 'upstream blocked' >&2; exit 1; }; sleep 0.05
+		done; wc -c"
+	assert_success
+	assert_output 786432
+	assert_equal "$stderr" ""
+}
+
 @test "SIGTERM goes to the upstream alone; the downstream reads to the end of its input; exit 0" {
 	start_pair "$DIR/up" 1 write '|' "$DIR/down" 1 read
 	kill -TERM "$PAIR"
