@@ -108,9 +108,14 @@ schema_differs(const char *a, const char *b)
 {
 	if (a == NULL || b == NULL)
 		return a != b;
+	/* called for every change: the same text is the common case */
+	if (strcmp(a, b) == 0)
+		return 0;
 	for (;;) {
-		a = skip_not_null(a);
-		b = skip_not_null(b);
+		if (*a == ',')
+			a = skip_not_null(a);
+		if (*b == ',')
+			b = skip_not_null(b);
 		if (*a != *b)
 			return 1;
 		if (*a == '\0')
