@@ -110,33 +110,34 @@ stored_all(struct tail *s)
 }
 
 /*
- * Run sql (STORE_SQL or round_sql) with the positions due; its result, or
- * NULL after logging.  With store_only and nothing due, no statement at all:
- * *res stays NULL.
+ * Run sql (STORE_SQL or round_sql) with the positions due; its result in
+ * *res, or -1 after logging.  With store_only and nothing due, no statement
+ * at all: *res stays NULL.
  */
 static int
 run_with_positions(struct tail *s, const char *sql, int store_only, PGresult **res)
 {
 	char *arr[4];
 	const char *params[5];
-	int j, n, ok;
+	int j, n;
 
 	*res = NULL;
 	n = due_arrays(s, arr);
-	if (n > 0 || !store_only) {
-		params[0] = s->opt->name;
+	if (n == 0 && store_only) {
 		for (j = 0; j < 4; j++)
-			params[j + 1] = arr[j];
-		*res = store_only ?
-		    exec_prepared(s->conn, "pgcdc_store", sql, 5, params, &s->store_prepared) :
-		    exec_prepared(s->conn, "pgcdc_round", sql, 5, params, &s->round_prepared);
+			free(arr[j]);
+		return 0;
 	}
+	params[0] = s->opt->name;
+	for (j = 0; j < 4; j++)
+		params[j + 1] = arr[j];
+	*res = store_only ?
+	    exec_prepared(s->conn, "pgcdc_store", sql, 5, params, &s->store_prepared) :
+	    exec_prepared(s->conn, "pgcdc_round", sql, 5, params, &s->round_prepared);
 	for (j = 0; j < 4; j++)
 		free(arr[j]);
-	if (*res == NULL)
-		return 0;
-	ok = PQresultStatus(*res) == (store_only ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
-	if (!ok) {
+	/* a lost connection may give no result at all */
+	if (PQresultStatus(*res) != (store_only ? PGRES_COMMAND_OK : PGRES_TUPLES_OK)) {
 		if (!pg_conn_lost(s->conn))
 			log_error("cannot store the positions of consumer \"%s\": %s", s->opt->name,
 			    pg_errmsg(s->conn));
