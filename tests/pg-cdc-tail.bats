@@ -436,3 +436,22 @@ log_count() {
 	assert_equal "$(wc -l <"$WORK/out")" 5000
 	assert_equal "$(sql -d "$DB" -c "SELECT count(*) FROM orders")" 5000
 }
+
+@test "-f under a stream of commits: every change once, across LISTEN and UNLISTEN, a round at most every 5 ms" {
+	pg-cdc-tail -d "$DB" -t orders -f -v >"$WORK/out" 2>"$WORK/err" &
+	BG=$!
+	wait_for 5 'grep -q "rows, position" "$WORK/err"'
+	start=$(date +%s%3N)
+	for i in $(seq 400); do
+		echo "INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
+			VALUES (gen_random_uuid(), gen_random_uuid(), 'created', $i, 'EUR', 'DE');"
+	done | sql -d "$DB"
+	wait_for 10 'test "$(wc -l <"$WORK/out")" = 400'
+	kill -TERM $BG
+	wait $BG
+	BG=
+	ms=$(($(date +%s%3N) - start))
+	rounds=$(grep -c 'rows, position' "$WORK/err")
+	[ "$rounds" -le $((ms / 5 + 3)) ]
+	assert_equal "$(field pos "$WORK/out" | sort -un | wc -l)" 400
+}

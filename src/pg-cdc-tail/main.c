@@ -190,9 +190,13 @@ connect_source(struct tail *s)
 
 	for (;;) {
 		s->conn = pg_connect(s->opt->conninfo);
-		if (s->conn && (!s->opt->follow || pg_command(s->conn, "LISTEN pgcdc") == 0) &&
-		    (n = lock_consumer(s)) >= 0)
+		s->listening = 0;
+		if (s->conn && session_setup(s) == 0 &&
+		    (!s->opt->follow || pg_command(s->conn, "LISTEN pgcdc") == 0) &&
+		    (n = lock_consumer(s)) >= 0) {
+			s->listening = s->opt->follow;
 			return n == 0 ? 0 : -1;
+		}
 		PQfinish(s->conn);
 		s->conn = NULL;
 		if (!s->opt->follow || sig_stop)
@@ -224,26 +228,6 @@ static int
 read_acks(struct tail *s)
 {
 	return s->e.win ? window_update(s->e.win, s->e.lines, s->want, s->moved) : 0;
-}
-
-/* Store each table's durable position where it moved. */
-static int
-sync_positions(struct tail *s)
-{
-	int i;
-
-	for (i = 0; i < s->ntables; i++) {
-		struct table *t = &s->tables[i];
-		const struct pos *p = s->opt->ack ? &s->want[i] : &t->cur;
-
-		if (s->opt->ack && !s->moved[i])
-			continue;
-		if (!pos_equal(p, &t->stored) &&
-		    position_store(s->conn, s->opt->name, t, p) < 0)
-			return -1;
-		s->moved[i] = 0;
-	}
-	return 0;
 }
 
 static int
@@ -362,7 +346,7 @@ round_once(struct tail *s)
 {
 	char *snap = NULL;
 	long total = 0, n, limit;
-	int i, unflushed = 0;
+	int i;
 
 	for (i = 0; i < s->ntables && !sig_stop; i++) {
 		struct table *t = &s->tables[i];
@@ -374,20 +358,12 @@ round_once(struct tail *s)
 				t->done = 1;
 				continue;
 			}
-			if (snap == NULL && (snap = current_snapshot(s->conn, &unflushed)) == NULL)
+			if (snap == NULL && (snap = round_snapshot(s)) == NULL)
 				return -1;
 			t->final_batch = 1;
 			if (t->cur.lo && strcmp(t->cur.lo->text, snap) == 0) {
 				t->done = !s->opt->follow;
 				continue;
-			}
-			/* emit only what a crash of the source cannot take back */
-			if (unflushed) {
-				if (flush_wal(s->conn) < 0) {
-					free(snap);
-					return -1;
-				}
-				unflushed = 0;
 			}
 			t->cur.hi = snap_new(snap);
 		}
@@ -406,6 +382,81 @@ round_once(struct tail *s)
 	}
 	free(snap);
 	return total;
+}
+
+/* Is a table in the middle of a batch, with pages left to read at once? */
+static int
+mid_batch(const struct tail *s)
+{
+	int i;
+
+	for (i = 0; i < s->ntables; i++)
+		if (!s->tables[i].done && s->tables[i].cur.hi != NULL)
+			return 1;
+	return 0;
+}
+
+/*
+ * After a round that wrote n lines: will the next one open with
+ * round_snapshot(), which stores the positions due?  It will when lines came
+ * (another round follows at once) and no table is in the middle of a batch.
+ */
+static int
+next_round_stores(const struct tail *s, long n)
+{
+	return n > 0 && !sig_stop && !mid_batch(s);
+}
+
+/*
+ * Following, a round opens at most every ROUND_GAP_MS: under a steady stream
+ * of commits, each of which notifies, the tail would otherwise start a round
+ * for every few changes, and each costs the source two statements.  A change
+ * committed just after a round opened waits up to that much longer; one
+ * after a quiet spell goes out at once.  The notifications of what the next
+ * snapshot will see anyway are consumed first, so that they do not start
+ * another round.
+ */
+static void
+pace(struct tail *s)
+{
+	double left = s->last_round + ROUND_GAP_MS - mono_ms();
+	struct pollfd p[2] = { { STDOUT_FILENO, 0, 0 }, { s->ackfd, POLLIN, 0 } };
+
+	if (!s->opt->follow || mid_batch(s))
+		return;
+	while (left > 0 && !sig_stop) {
+		if (poll(p, s->ackfd >= 0 ? 2 : 1, (int)left + 1) > 0) {
+			check_reader(&p[0]);
+			if (p[1].revents)
+				ackwatch_drain(s->ackfd);
+		}
+		left = s->last_round + ROUND_GAP_MS - mono_ms();
+	}
+	PQconsumeInput(s->conn);
+	take_notifies(s);
+	s->last_round = mono_ms();
+}
+
+/*
+ * Following, after a round that wrote n lines: listen for notifications
+ * only while idle.  A busy tail opens a round every ROUND_GAP_MS anyway, and
+ * a session that listens is signalled at every commit of a captured change,
+ * and made to pass each notification on.  So the first round that finds
+ * changes stops listening; the first that finds none listens again, and
+ * another round follows at once, for what committed before the LISTEN.
+ * Tables enabled meanwhile are found by the look every --poll interval.
+ */
+static int
+listen_while_idle(struct tail *s, long n)
+{
+	int want = n == 0;
+
+	if (want == s->listening || mid_batch(s))
+		return 0;
+	if (pg_command(s->conn, want ? "LISTEN pgcdc" : "UNLISTEN pgcdc") < 0)
+		return -1;
+	s->listening = want;
+	return 0;
 }
 
 /* How long to sleep: the poll interval, or less until the next look for new tables. */
@@ -432,17 +483,26 @@ run(struct tail *s)
 				return -1;
 			continue;
 		}
+		pace(s);
 		n = round_once(s);
 		if (fflush(stdout) != 0)
 			die("write error:");
 		if (read_acks(s) < 0)
 			return -1;
-		if (n < 0 || sync_positions(s) < 0 || maybe_prune(s, 0) < 0) {
+		if (n < 0 || (!next_round_stores(s, n) && sync_positions(s) < 0) ||
+		    maybe_prune(s, 0) < 0) {
 			if (recover(s) < 0)
 				return -1;
 			continue;
 		}
-		if (n == 0 && s->opt->follow && !sig_stop)
+		if (!s->opt->follow || sig_stop)
+			continue;
+		if (listen_while_idle(s, n) < 0) {
+			if (recover(s) < 0)
+				return -1;
+			continue;
+		}
+		if (n == 0 && s->listening)
 			wait_for_work(s, next_wait(s));
 	}
 	return 0;

@@ -36,7 +36,7 @@ begin_snapshot(PGconn *conn, const struct table *t, const char *import)
 		if (pg_command(conn, set) < 0)
 			return NULL;
 	}
-	if ((text = current_snapshot(conn, NULL)) == NULL)
+	if ((text = current_snapshot(conn)) == NULL)
 		return NULL;
 	len = strlen(t->snapshot_sql) + 64;
 	if ((decl = malloc(len)) == NULL)

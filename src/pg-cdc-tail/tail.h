@@ -59,6 +59,7 @@ struct table {
 	char *name;		/* schema.table, as emitted in events */
 	char *regclass;		/* its oid, for queries */
 	char *page_sql;		/* one page of a batch */
+	char *first_sql;	/* its first page */
 	char *snapshot_sql;	/* the table's rows with their keys */
 	char *prefix;		/* ,"table":"...","key": */
 	struct pos cur;		/* what has been written out */
@@ -93,16 +94,20 @@ int capture_installed(PGconn *conn);
 /* Look up a captured table; with schema, its pages also name each row's members. */
 int tables_resolve(PGconn *conn, struct table *t, const char *name, int schema);
 void table_free(struct table *t);
-int position_load(PGconn *conn, const char *consumer, struct table *t);
-int position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p);
 int prune_log(PGconn *conn, struct table *t);
 /* Try the consumer's session lock: 1 taken, 0 held by server process *pid, -1 on error. */
 int consumer_lock(PGconn *conn, const char *consumer, long *pid);
-/* The current snapshot's text; *unflushed says whether WAL is not all on disk yet. */
-char *current_snapshot(PGconn *conn, int *unflushed);
+/* The current snapshot's text, or NULL after logging. */
+char *current_snapshot(PGconn *conn);
+/*
+ * Execute prepared statement name, preparing it from sql first unless
+ * *prepared says it is on this connection; the result, for the caller to
+ * check.
+ */
+PGresult *exec_prepared(PGconn *conn, const char *name, const char *sql, int n,
+    const char *const *params, int *prepared);
 /* ,"table":"schema.table","key": as every event of that table has it */
 char *event_prefix(const char *name);
-int flush_wal(PGconn *conn);
 
 /* Write one page of t's batch; returns rows written or -1. */
 struct emitter {
@@ -148,12 +153,31 @@ struct tail {
 	int ackfd;		/* readable when the ack file changes */
 	double last_prune;
 	double last_scan;	/* mono_ms() of the last look for tables enabled since */
+	double last_round;	/* mono_ms() when the last round opened, following */
+	int listening;		/* LISTEN pgcdc is in force (following, while idle) */
 	int rescan;		/* cdc.enable notified: look now */
 	int started;		/* the start-up snapshot is taken: a table found now gets its own */
+	int round_prepared;	/* position.c's statements are prepared on the connection */
+	int store_prepared;
 };
+
+/* Following, the least time between the starts of two rounds (main.c's pace()). */
+#define ROUND_GAP_MS 5
 
 /* The most tables one run follows: bounds the marks of the ack window. */
 #define MAX_TABLES 10000
+
+/* position.c */
+int position_load(PGconn *conn, const char *consumer, struct table *t);
+/* Store each table's position where it moved (with --ack: where acknowledged). */
+int sync_positions(struct tail *s);
+/*
+ * Open a round: store the positions due, take the snapshot (its text, or
+ * NULL after logging) and flush the WAL it sees.
+ */
+char *round_snapshot(struct tail *s);
+/* A new session: its commits flush the WAL; nothing is prepared on it yet. */
+int session_setup(struct tail *s);
 
 /* tables.c */
 /* The -t tables, and with no -t or a pattern, the captured tables matching; -1 after logging. */

@@ -96,6 +96,21 @@ query_row(PGconn *conn, const char *sql, int n, const char *const *params)
 	return res;
 }
 
+PGresult *
+exec_prepared(PGconn *conn, const char *name, const char *sql, int n,
+    const char *const *params, int *prepared)
+{
+	if (!*prepared) {
+		PGresult *res = PQprepare(conn, name, sql, n, NULL);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		*prepared = 1;
+	}
+	return PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
+}
+
 /* The JSON fragment every event of this table starts its "table" field with. */
 char *
 event_prefix(const char *name)
@@ -158,6 +173,33 @@ schema_at_sql(const char *log, int enabled)
 }
 
 /*
+ * The query for one page of a batch of log log: from after log id $1, the
+ * rows of transactions visible in snapshot $5 but not in $4 (whose ids lie in
+ * [$2, $3)), at most $6.  The first page of a batch has no id bound, and its
+ * parameters start at the second: the rows of a batch may have any id above
+ * those already read (a transaction takes its ids before it commits), so only
+ * the txid index finds them, where "id > 0" would have the server walk the
+ * whole primary key at every batch.
+ */
+static char *
+page_query(const char *log, int old_key, int schema, int first)
+{
+	char *sql = NULL;
+
+	if (asprintf(&sql,
+	    "SELECT id, txid, op, (extract(epoch FROM ts) * 1000)::bigint, key, before, after, %s, %s"
+	    "  FROM %s"
+	    " WHERE %s txid >= $%d::xid8 AND txid < $%d::xid8"
+	    "   AND NOT pg_visible_in_snapshot(txid, $%d::pg_snapshot)"
+	    "   AND pg_visible_in_snapshot(txid, $%d::pg_snapshot)"
+	    " ORDER BY id LIMIT $%d", old_key ? "old_key" : "NULL", schema ? ROW_NAMES_SQL : "NULL",
+	    log, first ? "" : "id > $1 AND", 2 - first, 3 - first, 4 - first, 5 - first,
+	    6 - first) < 0)
+		die("out of memory");
+	return sql;
+}
+
+/*
  * Look up table name: it must exist and have capture enabled.  Returns 0, or
  * -1 after a one-line error.
  */
@@ -179,7 +221,6 @@ tables_resolve(PGconn *conn, struct table *t, const char *name, int schema)
 	    " WHERE c.oid = to_regclass($1)";
 	const char *params[1] = { name };
 	PGresult *res;
-	char page[1024];
 	int old_key;
 
 	if (capture_installed(conn) < 0)
@@ -205,15 +246,8 @@ tables_resolve(PGconn *conn, struct table *t, const char *name, int schema)
 	if (!old_key || strcmp(PQgetvalue(res, 0, 5), "t") != 0)
 		log_warning("capture of \"%s\" predates truncate capture: a TRUNCATE is not logged"
 		    " (run sql/cdc.sql again)", t->name);
-	snprintf(page, sizeof page,
-	    "SELECT id, txid, op, (extract(epoch FROM ts) * 1000)::bigint, key, before, after, %s, %s"
-	    "  FROM %s"
-	    " WHERE id > $1 AND txid >= $2::xid8 AND txid < $3::xid8"
-	    "   AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)"
-	    "   AND pg_visible_in_snapshot(txid, $5::pg_snapshot)"
-	    " ORDER BY id LIMIT $6", old_key ? "old_key" : "NULL", schema ? ROW_NAMES_SQL : "NULL",
-	    PQgetvalue(res, 0, 2));
-	t->page_sql = xstrdup(page);
+	t->page_sql = page_query(PQgetvalue(res, 0, 2), old_key, schema, 0);
+	t->first_sql = page_query(PQgetvalue(res, 0, 2), old_key, schema, 1);
 	t->prefix = event_prefix(t->name);
 	if (schema)
 		t->schema_sql = schema_at_sql(PQgetvalue(res, 0, 2), strcmp(PQgetvalue(res, 0, 6), "t") == 0);
@@ -227,6 +261,7 @@ table_free(struct table *t)
 	free(t->name);
 	free(t->regclass);
 	free(t->page_sql);
+	free(t->first_sql);
 	free(t->snapshot_sql);
 	free(t->prefix);
 	free(t->schema);
@@ -236,61 +271,6 @@ table_free(struct table *t)
 	free(t->schema_sql);
 	pos_clear(&t->cur);
 	pos_clear(&t->stored);
-}
-
-/* Load the consumer's stored position for t into t->cur and t->stored. */
-int
-position_load(PGconn *conn, const char *consumer, struct table *t)
-{
-	const char *params[2] = { consumer, t->regclass };
-	PGresult *res;
-
-	res = query_row(conn,
-	    "SELECT snap_lo::text, snap_hi::text, last_id FROM cdc.consumer"
-	    " WHERE name = $1 AND tbl = $2::oid::regclass", 2, params);
-	if (res == NULL)
-		return -1;
-	pos_clear(&t->cur);
-	t->has_stored = PQntuples(res) > 0;
-	if (t->has_stored) {
-		if (!PQgetisnull(res, 0, 0))
-			t->cur.lo = snap_new(PQgetvalue(res, 0, 0));
-		if (!PQgetisnull(res, 0, 1))
-			t->cur.hi = snap_new(PQgetvalue(res, 0, 1));
-		t->cur.last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	}
-	pos_set(&t->stored, &t->cur);
-	PQclear(res);
-	return 0;
-}
-
-int
-position_store(PGconn *conn, const char *consumer, struct table *t, const struct pos *p)
-{
-	char last[32];
-	const char *params[5] = {
-		consumer, t->regclass, p->lo ? p->lo->text : NULL,
-		p->hi ? p->hi->text : NULL, last
-	};
-	PGresult *res;
-
-	snprintf(last, sizeof last, "%" PRId64, p->last);
-	res = PQexecParams(conn,
-	    "INSERT INTO cdc.consumer (name, tbl, snap_lo, snap_hi, last_id, updated_at)"
-	    " VALUES ($1, $2::oid::regclass, $3, $4, $5, now())"
-	    " ON CONFLICT (name, tbl) DO UPDATE SET snap_lo = excluded.snap_lo,"
-	    " snap_hi = excluded.snap_hi, last_id = excluded.last_id, updated_at = now()",
-	    5, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		if (!pg_conn_lost(conn))
-			log_error("cannot store position of \"%s\": %s", t->name, pg_errmsg(conn));
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	pos_set(&t->stored, p);
-	t->has_stored = 1;
-	return 0;
 }
 
 /* Advisory locks of pg-cdc-tail consumers: the first key ("pgcd"), the second a hash of the name. */
@@ -329,33 +309,16 @@ prune_log(PGconn *conn, struct table *t)
 }
 
 char *
-current_snapshot(PGconn *conn, int *unflushed)
+current_snapshot(PGconn *conn)
 {
-	PGresult *res = query_row(conn, "SELECT pg_current_snapshot()::text,"
-	    " pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()", 0, NULL);
+	PGresult *res = query_row(conn, "SELECT pg_current_snapshot()::text", 0, NULL);
 	char *s;
 
 	if (res == NULL)
 		return NULL;
 	s = xstrdup(PQgetvalue(res, 0, 0));
-	if (unflushed)
-		*unflushed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
 	return s;
-}
-
-/*
- * Make sure the WAL is on disk up to here: a transaction committed with
- * synchronous_commit=off is visible before it is durable, and one emitted
- * then lost by a crash of the source would stay in the warehouse.  A commit
- * of our own with a flush writes out everything before it.
- */
-int
-flush_wal(PGconn *conn)
-{
-	/* a commit flushes only when its transaction wrote WAL: this writes a little */
-	return pg_command(conn, "BEGIN; SET LOCAL synchronous_commit = local;"
-	    " SELECT pg_logical_emit_message(true, 'pgcdc', ''); COMMIT");
 }
 
 void
@@ -493,7 +456,16 @@ emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
 	snprintf(xmin, sizeof xmin, "%" PRIu64, t->cur.lo ? t->cur.lo->xmin : 0);
 	snprintf(xmax, sizeof xmax, "%" PRIu64, t->cur.hi->xmax);
 	snprintf(lim, sizeof lim, "%ld", limit);
-	res = PQexecParams(conn, t->page_sql, 6, NULL, params, NULL, NULL, 0);
+	/*
+	 * Not prepared: a page is planned for its values, as the plan of a
+	 * batch of ten rows (the txid index) and that of a batch of a million
+	 * (the log in id order) differ, and a generic plan cannot tell them
+	 * apart.
+	 */
+	if (t->cur.last == 0)
+		res = PQexecParams(conn, t->first_sql, 5, NULL, params + 1, NULL, NULL, 0);
+	else
+		res = PQexecParams(conn, t->page_sql, 6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (!pg_conn_lost(conn))
 			log_error("cannot read the log of \"%s\": %s", t->name, pg_errmsg(conn));
