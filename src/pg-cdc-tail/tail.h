@@ -167,6 +167,9 @@ struct tail {
 /* The most tables one run follows: bounds the marks of the ack window. */
 #define MAX_TABLES 10000
 
+/* options.c: the command line into o; usage errors exit 2 */
+void parse_options(int argc, char **argv, struct options *o);
+
 /* position.c */
 int position_load(PGconn *conn, const char *consumer, struct table *t);
 /* Store each table's position where it moved (with --ack: where acknowledged). */
