@@ -111,6 +111,9 @@ enum outcome {
 /* A column rename of a --map rule: source name, warehouse name. */
 struct rename {
 	char *from, *to;
+	size_t flen;		/* strlen(from) */
+	char *tojson;		/* to as a quoted JSON string, what a renamed name becomes */
+	size_t tojlen;
 };
 
 /* One --map rule: SRC=DST(renames). */
@@ -253,8 +256,15 @@ const char *event_check(const char *line, const struct scan *sc, const struct ta
 /* The value of a JSON string member val, decoded into a new string; NULL if not a string. */
 char *json_string_dup(const char *val, size_t len);
 
-/* rename.c: the line with the columns of the rows, key and schema renamed (malloc'd), or NULL */
-char *rename_line(const char *line, size_t len, const struct map *m, size_t *outlen);
+/* rename.c */
+/* Fill in what a rename is matched and written with. */
+void rename_prepare(struct rename *r);
+/*
+ * The scanned line with the column names in its rows, key, old key,
+ * "unchanged" and schema renamed (malloc'd), sc moved onto it; NULL when
+ * it names no renamed column (line and sc stand as they are).
+ */
+char *rename_line(const char *line, size_t len, const struct map *m, struct scan *sc, size_t *outlen);
 
 /* An iterator over the members of a JSON object or the elements of an array (valid JSON). */
 struct jiter {
