@@ -105,7 +105,7 @@ put_row(struct out *o, const struct target *t, const char *line, const struct ev
 {
 	int i;
 
-	json_scan_fields(line + e->row, e->row_len, (const char *const *)t->scols, t->nscols, vals, vlens);
+	row_fields(line + e->row, e->row_len, t->scols, t->sclens, t->nscols, vals, vlens);
 	for (i = 0; i < t->nscols; i++) {
 		if (put_value(o, vals[i], vlens[i], (enum conv)t->sconv[i], tmp, tmpcap) < 0)
 			return -1;

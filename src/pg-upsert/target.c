@@ -396,6 +396,9 @@ target_load(PGconn *conn, const struct options *opt, const char *name, struct ta
 			t->cols[i] = xstrdup(cols[i].plain);
 		t->ncols = n;
 	}
+	t->klens = name_lengths(t->keys, t->nkeys);
+	t->clens = name_lengths(t->cols, t->ncols);
+	t->sclens = name_lengths(t->scols, t->nscols);
 	free_columns(cols, n);
 	free(tombs);
 	free(table);
@@ -429,6 +432,9 @@ target_free(struct target *t)
 		free(t->scols[i]);
 	free(t->scols);
 	free(t->sconv);
+	free(t->klens);
+	free(t->clens);
+	free(t->sclens);
 }
 
 /* --dlq-table: it must exist; rejected lines go to its raw_value and error_message. */

@@ -56,6 +56,7 @@ struct target {
 	unsigned char *sconv;	/* how each takes a JSON value: enum conv */
 	int nscols;
 	unsigned long stage_xact;	/* the transaction that last filled the staging table */
+	size_t *klens, *clens, *sclens;	/* the lengths of keys, cols and scols */
 };
 
 /* How a JSON value becomes a column's COPY text. */
@@ -253,6 +254,15 @@ int stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, 
 /* event.c */
 const char *event_scan(const char *line, size_t len, struct scan *sc);
 const char *event_check(const char *line, const struct scan *sc, const struct target *t, struct ev *ev);
+/*
+ * The values of the members names[0..n) (of lengths lens) of the valid JSON
+ * object obj, the last of each when one is repeated (NULL: none); returns
+ * how many members it has.
+ */
+int row_fields(const char *obj, size_t len, char *const *names, const size_t *lens, int n,
+    const char **vals, size_t *vlens);
+/* The lengths of names[0..n) (malloc'd), or NULL when n is 0. */
+size_t *name_lengths(char *const *names, int n);
 /* The value of a JSON string member val, decoded into a new string; NULL if not a string. */
 char *json_string_dup(const char *val, size_t len);
 
