@@ -15,6 +15,18 @@
 #include "log.h"
 #include "upsert.h"
 
+/* The first quote in [p, end), or NULL: most strings are short, looked at before memchr pays for its call. */
+static const char *
+next_quote(const char *p, const char *end)
+{
+	const char *stop = end - p > 16 ? p + 16 : end;
+
+	for (; p < stop; p++)
+		if (*p == '"')
+			return p;
+	return p < end ? memchr(p, '"', (size_t)(end - p)) : NULL;
+}
+
 /* The end of the string starting at p (its opening quote): the first quote not escaped. */
 static const char *
 string_end(const char *p, const char *end)
@@ -22,7 +34,7 @@ string_end(const char *p, const char *end)
 	const char *q, *b;
 
 	for (p++; p < end; p = q + 1) {
-		if ((q = memchr(p, '"', (size_t)(end - p))) == NULL)
+		if ((q = next_quote(p, end)) == NULL)
 			return end;
 		for (b = q; b > p && b[-1] == '\\'; b--)
 			;

@@ -48,10 +48,11 @@ struct target {
 	char *dlq_sql;		/* $1: raw bytes, $2: error; NULL without --dlq-table */
 	/* the staged path (stage.c): NULL stage_sql when a column's type cannot be staged */
 	char *stage_sql;	/* CREATE TEMP TABLE IF NOT EXISTS: the staging table */
-	char *copy_sql;		/* COPY into it */
-	char *clear_sql;	/* TRUNCATE it */
+	char *copy_sql;		/* the same, then COPY into it */
+	char *clear_sql;	/* the same, TRUNCATE it, then COPY */
 	char *staged_sql;	/* the statement applying what it holds */
 	char *upserts_sql;	/* the same when it holds no delete */
+	char *staged_release, *upserts_release;	/* each, then RELEASE SAVEPOINT pgcdc_batch */
 	char **scols;		/* the table's columns, plain, in order */
 	unsigned char *sconv;	/* how each takes a JSON value: enum conv */
 	int nscols;
@@ -248,7 +249,11 @@ struct sink *batch_stale(void);
 /* SQLSTATE classes: what a failure means (TRANSIENT, FATAL, or APPLIED: the data). */
 enum outcome pg_classify(PGconn *conn, PGresult *res);
 
-/* stage.c: apply lines [lo, hi) of s staged: 0 and *res (the failure or the statement's), else they cannot be */
+/*
+ * stage.c: apply lines [lo, hi) of s staged: 0 and *res (the failure, or
+ * the statement's success with the savepoint pgcdc_batch released), else
+ * they cannot be
+ */
 int stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size_t hi, PGresult **res);
 
 /* event.c */
