@@ -486,6 +486,27 @@ $(dead_letter "$why" 6 "$(sed -n 6p "$WORK/in")")"
 		WHERE attrelid = 'analytics.items'::regclass AND attname = 'note'")" "text"
 }
 
+@test "--evolve with a column rename: a type change it cannot follow dead-letters that table's later events too" {
+	sql -d "$WH" -c "CREATE TABLE analytics.items (id bigint PRIMARY KEY, note text, cdc_pos numeric(20,0) NOT NULL,
+		is_deleted boolean NOT NULL DEFAULT false)"
+	{
+		ev c public.items '{"id":1}' '{"id":1,"label":"one"}' 10
+		schema_ev public.items 11 '"id"' id:bigint label:integer
+		ev c public.items '{"id":2}' '{"id":2,"label":2}' 11
+		ev u public.items '{"id":1}' '{"id":1,"label":1}' 12
+	} >"$WORK/in"
+	local why='table analytics.items: cannot change column "note" from text to integer: column "note" cannot be cast automatically to type integer'
+	run --separate-stderr pg-upsert -d "$WH" --map 'public.items=analytics.items(label=note)' --evolve \
+		--dlq="$WORK/dlq" --ack="$WORK/ack" <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" "pg-upsert: $why; its events are dead-lettered"
+	assert_equal "$(cat "$WORK/dlq")" "$(dead_letter "$why" 2 "$(sed -n 2p "$WORK/in")")
+$(dead_letter "$why" 3 "$(sed -n 3p "$WORK/in")")
+$(dead_letter "$why" 4 "$(sed -n 4p "$WORK/in")")"
+	assert_equal "$(cat "$WORK/ack")" 4
+	assert_equal "$(rows analytics.items "id, note")" "1|one"
+}
+
 @test "a type that is not a type name is never pasted into DDL" {
 	{
 		schema_ev public.items 1 '"id"' id:bigint 'name:text); DROP TABLE analytics.fct_orders; --'

@@ -35,7 +35,12 @@ setup() {
 
 # copies: how many COPY into a staging table the server saw in this test
 copies() {
-	sed -n "/pgcdc test $BATS_TEST_NUMBER starts/,\$p" "$PGTEST_DIR/server.log" | grep -c 'statement: COPY pg_temp.pgcdc_stage_' || true
+	sed -n "/pgcdc test $BATS_TEST_NUMBER starts/,\$p" "$PGTEST_DIR/server.log" | grep -c 'statement: .*COPY pg_temp.pgcdc_stage_' || true
+}
+
+# stagings: how many times a staging table was to be made (and filled) in this test
+stagings() {
+	sed -n "/pgcdc test $BATS_TEST_NUMBER starts/,\$p" "$PGTEST_DIR/server.log" | grep -c 'statement: CREATE TEMP TABLE IF NOT EXISTS pg_temp.pgcdc_stage_' || true
 }
 
 # kinds_event POS AFTER: a change of table kinds
@@ -121,7 +126,34 @@ kinds_event() {
 	assert_equal "$stderr" ""
 	assert_equal "$(state 1)" "one|100|10|f"
 	assert_equal "$(state 2)" "two|100|20|f"
-	assert_equal "$(copies)" 0
+	# refused once, never tried again
+	assert_equal "$(stagings)" 1
 	sql -d "$WH" -c "REVOKE ALL ON ALL TABLES IN SCHEMA analytics FROM notemp; REVOKE USAGE ON SCHEMA analytics FROM notemp"
 	sql -c "DROP ROLE notemp"
+}
+
+@test "a staged ts_ms lands in last_cdc_ts as the JSON path lands it, at any magnitude; those out of range are dead-lettered" {
+	sql -d "$WH" -c "CREATE TABLE stamps (id int PRIMARY KEY, cdc_pos numeric(20,0), is_deleted boolean, last_cdc_ts timestamptz)"
+	local ts=(1764150000123 0 -1 1764150000999 -62135596800001 9007199254740991 9007199254740993 -9007199254740993
+		9223372036854 99999999999999999999) i=0 t
+	for t in "${ts[@]}"; do
+		i=$((i + 1))
+		printf '{"op":"c","table":"public.stamps","key":{"id":%d},"before":null,"after":{"id":%d},"pos":%d,"ts_ms":%s}\n' \
+			"$i" "$i" "$((i * 10))" "$t"
+	done >"$WORK/in"
+	# out of the range of timestamps: before 4713 BC, and past bigint
+	low=$(sql -d "$WH" <<<"SELECT to_timestamp(-9007199254740993::numeric / 1000)" 2>&1 | sed -n 's/.*ERROR: *//p' | head -n 1)
+	high=$(sql -d "$WH" <<<"SELECT to_timestamp(99999999999999999999::numeric / 1000)" 2>&1 | sed -n 's/.*ERROR: *//p' | head -n 1)
+	run --separate-stderr pg-upsert -d "$WH" -t public.stamps --dlq="$WORK/dlq" <"$WORK/in"
+	assert_success
+	assert_equal "$(cat "$WORK/dlq")" "$(dead_letter "$low" 8 "$(sed -n 8p "$WORK/in")")
+$(dead_letter "$high" 10 "$(sed -n 10p "$WORK/in")")"
+	i=0
+	for t in "${ts[@]:0:9}"; do
+		i=$((i + 1))
+		[ "$i" -eq 8 ] && continue
+		assert_equal "$(sql -d "$WH" -c "SELECT last_cdc_ts = to_timestamp($t::numeric / 1000) FROM stamps WHERE id = $i")" "t"
+	done
+	# the staged attempt was made
+	[ "$(copies)" -ge 1 ]
 }

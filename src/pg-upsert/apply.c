@@ -291,16 +291,19 @@ staged_refused(PGconn *conn, PGresult *res, struct target *t)
  * that way straight away), by the JSON path.
  */
 static PGresult *
-run_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi, int *json)
+run_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi, int *json, int *released)
 {
 	struct params pr;
 	PGresult *res;
 	int rc;
 
+	*released = 0;
 	if (!*json) {
 		rc = stage_apply(conn, s, b, lo, hi, &res);
-		if (rc == 0 && !staged_refused(conn, res, &s->t))
+		if (rc == 0 && !staged_refused(conn, res, &s->t)) {
+			*released = PQresultStatus(res) == PGRES_COMMAND_OK;
 			return res;
+		}
 		if (rc == 0) {
 			PQclear(res);
 			*json = 1;
@@ -334,16 +337,17 @@ apply_range(PGconn *conn, struct sink *s, struct batch *b, size_t lo, size_t hi,
 	PGresult *res;
 	enum outcome o;
 	size_t i, count;
+	int released;
 
 	if ((count = count_sent(b, s, lo, hi)) == 0)
 		return APPLIED;
 	if ((o = command(conn, "SAVEPOINT pgcdc_batch")) != APPLIED)
 		return o;
-	res = run_range(conn, s, b, lo, hi, &json);
+	res = run_range(conn, s, b, lo, hi, &json, &released);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
 		refuse_listed(b, s, lo, hi, count, res);
 		PQclear(res);
-		return command(conn, "RELEASE SAVEPOINT pgcdc_batch");
+		return released ? APPLIED : command(conn, "RELEASE SAVEPOINT pgcdc_batch");
 	}
 	o = classify_apply(conn, res, s);
 	if (o != APPLIED) {

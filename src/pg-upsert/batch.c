@@ -82,12 +82,8 @@ intake(struct batch *b, struct router *r, const char *line, size_t len, int *wai
 	}
 	if ((s = route(r, &sc, &why)) == NULL)
 		return why ? why : skip;
-	if (s->map && s->map->nren > 0) {
-		b->alt[n] = rename_line(line, len, s->map, &alen);
+	if (s->map && s->map->nren > 0 && (b->alt[n] = rename_line(line, len, s->map, &sc, &alen)) != NULL)
 		line = b->alt[n];
-		if ((why = event_scan(line, alen, &sc)) != NULL)
-			return why;
-	}
 	if (sc.v[F_OP][1] == 's') {
 		/* the table's events wait for it: it may not be there yet */
 		b->ev[n].op = 's';

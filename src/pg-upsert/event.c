@@ -33,7 +33,7 @@ key_present(const char *obj, size_t len, const struct target *t, const char *wha
 
 	if (t->nkeys > 64)
 		return "too many key columns";
-	json_scan_fields(obj, len, (const char *const *)t->keys, t->nkeys, kv, kl);
+	row_fields(obj, len, t->keys, t->klens, t->nkeys, kv, kl);
 	for (i = 0; i < t->nkeys; i++) {
 		if (is_null(kv[i], kl[i])) {
 			snprintf(buf, sizeof buf, "missing key: no value for key column \"%.100s\" in \"%s\"",
@@ -50,9 +50,9 @@ key_only(const char *obj, size_t len, const struct target *t)
 {
 	const char *kv[64];
 	size_t kl[64];
-	int members = 0, found = 0, i;
+	int members, found = 0, i;
 
-	json_scan_members(obj, len, (const char *const *)t->keys, t->nkeys, kv, kl, &members);
+	members = row_fields(obj, len, t->keys, t->klens, t->nkeys, kv, kl);
 	for (i = 0; i < t->nkeys; i++)
 		found += kv[i] != NULL;
 	return members == found;
@@ -121,7 +121,7 @@ has_extra(const char *row, size_t len, const struct target *t)
 
 	if (t->ncols == 0)
 		return 0;
-	json_scan_members(row, len, (const char *const *)t->cols, t->ncols, cv, cl, &members);
+	members = row_fields(row, len, t->cols, t->clens, t->ncols, cv, cl);
 	for (i = 0; i < t->ncols; i++)
 		found += cv[i] != NULL;
 	return members > found;
@@ -211,6 +211,64 @@ event_check(const char *line, const struct scan *sc, const struct target *t, str
 	locate(line, v, vl, row, ev);
 	ev->extra = row != F_KEY && has_extra(v[row], vl[row], t);
 	return NULL;
+}
+
+/* Which of names[0..n) the member name tok (quotes included) is, or -1. */
+static int
+name_index(const char *tok, size_t len, char *const *names, const size_t *lens, int n)
+{
+	char *plain;
+	int i;
+
+	if (memchr(tok + 1, '\\', len - 2) == NULL) {
+		for (i = n - 1; i >= 0; i--)
+			if (lens[i] == len - 2 && names[i][0] == tok[1] && memcmp(names[i], tok + 1, len - 2) == 0)
+				return i;
+		return -1;
+	}
+	if ((plain = json_string_dup(tok, len)) == NULL)
+		return -1;
+	for (i = n - 1; i >= 0 && strcmp(names[i], plain) != 0; i--)
+		;
+	free(plain);
+	return i;
+}
+
+int
+row_fields(const char *obj, size_t len, char *const *names, const size_t *lens, int n,
+    const char **vals, size_t *vlens)
+{
+	struct jiter it;
+	const char *name, *val;
+	size_t nlen, vlen;
+	int i, members = 0;
+
+	for (i = 0; i < n; i++)
+		vals[i] = NULL;
+	jw_open(&it, obj, len);
+	while (it.object && jw_next(&it, &name, &nlen, &val, &vlen)) {
+		members++;
+		if ((i = name_index(name, nlen, names, lens, n)) >= 0) {
+			vals[i] = val;
+			vlens[i] = vlen;
+		}
+	}
+	return members;
+}
+
+size_t *
+name_lengths(char *const *names, int n)
+{
+	size_t *lens;
+	int i;
+
+	if (n == 0)
+		return NULL;
+	if ((lens = calloc(n, sizeof *lens)) == NULL)
+		die("out of memory");
+	for (i = 0; i < n; i++)
+		lens[i] = strlen(names[i]);
+	return lens;
 }
 
 char *

@@ -4,7 +4,8 @@
  * "unchanged" and those of a schema event become the warehouse's, so the
  * statements built from the warehouse table's catalog apply as they are.
  * Every byte but the renamed names is copied unchanged.  Lines reach here
- * validated, so the walk below only has to find where values end.
+ * validated and scanned, so the walk below only visits the members the scan
+ * found and only has to find where values end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,14 +15,33 @@
 #include "log.h"
 #include "upsert.h"
 
-/* The end of the string starting at p (its opening quote). */
+/* The first quote in [p, end), or NULL: most strings are short, looked at before memchr pays for its call. */
+static const char *
+next_quote(const char *p, const char *end)
+{
+	const char *stop = end - p > 16 ? p + 16 : end;
+
+	for (; p < stop; p++)
+		if (*p == '"')
+			return p;
+	return p < end ? memchr(p, '"', (size_t)(end - p)) : NULL;
+}
+
+/* The end of the string starting at p (its opening quote): the first quote not escaped. */
 static const char *
 string_end(const char *p, const char *end)
 {
-	for (p++; p < end && *p != '"'; p++)
-		if (*p == '\\')
-			p++;
-	return p < end ? p + 1 : end;
+	const char *q, *b;
+
+	for (p++; p < end; p = q + 1) {
+		if ((q = next_quote(p, end)) == NULL)
+			return end;
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+	}
+	return end;
 }
 
 /* The end of the JSON value starting at p. */
@@ -33,7 +53,8 @@ value_end(const char *p, const char *end)
 	if (*p == '"')
 		return string_end(p, end);
 	if (*p != '{' && *p != '[') {
-		while (p < end && !strchr(",}] \t\r\n", *p))
+		while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+		    *p != '\r' && *p != '\n')
 			p++;
 		return p;
 	}
@@ -99,44 +120,70 @@ jw_next(struct jiter *it, const char **name, size_t *nlen, const char **val, siz
 	return 1;
 }
 
-/* The rewrite: text copied up to each replaced token, then its replacement. */
-struct rewrite {
-	const struct map *m;
-	const char *done;	/* copied up to here */
-	FILE *f;
+/* The renames found: where each renamed name lies in the line, and its rename. */
+struct edit {
+	size_t at, len;
+	const struct rename *r;
 };
 
+struct rewrite {
+	const struct map *m;
+	const char *line;
+	struct edit *e;
+	size_t n, cap;
+};
+
+void
+rename_prepare(struct rename *r)
+{
+	size_t len;
+	FILE *f = open_memstream(&r->tojson, &len);
+
+	if (f == NULL)
+		die("out of memory");
+	json_put_string(f, r->to, strlen(r->to));
+	if (fclose(f) != 0)
+		die("out of memory");
+	r->tojlen = len;
+	r->flen = strlen(r->from);
+}
+
 /*
- * Is the JSON string tok (quotes included) the name s?  Compared in place
- * when it has no escape, which is nearly always: this runs for every
- * member of every line.
+ * Is the JSON string tok (quotes included) the name s, of length slen?
+ * Compared in place when it has no escape, which is nearly always: this
+ * runs for every member of every row.
  */
 static int
-token_is(const char *tok, size_t len, const char *s)
+token_is(const char *tok, size_t len, const char *s, size_t slen)
 {
 	char *plain;
 	int is;
 
-	if (len >= 2 && memchr(tok + 1, '\\', len - 2) == NULL)
-		return len - 2 == strlen(s) && memcmp(tok + 1, s, len - 2) == 0;
+	if (memchr(tok + 1, '\\', len - 2) == NULL)
+		return len - 2 == slen && memcmp(tok + 1, s, slen) == 0;
 	plain = json_string_dup(tok, len);
 	is = plain && strcmp(plain, s) == 0;
 	free(plain);
 	return is;
 }
 
-/* Replace the JSON string tok (quotes included) when a rename's source names it. */
+/* Note the JSON string tok (quotes included) for replacement when a rename's source names it. */
 static void
 rename_token(struct rewrite *w, const char *tok, size_t len)
 {
 	int i;
 
+	if (len < 2)
+		return;
 	for (i = 0; i < w->m->nren; i++) {
-		if (token_is(tok, len, w->m->ren[i].from)) {
-			fwrite(w->done, 1, (size_t)(tok - w->done), w->f);
-			json_put_string(w->f, w->m->ren[i].to, strlen(w->m->ren[i].to));
-			w->done = tok + len;
-			break;
+		if (token_is(tok, len, w->m->ren[i].from, w->m->ren[i].flen)) {
+			if (w->n == w->cap) {
+				w->cap = w->cap ? 2 * w->cap : 16;
+				if ((w->e = realloc(w->e, w->cap * sizeof *w->e)) == NULL)
+					die("out of memory");
+			}
+			w->e[w->n++] = (struct edit){ (size_t)(tok - w->line), len, &w->m->ren[i] };
+			return;
 		}
 	}
 }
@@ -188,35 +235,88 @@ rename_columns(struct rewrite *w, const char *arr, size_t len)
 		if (!col.object)
 			continue;
 		while (jw_next(&col, &cname, &cnlen, &cval, &cvlen))
-			if (token_is(cname, cnlen, "name") && *cval == '"')
+			if (token_is(cname, cnlen, "name", 4) && *cval == '"')
 				rename_token(w, cval, cvlen);
 	}
 }
 
-char *
-rename_line(const char *line, size_t len, const struct map *m, size_t *outlen)
+static int
+edit_order(const void *a, const void *b)
 {
-	static const char *const objects[] = { "after", "before", "key", "old_key" };
-	struct rewrite w = { m, line, NULL };
-	struct jiter it;
-	const char *name, *val;
-	size_t nlen, vlen, i;
-	char *out = NULL;
+	const struct edit *x = a, *y = b;
 
-	if ((w.f = open_memstream(&out, outlen)) == NULL)
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Where offset at of the line lies in the rewritten one: moved by the edits before it. */
+static size_t
+moved(const struct rewrite *w, size_t at)
+{
+	size_t i, to = at;
+
+	for (i = 0; i < w->n && w->e[i].at < at; i++)
+		to += w->e[i].r->tojlen - w->e[i].len;
+	return to;
+}
+
+/* The line with the edits made, sc moved onto it. */
+static char *
+rewrite(const struct rewrite *w, size_t len, struct scan *sc, size_t *outlen)
+{
+	size_t i, done = 0, o = 0, size = len + 1;
+	char *out;
+	int f;
+
+	for (i = 0; i < w->n; i++)
+		size += w->e[i].r->tojlen;
+	if ((out = malloc(size)) == NULL)
 		die("out of memory");
-	jw_open(&it, line, len);
-	while (it.object && jw_next(&it, &name, &nlen, &val, &vlen)) {
-		for (i = 0; i < sizeof objects / sizeof *objects; i++)
-			if (token_is(name, nlen, objects[i]))
-				rename_members(&w, val, vlen);
-		if (token_is(name, nlen, "unchanged") || token_is(name, nlen, "primary_key"))
-			rename_elements(&w, val, vlen);
-		else if (token_is(name, nlen, "columns"))
-			rename_columns(&w, val, vlen);
+	for (i = 0; i < w->n; i++) {
+		memcpy(out + o, w->line + done, w->e[i].at - done);
+		o += w->e[i].at - done;
+		memcpy(out + o, w->e[i].r->tojson, w->e[i].r->tojlen);
+		o += w->e[i].r->tojlen;
+		done = w->e[i].at + w->e[i].len;
 	}
-	fwrite(w.done, 1, (size_t)(line + len - w.done), w.f);
-	if (fclose(w.f) != 0)
-		die("out of memory");
+	memcpy(out + o, w->line + done, len - done);
+	o += len - done;
+	out[o] = '\0';
+	*outlen = o;
+	for (f = 0; f < NFIELDS; f++) {
+		size_t at, end;
+
+		if (sc->v[f] == NULL)
+			continue;
+		at = (size_t)(sc->v[f] - w->line);
+		end = moved(w, at + sc->vl[f]);
+		at = moved(w, at);
+		sc->v[f] = out + at;
+		sc->vl[f] = end - at;
+	}
+	return out;
+}
+
+char *
+rename_line(const char *line, size_t len, const struct map *m, struct scan *sc, size_t *outlen)
+{
+	static const int objects[] = { F_AFTER, F_BEFORE, F_KEY, F_OLD_KEY };
+	struct rewrite w = { m, line, NULL, 0, 0 };
+	char *out = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof objects / sizeof *objects; i++)
+		if (sc->v[objects[i]])
+			rename_members(&w, sc->v[objects[i]], sc->vl[objects[i]]);
+	if (sc->v[F_UNCHANGED])
+		rename_elements(&w, sc->v[F_UNCHANGED], sc->vl[F_UNCHANGED]);
+	if (sc->v[F_PKEY])
+		rename_elements(&w, sc->v[F_PKEY], sc->vl[F_PKEY]);
+	if (sc->v[F_COLUMNS])
+		rename_columns(&w, sc->v[F_COLUMNS], sc->vl[F_COLUMNS]);
+	if (w.n > 0) {
+		qsort(w.e, w.n, sizeof *w.e, edit_order);
+		out = rewrite(&w, len, sc, outlen);
+	}
+	free(w.e);
 	return out;
 }

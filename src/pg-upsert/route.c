@@ -445,7 +445,8 @@ parse_renames(struct map *m, const char *text, size_t len)
 		if ((m->ren = realloc(m->ren, (m->nren + 1) * sizeof *m->ren)) == NULL)
 			die("out of memory");
 		m->ren[m->nren].from = xstrdup(tok);
-		m->ren[m->nren++].to = xstrdup(eq + 1);
+		m->ren[m->nren].to = xstrdup(eq + 1);
+		rename_prepare(&m->ren[m->nren++]);
 	}
 	if (m->nren == 0 || text[0] == ',' || text[len - 1] == ',' || strstr(list, ",,"))
 		bad_map(m->arg, "a column rename is COLUMN=COLUMN");
@@ -538,6 +539,7 @@ map_free(struct map *m)
 	for (i = 0; i < m->nren; i++) {
 		free(m->ren[i].from);
 		free(m->ren[i].to);
+		free(m->ren[i].tojson);
 	}
 	free(m->ren);
 	free(m->src);

@@ -85,6 +85,11 @@ put_value(struct out *o, const char *v, size_t n, enum conv conv, char **tmp, si
 		put_raw(o, v, n);	/* a number, true or false: as written */
 		return 0;
 	}
+	if (memchr(v + 1, '\\', n - 2) == NULL) {
+		/* no escape: no byte COPY text would escape either (JSON has no raw control bytes in strings) */
+		put_raw(o, v + 1, n - 2);
+		return 0;
+	}
 	if (*tmpcap < n) {
 		*tmpcap = n;
 		if ((*tmp = realloc(*tmp, n)) == NULL)
@@ -105,7 +110,7 @@ put_row(struct out *o, const struct target *t, const char *line, const struct ev
 {
 	int i;
 
-	json_scan_fields(line + e->row, e->row_len, (const char *const *)t->scols, t->nscols, vals, vlens);
+	row_fields(line + e->row, e->row_len, t->scols, t->sclens, t->nscols, vals, vlens);
 	for (i = 0; i < t->nscols; i++) {
 		if (put_value(o, vals[i], vlens[i], (enum conv)t->sconv[i], tmp, tmpcap) < 0)
 			return -1;
@@ -151,18 +156,6 @@ stageable(const struct batch *b, const struct sink *s, size_t lo, size_t hi, int
 	return 1;
 }
 
-/* A command that returns no rows: NULL when done, else its failure. */
-static PGresult *
-run_command(PGconn *conn, const char *sql)
-{
-	PGresult *res = PQexec(conn, sql);
-
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		return res;
-	PQclear(res);
-	return NULL;
-}
-
 /* The COPY's end: NULL when it took the rows, else its failure; the connection is ready for more. */
 static PGresult *
 copy_end(PGconn *conn, const char *abort)
@@ -186,7 +179,8 @@ copy_end(PGconn *conn, const char *abort)
  * be converted: the COPY is abandoned (undone by the caller's savepoint).
  */
 static PGresult *
-copy_lines(PGconn *conn, const struct sink *s, const struct batch *b, size_t lo, size_t hi, int *unstaged)
+copy_lines(PGconn *conn, const struct sink *s, const struct batch *b, size_t lo, size_t hi, int *unstaged,
+    const char *copy_sql)
 {
 	const struct target *t = &s->t;
 	struct out o = { 0 };
@@ -194,7 +188,7 @@ copy_lines(PGconn *conn, const struct sink *s, const struct batch *b, size_t lo,
 	size_t *vlens, i, tmpcap = 0;
 	char *tmp = NULL;
 	int rc = 0, sent = 1;
-	PGresult *res = PQexec(conn, t->copy_sql);
+	PGresult *res = PQexec(conn, copy_sql);
 
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 		return res;
@@ -227,7 +221,8 @@ copy_lines(PGconn *conn, const struct sink *s, const struct batch *b, size_t lo,
 
 /*
  * Apply lines [lo, hi) of sink s through its staging table: 0 and *res,
- * the failing step's result or the statement's; -1 when they cannot go
+ * the failing step's result or, when it succeeded, that of the release of
+ * the savepoint pgcdc_batch that follows it; -1 when they cannot go
  * staged, 1 when a value said so once the COPY had begun (the caller's
  * savepoint undoes it).
  */
@@ -235,20 +230,18 @@ int
 stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size_t hi, PGresult **res)
 {
 	struct target *t = &s->t;
+	const char *copy_sql;
 	int deletes, unstaged = 0;
 
 	if (!stageable(b, s, lo, hi, &deletes))
 		return -1;
-	if ((*res = run_command(conn, t->stage_sql)) != NULL)
-		return 0;
 	/* filled earlier in this transaction: ON COMMIT has not emptied it */
-	if (t->stage_xact == batch_xact && (*res = run_command(conn, t->clear_sql)) != NULL)
-		return 0;
+	copy_sql = t->stage_xact == batch_xact ? t->clear_sql : t->copy_sql;
 	t->stage_xact = batch_xact;
-	if ((*res = copy_lines(conn, s, b, lo, hi, &unstaged)) != NULL)
+	if ((*res = copy_lines(conn, s, b, lo, hi, &unstaged, copy_sql)) != NULL)
 		return 0;
 	if (unstaged)
 		return 1;
-	*res = PQexecParams(conn, deletes ? t->staged_sql : t->upserts_sql, 0, NULL, NULL, NULL, NULL, 0);
+	*res = PQexec(conn, deletes ? t->staged_release : t->upserts_release);
 	return 0;
 }

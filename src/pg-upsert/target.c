@@ -140,10 +140,14 @@ build_staged(struct shape *s, struct target *t)
 	snprintf(stage, sizeof stage, "pg_temp.pgcdc_stage_%lu", ++serial);
 	s->stage = stage;
 	t->stage_sql = sql_stage_create(s);
-	t->copy_sql = strf("COPY %s FROM STDIN", stage);
-	t->clear_sql = strf("TRUNCATE %s", stage);
+	/* one round trip: the table made if need be (emptied if filled earlier in the transaction), then COPY */
+	t->copy_sql = strf("%s; COPY %s FROM STDIN", t->stage_sql, stage);
+	t->clear_sql = strf("%s; TRUNCATE %s; COPY %s FROM STDIN", t->stage_sql, stage, stage);
 	t->staged_sql = sql_apply(s, ST_STAGED);
 	t->upserts_sql = sql_apply(s, ST_UPSERTS);
+	/* the batch's savepoint released in the same round trip */
+	t->staged_release = strf("%s; RELEASE SAVEPOINT pgcdc_batch", t->staged_sql);
+	t->upserts_release = strf("%s; RELEASE SAVEPOINT pgcdc_batch", t->upserts_sql);
 	s->stage = NULL;
 	t->nscols = s->ncols;
 	if ((t->scols = calloc(s->ncols, sizeof *t->scols)) == NULL ||
@@ -396,6 +400,9 @@ target_load(PGconn *conn, const struct options *opt, const char *name, struct ta
 			t->cols[i] = xstrdup(cols[i].plain);
 		t->ncols = n;
 	}
+	t->klens = name_lengths(t->keys, t->nkeys);
+	t->clens = name_lengths(t->cols, t->ncols);
+	t->sclens = name_lengths(t->scols, t->nscols);
 	free_columns(cols, n);
 	free(tombs);
 	free(table);
@@ -425,10 +432,15 @@ target_free(struct target *t)
 	free(t->clear_sql);
 	free(t->staged_sql);
 	free(t->upserts_sql);
+	free(t->staged_release);
+	free(t->upserts_release);
 	for (i = 0; i < t->nscols; i++)
 		free(t->scols[i]);
 	free(t->scols);
 	free(t->sconv);
+	free(t->klens);
+	free(t->clens);
+	free(t->sclens);
 }
 
 /* --dlq-table: it must exist; rejected lines go to its raw_value and error_message. */

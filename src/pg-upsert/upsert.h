@@ -48,14 +48,16 @@ struct target {
 	char *dlq_sql;		/* $1: raw bytes, $2: error; NULL without --dlq-table */
 	/* the staged path (stage.c): NULL stage_sql when a column's type cannot be staged */
 	char *stage_sql;	/* CREATE TEMP TABLE IF NOT EXISTS: the staging table */
-	char *copy_sql;		/* COPY into it */
-	char *clear_sql;	/* TRUNCATE it */
+	char *copy_sql;		/* the same, then COPY into it */
+	char *clear_sql;	/* the same, TRUNCATE it, then COPY */
 	char *staged_sql;	/* the statement applying what it holds */
 	char *upserts_sql;	/* the same when it holds no delete */
+	char *staged_release, *upserts_release;	/* each, then RELEASE SAVEPOINT pgcdc_batch */
 	char **scols;		/* the table's columns, plain, in order */
 	unsigned char *sconv;	/* how each takes a JSON value: enum conv */
 	int nscols;
 	unsigned long stage_xact;	/* the transaction that last filled the staging table */
+	size_t *klens, *clens, *sclens;	/* the lengths of keys, cols and scols */
 };
 
 /* How a JSON value becomes a column's COPY text. */
@@ -111,6 +113,9 @@ enum outcome {
 /* A column rename of a --map rule: source name, warehouse name. */
 struct rename {
 	char *from, *to;
+	size_t flen;		/* strlen(from) */
+	char *tojson;		/* to as a quoted JSON string, what a renamed name becomes */
+	size_t tojlen;
 };
 
 /* One --map rule: SRC=DST(renames). */
@@ -244,17 +249,37 @@ struct sink *batch_stale(void);
 /* SQLSTATE classes: what a failure means (TRANSIENT, FATAL, or APPLIED: the data). */
 enum outcome pg_classify(PGconn *conn, PGresult *res);
 
-/* stage.c: apply lines [lo, hi) of s staged: 0 and *res (the failure or the statement's), else they cannot be */
+/*
+ * stage.c: apply lines [lo, hi) of s staged: 0 and *res (the failure, or
+ * the statement's success with the savepoint pgcdc_batch released), else
+ * they cannot be
+ */
 int stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size_t hi, PGresult **res);
 
 /* event.c */
 const char *event_scan(const char *line, size_t len, struct scan *sc);
 const char *event_check(const char *line, const struct scan *sc, const struct target *t, struct ev *ev);
+/*
+ * The values of the members names[0..n) (of lengths lens) of the valid JSON
+ * object obj, the last of each when one is repeated (NULL: none); returns
+ * how many members it has.
+ */
+int row_fields(const char *obj, size_t len, char *const *names, const size_t *lens, int n,
+    const char **vals, size_t *vlens);
+/* The lengths of names[0..n) (malloc'd), or NULL when n is 0. */
+size_t *name_lengths(char *const *names, int n);
 /* The value of a JSON string member val, decoded into a new string; NULL if not a string. */
 char *json_string_dup(const char *val, size_t len);
 
-/* rename.c: the line with the columns of the rows, key and schema renamed (malloc'd), or NULL */
-char *rename_line(const char *line, size_t len, const struct map *m, size_t *outlen);
+/* rename.c */
+/* Fill in what a rename is matched and written with. */
+void rename_prepare(struct rename *r);
+/*
+ * The scanned line with the column names in its rows, key, old key,
+ * "unchanged" and schema renamed (malloc'd), sc moved onto it; NULL when
+ * it names no renamed column (line and sc stand as they are).
+ */
+char *rename_line(const char *line, size_t len, const struct map *m, struct scan *sc, size_t *outlen);
 
 /* An iterator over the members of a JSON object or the elements of an array (valid JSON). */
 struct jiter {
