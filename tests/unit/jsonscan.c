@@ -79,20 +79,31 @@ main(void)
 		check(valid[i], 1);
 	for (i = 0; i < sizeof invalid / sizeof *invalid; i++)
 		check(invalid[i], 0);
-	/* a bad byte at every offset of a long string, for the 8-bytes-at-a-time path */
-	for (i = 1; i < 30; i++) {
-		char str[40];
-		const char bad[] = { '\x01', '\x1f', '\xff', '"' };
+	/* a bad byte at every offset of a long string, for the paths that take
+	 * 8 or 16 bytes at a time and the byte loop after them */
+	for (i = 1; i < 70; i++) {
+		char str[80];
+		const char bad[] = { '\x01', '\x1f', '\xff', '\x80', '"' };
 		size_t b;
 
 		for (b = 0; b < sizeof bad; b++) {
 			memset(str, 'x', sizeof str);
 			str[0] = '"';
-			str[31] = '"';
-			str[32] = '\0';
+			str[71] = '"';
+			str[72] = '\0';
 			check(str, 1);
 			str[i] = bad[b];
 			check(str, 0);
+		}
+		/* and bytes that are no plain ASCII but valid: an escape, UTF-8, DEL */
+		if (i < 69) {
+			memcpy(str + i, "\\n", 2);
+			check(str, 1);
+			memcpy(str + i, "\xc3\xa9", 2);
+			check(str, 1);
+			str[i] = '\x7f';
+			str[i + 1] = 'x';
+			check(str, 1);
 		}
 	}
 	memset(deep, '[', 1000);
@@ -117,6 +128,12 @@ main(void)
 	check_key("{\"key\":\"\\udc00\\ud800\"}", "key", NULL);
 	check_key("{\"key\":\"\\ud800\\u0041\"}", "key", NULL);
 	check_key("{\"key\":\"\\ud800x\"}", "key", NULL);
+	/* a member name's escapes are undone for that name only */
+	check_key("{\"a\\n\":1,\"key\":2}", "key", "2");
+	check_key("{\"x\":\"a\\nb\",\"key\":3}", "key", "3");
+	check_key("{\"ke\\u0079\":4,\"x\":\"\\t\"}", "key", "4");
+	check_key("{\"ke\":1,\"keyy\":2,\"k\":3}", "key", NULL);
+	check_key("{\"\":1,\"key\" \t\r\n : \n 5 }", "key", "5");
 	check_key_cap();
 
 	printf("jsonscan: %d passed, %d failed\n", passed, failed);
