@@ -20,6 +20,7 @@ struct scan {
 	size_t *vlens;
 	int members;		/* of the top-level object */
 	int escaped;		/* the last string scanned holds a backslash */
+	int newline;		/* whitespace between tokens held a '\n' */
 };
 
 /* JSON's whitespace as a set of bytes up to ' ': one test per byte. */
@@ -31,7 +32,7 @@ skip_ws(struct scan *s)
 	const char *p = s->p, *end = s->end;
 
 	while (p < end && (unsigned char)*p <= ' ' && (WS_SET >> (unsigned char)*p & 1))
-		p++;
+		s->newline |= *p++ == '\n';
 	s->p = p;
 }
 
@@ -491,26 +492,48 @@ json_scan_fields(const char *text, size_t len, const char *const *fields, int n,
 	return json_scan_members(text, len, fields, n, vals, vlens, NULL);
 }
 
+/* Scan s->p..s->end as one JSON text; NULL when valid, else the reason. */
+static const char *
+scan_text(struct scan *s)
+{
+	int i;
+
+	for (i = 0; i < s->nfields; i++)
+		s->vals[i] = NULL;
+	skip_ws(s);
+	if (s->p >= s->end)
+		return "not JSON: empty";
+	if (scan_value(s, 1) < 0)
+		return s->err;
+	skip_ws(s);
+	if (s->p != s->end)
+		return "not JSON: text after the value";
+	return NULL;
+}
+
 const char *
 json_scan_members(const char *text, size_t len, const char *const *fields, int n,
     const char **vals, size_t *vlens, int *members)
 {
-	struct scan s = { text, text + len, NULL, 0, fields, n, vals, vlens, 0, 0 };
-	int i;
+	struct scan s = { text, text + len, NULL, 0, fields, n, vals, vlens, 0, 0, 0 };
+	const char *err = scan_text(&s);
 
-	for (i = 0; i < n; i++)
-		vals[i] = NULL;
-	skip_ws(&s);
-	if (s.p >= s.end)
-		return "not JSON: empty";
-	if (scan_value(&s, 1) < 0)
-		return s.err;
-	skip_ws(&s);
-	if (s.p != s.end)
-		return "not JSON: text after the value";
-	if (members)
+	if (err == NULL && members)
 		*members = s.members;
-	return NULL;
+	return err;
+}
+
+const char *
+json_scan_line(const char *text, size_t len)
+{
+	struct scan s = { text, text + len, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0 };
+	const char *err = scan_text(&s);
+
+	/* valid JSON holds a raw newline only as whitespace, which the scan
+	 * noted; an invalid text needs a look of its own */
+	if (err == NULL ? s.newline : memchr(text, '\n', len) != NULL)
+		return "value holds a newline";
+	return err;
 }
 
 const char *

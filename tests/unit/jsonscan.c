@@ -57,6 +57,20 @@ check_key_cap(void)
 	printf("FAIL: key capacity: %ld %ld %ld %ld\n", n5, n4, p3, p2);
 }
 
+/* json_scan_line: the reason for text (NULL: valid), as kafka-sub dead-letters it. */
+static void
+check_line(const char *text, const char *want)
+{
+	const char *why = json_scan_line(text, strlen(text));
+
+	if (want == NULL ? why == NULL : (why != NULL && strcmp(why, want) == 0)) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("FAIL: line %s: got %s, want %s\n", text, why ? why : "valid", want ? want : "valid");
+}
+
 int
 main(void)
 {
@@ -135,6 +149,16 @@ main(void)
 	check_key("{\"ke\":1,\"keyy\":2,\"k\":3}", "key", NULL);
 	check_key("{\"\":1,\"key\" \t\r\n : \n 5 }", "key", "5");
 	check_key_cap();
+
+	check_line("{\"a\":\"b\\nc\"}", NULL);
+	check_line(" \t\r{ \"a\" : [ 1 ,\t2 ] }\r ", NULL);
+	check_line("{\"a\":\n1}", "value holds a newline");
+	check_line("\n{}", "value holds a newline");
+	check_line("{}\n", "value holds a newline");
+	check_line("{\"a\":\n", "value holds a newline");	/* invalid too: the newline is named */
+	check_line("\"a\nb\"", "value holds a newline");
+	check_line("{\"a\":}", "not JSON: unexpected character");
+	check_line("{} x", "not JSON: text after the value");
 
 	printf("jsonscan: %d passed, %d failed\n", passed, failed);
 	return failed != 0;
