@@ -30,9 +30,11 @@ static inline void
 skip_ws(struct scan *s)
 {
 	const char *p = s->p, *end = s->end;
+	int newline = 0;
 
 	while (p < end && (unsigned char)*p <= ' ' && (WS_SET >> (unsigned char)*p & 1))
-		s->newline |= *p++ == '\n';
+		newline |= *p++ == '\n';
+	s->newline |= newline;
 	s->p = p;
 }
 

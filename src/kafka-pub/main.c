@@ -123,30 +123,24 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 static long
 key_text(const char *val, size_t vlen, char *buf, size_t cap, const char **key)
 {
-	int in_string = 0, escaped = 0;
-	size_t i, n = 0;
-	char c;
+	size_t i, j, n = 0;
 
 	*key = buf;
 	if (val[0] == '"')
 		return json_key_text(val, vlen, buf, cap);
-	for (i = 0; i < vlen; i++) {
-		c = val[i];
-		if (in_string) {
-			if (escaped)
-				escaped = 0;
-			else if (c == '\\')
-				escaped = 1;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-		} else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-			continue;
+	for (i = 0; i < vlen; i = j) {
+		j = i + 1;
+		if (val[i] == '"') {
+			/* a string, kept whole: it ends at the first quote not escaped */
+			while (val[j] != '"')
+				j += val[j] == '\\' ? 2 : 1;
+			j++;
+		} else if ((unsigned char)val[i] <= ' ') {
+			continue;	/* whitespace: all a valid text holds below ' ' outside strings */
 		}
-		if (n < cap)
-			buf[n] = c;
-		n++;
+		if (n + (j - i) <= cap)
+			memcpy(buf + n, val + i, j - i);
+		n += j - i;
 	}
 	if (n > cap)
 		return -1;
