@@ -120,6 +120,21 @@ true'
 	assert_equal "$(read_back -f '%k %p\n' | grep '^{"id":1} ' | sort -u | wc -l)" 1
 }
 
+@test "a producer queue smaller than a batch of lines: every line delivered once, in per-key order" {
+	kafka_topic "$TOPIC" 3
+	# lines of 200 bytes to 6 KiB: a queue of 7 messages and 16 KiB holds a few at most
+	awk 'BEGIN { for (i = 1; i <= 3000; i++) printf "{\"key\":%d,\"n\":%d,\"p\":\"%*s\"}\n", i % 11, i, 200 + (i * 97) % 6000, "" }' >"$WORK/in"
+	run --separate-stderr kafka-pub -t "$TOPIC" -k key --ack="$WORK/ack" \
+		-X queue.buffering.max.messages=7 -X queue.buffering.max.kbytes=16 <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(cat "$WORK/ack")" 3000
+	read_back -f '%k %s\n' >"$WORK/out"
+	cut -d' ' -f2- "$WORK/out" | sort | cmp - <(sort "$WORK/in")
+	awk '{ k = $1; match($0, /"n":[0-9]+/); n = substr($0, RSTART + 4, RLENGTH - 4) + 0
+	       if (k in last && n <= last[k]) { print "out of order: " $0; exit 1 } last[k] = n }' "$WORK/out"
+}
+
 @test "bad lines go to the dead-letter output with their bytes; the rest is delivered" {
 	{
 		printf '{"key":1,"n":1}\n'

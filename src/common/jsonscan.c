@@ -1,5 +1,8 @@
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "jsonout.h"
 #include "jsonscan.h"
@@ -16,13 +19,23 @@ struct scan {
 	const char **vals;
 	size_t *vlens;
 	int members;		/* of the top-level object */
+	int escaped;		/* the last string scanned holds a backslash */
+	int newline;		/* whitespace between tokens held a '\n' */
 };
 
-static void
+/* JSON's whitespace as a set of bytes up to ' ': one test per byte. */
+#define WS_SET	(1ULL << ' ' | 1ULL << '\t' | 1ULL << '\n' | 1ULL << '\r')
+
+static inline void
 skip_ws(struct scan *s)
 {
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-		s->p++;
+	const char *p = s->p, *end = s->end;
+	int newline = 0;
+
+	while (p < end && (unsigned char)*p <= ' ' && (WS_SET >> (unsigned char)*p & 1))
+		newline |= *p++ == '\n';
+	s->newline |= newline;
+	s->p = p;
 }
 
 static int
@@ -96,6 +109,33 @@ plain(unsigned char c)
 	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
+#ifdef __SSE2__
+/*
+ * The first byte at or after p that is not plain (or end): sixteen bytes
+ * at a time, the place of the first one found from the compare mask, so no
+ * byte loop follows.  SSE2 is part of every x86-64 processor.
+ */
+static inline const unsigned char *
+plain_run(const unsigned char *p, const unsigned char *end)
+{
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20);
+	__m128i x, bad;
+	unsigned mask;
+
+	for (; end - p >= 16; p += 16) {
+		x = _mm_loadu_si128((const __m128i *)p);
+		/* signed: below 0x20 and 0x80 and above are both "less than" 0x20 */
+		bad = _mm_or_si128(_mm_cmplt_epi8(x, space),
+		    _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)));
+		if ((mask = (unsigned)_mm_movemask_epi8(bad)) != 0)
+			return p + __builtin_ctz(mask);
+	}
+	for (; p < end && plain(*p); p++)
+		;
+	return p;
+}
+#else
 #define ONES	0x0101010101010101ULL
 #define HIGHS	0x8080808080808080ULL
 
@@ -111,6 +151,18 @@ plain8(const unsigned char *p)
 	return (((x - ONES * 0x20) | (quote - ONES) | (bslash - ONES) | x) & HIGHS) == 0;
 }
 
+/* The first byte at or after p that is not plain (or end), eight bytes at a time. */
+static inline const unsigned char *
+plain_run(const unsigned char *p, const unsigned char *end)
+{
+	for (; end - p >= 8 && plain8(p); p += 8)
+		;
+	for (; p < end && plain(*p); p++)
+		;
+	return p;
+}
+#endif
+
 /* A string; s->p is at the opening quote. */
 static int
 scan_string(struct scan *s)
@@ -119,14 +171,12 @@ scan_string(struct scan *s)
 	size_t n;
 
 	s->p++;
+	s->escaped = 0;
 	while (s->p < s->end) {
 		unsigned char c;
 
-		/* the common case: a run of plain ASCII, eight bytes at a time */
-		for (p = (const unsigned char *)s->p; end - p >= 8 && plain8(p); p += 8)
-			;
-		for (; p < end && plain(*p); p++)
-			;
+		/* the common case: a run of plain ASCII */
+		p = plain_run((const unsigned char *)s->p, end);
 		s->p = (const char *)p;
 		if (p == end)
 			break;
@@ -139,6 +189,7 @@ scan_string(struct scan *s)
 		if (c < 0x20)
 			return fail(s, "not JSON: control character in a string");
 		if (c == '\\') {
+			s->escaped = 1;
 			if (s->end - s->p < 2)
 				break;
 			c = (unsigned char)s->p[1];
@@ -302,7 +353,22 @@ unescape(const char *s, size_t len, char *out, size_t cap)
 	return (long)n;
 }
 
-/* Which of the wanted top-level members key[0..klen) (escapes and all) is, or -1. */
+/* True when the C string field is exactly key[0..klen). */
+static inline int
+same_name(const char *field, const char *key, size_t klen)
+{
+	size_t i;
+
+	for (i = 0; i < klen; i++)
+		if (field[i] != key[i])	/* field's NUL differs from key's bytes, which hold none */
+			return 0;
+	return field[klen] == '\0';
+}
+
+/*
+ * Which of the wanted top-level members key[0..klen) is, or -1.  The key is
+ * as scan_string just found it: escapes undone only when it held one.
+ */
 static int
 wanted(const struct scan *s, const char *key, size_t klen)
 {
@@ -310,14 +376,14 @@ wanted(const struct scan *s, const char *key, size_t klen)
 	long n;
 	int i;
 
-	if (memchr(key, '\\', klen)) {
+	if (s->escaped) {
 		if ((n = unescape(key, klen, buf, sizeof buf)) < 0)
 			return -1;
 		key = buf;
-		klen = (size_t)n;
+		klen = (size_t)n;	/* no NUL: unescape refuses \u0000 */
 	}
 	for (i = 0; i < s->nfields; i++)
-		if (strlen(s->fields[i]) == klen && memcmp(s->fields[i], key, klen) == 0)
+		if (same_name(s->fields[i], key, klen))
 			return i;
 	return -1;
 }
@@ -428,26 +494,48 @@ json_scan_fields(const char *text, size_t len, const char *const *fields, int n,
 	return json_scan_members(text, len, fields, n, vals, vlens, NULL);
 }
 
+/* Scan s->p..s->end as one JSON text; NULL when valid, else the reason. */
+static const char *
+scan_text(struct scan *s)
+{
+	int i;
+
+	for (i = 0; i < s->nfields; i++)
+		s->vals[i] = NULL;
+	skip_ws(s);
+	if (s->p >= s->end)
+		return "not JSON: empty";
+	if (scan_value(s, 1) < 0)
+		return s->err;
+	skip_ws(s);
+	if (s->p != s->end)
+		return "not JSON: text after the value";
+	return NULL;
+}
+
 const char *
 json_scan_members(const char *text, size_t len, const char *const *fields, int n,
     const char **vals, size_t *vlens, int *members)
 {
-	struct scan s = { text, text + len, NULL, 0, fields, n, vals, vlens, 0 };
-	int i;
+	struct scan s = { text, text + len, NULL, 0, fields, n, vals, vlens, 0, 0, 0 };
+	const char *err = scan_text(&s);
 
-	for (i = 0; i < n; i++)
-		vals[i] = NULL;
-	skip_ws(&s);
-	if (s.p >= s.end)
-		return "not JSON: empty";
-	if (scan_value(&s, 1) < 0)
-		return s.err;
-	skip_ws(&s);
-	if (s.p != s.end)
-		return "not JSON: text after the value";
-	if (members)
+	if (err == NULL && members)
 		*members = s.members;
-	return NULL;
+	return err;
+}
+
+const char *
+json_scan_line(const char *text, size_t len)
+{
+	struct scan s = { text, text + len, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0 };
+	const char *err = scan_text(&s);
+
+	/* valid JSON holds a raw newline only as whitespace, which the scan
+	 * noted; an invalid text needs a look of its own */
+	if (err == NULL ? s.newline : memchr(text, '\n', len) != NULL)
+		return "value holds a newline";
+	return err;
 }
 
 const char *

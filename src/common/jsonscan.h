@@ -26,6 +26,13 @@ const char *json_scan_fields(const char *s, size_t len, const char *const *field
 const char *json_scan_members(const char *s, size_t len, const char *const *fields, int n,
     const char **vals, size_t *vlens, int *members);
 
+/*
+ * Validate s[0..len) as one line of NDJSON: NULL when it is valid JSON
+ * without a raw newline, "value holds a newline" when it has one (valid or
+ * not), else json_scan's reason.  One pass over a valid text.
+ */
+const char *json_scan_line(const char *s, size_t len);
+
 /* True when s[0..len) is valid UTF-8. */
 int utf8_valid(const char *s, size_t len);
 

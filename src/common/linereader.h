@@ -19,7 +19,8 @@ long lr_fill(struct linereader *lr);
 
 /*
  * The next buffered line, without its newline: 1 and *line, *len (valid until
- * the next lr_fill or lr_next), or 0 when no complete line is buffered.  After end of input
+ * the next lr_fill: the lines of one fill can be used together), or 0 when no
+ * complete line is buffered.  After end of input
  * a final line without a newline is returned too.  *truncated is set when the
  * line was longer than max (the rest of it is dropped).
  */

@@ -102,6 +102,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	uintptr_t tag = (uintptr_t)m->_private;
 
 	(void)rk;
+	p->queued_bytes -= m->len + m->key_len;
 	if (tag & 1)
 		line_reported(p, tag >> 1, m->err, m->payload, m->len);
 	else
@@ -124,6 +125,8 @@ produce(struct pub *p, rd_kafka_topic_t *rkt, const char *line, size_t len, cons
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		    RD_KAFKA_V_OPAQUE(opaque),
 		    RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			p->queued_bytes += len + klen;	/* see batch.c */
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || sig_stop)
 			return err;
 		rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */

@@ -76,6 +76,18 @@ update_ack(struct pub *p)
 }
 
 /*
+ * Line seq is refused before it reaches librdkafka: the lines before it are
+ * produced first, so that dead letters come out in input order (a line
+ * librdkafka refuses as too large is dead-lettered when its batch is).
+ */
+static void
+reject(struct pub *p, uint64_t seq, const char *line, size_t len, const char *why, int cut)
+{
+	pending_flush(p);
+	dead_letter(p, seq, line, len, why, cut);
+}
+
+/*
  * The topic of line seq: -t's, or under --topic-prefix the one its "table"
  * member (val) names.  NULL once the line is dead-lettered or has failed.
  */
@@ -86,6 +98,7 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 	const char *why = NULL;
 	long tlen, nlen = -1;
 	rd_kafka_topic_t *rkt;
+	rd_kafka_resp_err_t err;
 	int e;
 
 	if (p->opt->topic_prefix == NULL)
@@ -99,16 +112,19 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 	else if (tlen < 0 || (nlen = topic_of_table(p->opt->topic_prefix, table, (size_t)tlen, name)) < 0)
 		why = "topic name too long";
 	if (why != NULL) {
-		dead_letter(p, seq, line, len, why, 0);
+		reject(p, seq, line, len, why, 0);
 		return NULL;
 	}
 	if ((rkt = topics_get(p->topics, name, (size_t)nlen)) != NULL)
 		return rkt;
 	if ((e = errno) == ENOSPC) {
-		dead_letter(p, seq, line, len, "too many topics", 0);
+		reject(p, seq, line, len, "too many topics", 0);
 	} else {
+		err = e == ENOMEM ? RD_KAFKA_RESP_ERR__FAIL : rd_kafka_last_error();
+		pending_flush(p);	/* the lines before it are produced, as they were read */
+		errno = e;
 		log_error("cannot publish line %" PRIu64 " to topic \"%s\":", seq + 1, name);
-		line_failed(p, e == ENOMEM ? RD_KAFKA_RESP_ERR__FAIL : rd_kafka_last_error());
+		line_failed(p, err);
 	}
 	return NULL;
 }
@@ -123,30 +139,24 @@ route(struct pub *p, uint64_t seq, const char *line, size_t len, const char *val
 static long
 key_text(const char *val, size_t vlen, char *buf, size_t cap, const char **key)
 {
-	int in_string = 0, escaped = 0;
-	size_t i, n = 0;
-	char c;
+	size_t i, j, n = 0;
 
 	*key = buf;
 	if (val[0] == '"')
 		return json_key_text(val, vlen, buf, cap);
-	for (i = 0; i < vlen; i++) {
-		c = val[i];
-		if (in_string) {
-			if (escaped)
-				escaped = 0;
-			else if (c == '\\')
-				escaped = 1;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-		} else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-			continue;
+	for (i = 0; i < vlen; i = j) {
+		j = i + 1;
+		if (val[i] == '"') {
+			/* a string, kept whole: it ends at the first quote not escaped */
+			while (val[j] != '"')
+				j += val[j] == '\\' ? 2 : 1;
+			j++;
+		} else if ((unsigned char)val[i] <= ' ') {
+			continue;	/* whitespace: all a valid text holds below ' ' outside strings */
 		}
-		if (n < cap)
-			buf[n] = c;
-		n++;
+		if (n + (j - i) <= cap)
+			memcpy(buf + n, val + i, j - i);
+		n += j - i;
 	}
 	if (n > cap)
 		return -1;
@@ -155,7 +165,7 @@ key_text(const char *val, size_t vlen, char *buf, size_t cap, const char **key)
 	return (long)n;
 }
 
-/* Produce one input line (sequence seq); invalid ones go to the dead letters. */
+/* One input line (sequence seq) to the batch to produce; invalid ones go to the dead letters. */
 static void
 publish(struct pub *p, const char *line, size_t len, int cut)
 {
@@ -165,14 +175,13 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 	size_t vlens[2] = { 0, 0 }, vlen;
 	long klen = 0;
 	rd_kafka_topic_t *rkt;
-	rd_kafka_resp_err_t err;
 
 	if (cut) {
-		dead_letter(p, seq, line, len, "line too long", 1);
+		reject(p, seq, line, len, "line too long", 1);
 		return;
 	}
 	if ((why = json_scan_fields(line, len, p->fields, p->nfields, vals, vlens)) != NULL) {
-		dead_letter(p, seq, line, len, why, 0);
+		reject(p, seq, line, len, why, 0);
 		return;
 	}
 	val = p->table_at < 0 ? NULL : vals[p->table_at];
@@ -183,28 +192,20 @@ publish(struct pub *p, const char *line, size_t len, int cut)
 		val = vals[p->key_at];
 		vlen = vlens[p->key_at];
 		if (val == NULL) {
-			dead_letter(p, seq, line, len, "no key field", 0);
+			reject(p, seq, line, len, "no key field", 0);
 			return;
 		}
 		if (vlen == 4 && memcmp(val, "null", 4) == 0) {
+			pending_flush(p);	/* it waits for every earlier line */
 			publish_everywhere(p, rkt, seq, line, len);
 			return;
 		}
 		if ((klen = key_text(val, vlen, keybuf, sizeof keybuf, &key)) < 0) {
-			dead_letter(p, seq, line, len, "key too long", 0);
+			reject(p, seq, line, len, "key too long", 0);
 			return;
 		}
 	}
-	err = produce(p, rkt, line, len, key, (size_t)klen,
-	    RD_KAFKA_PARTITION_UA, LINE_OPAQUE(seq));
-	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-		return;	/* a signal: never acknowledged, so sent again after a restart */
-	if (too_large(err))
-		dead_letter(p, seq, line, len, rd_kafka_err2str(err), 0);
-	else if (err) {
-		log_error("cannot produce line %" PRIu64 ": %s", seq + 1, rd_kafka_err2str(err));
-		line_failed(p, err);
-	}
+	pending_add(p, rkt, line, len, key, (size_t)klen, seq);
 }
 
 static void
@@ -323,6 +324,7 @@ run(struct pub *p, int evfd)
 		}
 		while (!p->fatal && p->next - p->acked < RING && lr_next(lr, &line, &len, &cut))
 			publish(p, line, len, cut);
+		pending_flush(p);	/* the lines live in lr's buffer until the next lr_fill */
 		if (update_ack(p) < 0) {
 			status = 1;
 			break;
@@ -406,6 +408,7 @@ main(int argc, char **argv)
 	    "queue.buffering.max.messages", "queue.buffering.max.kbytes", "batch.num.messages",
 	    "batch.size", "compression.codec", NULL });
 	setup_topics(&p);
+	pending_init(&p);
 	p.timeout_ms = message_timeout(p.rk);
 	if (pipe2(evpipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		die("pipe:");
@@ -425,6 +428,7 @@ main(int argc, char **argv)
 	if (dlq_close(p.dlq) < 0)
 		status = 1;
 	topics_free(p.topics);
+	pending_free(&p);
 	rd_kafka_queue_io_event_enable(mainq, -1, NULL, 0);
 	rd_kafka_queue_destroy(mainq);
 	rd_kafka_destroy(p.rk);

@@ -13,6 +13,17 @@
 
 #define MAX_KEY		(64u << 10)
 #define RING		(1u << 20)	/* most lines in flight: the backpressure bound */
+#define BATCH		512		/* most lines handed to librdkafka in one call */
+
+/* Lines waiting to be produced together (batch.c), all of one topic. */
+struct pending {
+	rd_kafka_topic_t *rkt;
+	int n;
+	uint64_t bytes;			/* of their values and keys */
+	rd_kafka_message_t msgs[BATCH];
+	size_t keys_used;
+	char keys[4 * MAX_KEY];		/* the compacted keys, which are no part of a line */
+};
 
 struct options {
 	const char *topic;
@@ -39,6 +50,9 @@ struct pub {
 	rd_kafka_resp_err_t first_err;
 	int fatal;
 	long timeout_ms;	/* message.timeout.ms */
+	struct pending *pend;
+	uint64_t queued_bytes;	/* of the messages not yet reported: librdkafka's count or more */
+	uint64_t max_msgs, max_bytes;	/* the limits of librdkafka's queue */
 };
 
 /* A message's opaque: its line's number tagged with the low bit (else a line's copies). */
@@ -59,6 +73,22 @@ void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 /* Produce one message, waiting while the queue is full; QUEUE_FULL back means a signal came. */
 rd_kafka_resp_err_t produce(struct pub *p, rd_kafka_topic_t *rkt, const char *line, size_t len,
     const char *key, size_t klen, int32_t partition, void *opaque);
+
+/* The batch of pending lines (batch.c): set up once rk is made, and freed. */
+void pending_init(struct pub *p);
+void pending_free(struct pub *p);
+
+/*
+ * Add line seq (to be produced to rkt, keyed by key, which may point into
+ * the line or anywhere else) to the batch; it is produced once the batch is
+ * full, the topic changes, or pending_flush is called.  The line itself must
+ * stay where it is until then.
+ */
+void pending_add(struct pub *p, rd_kafka_topic_t *rkt, const char *line, size_t len,
+    const char *key, size_t klen, uint64_t seq);
+
+/* Produce the pending lines, waiting for room in librdkafka's queue. */
+void pending_flush(struct pub *p);
 
 /* Line seq, whose key is null, to every partition of rkt (see deliver.c). */
 void publish_everywhere(struct pub *p, rd_kafka_topic_t *rkt, uint64_t seq, const char *line,

@@ -139,3 +139,14 @@ awk -v a="$SECS_kcatP" -v k="$SECS_kcatPi" -v b="$SECS_pub" -v c="$SECS_kcatC" -
 	printf "speed ratio kafka-sub / kcat -C (fetch.wait.max.ms=100):   %.2f\n", e / d
 	printf "kafka-sub peak RSS:                                        %.1f MiB (target 64)\n", r / 1024 }'
 echo "load average: $(cut -d ' ' -f 1-3 /proc/loadavg)"
+# the goals of issue 12, each against its strongest honest reference:
+# kcat -P with kafka-pub's durability (idempotent, the same partitioner),
+# kcat -C the faster of its two settings
+echo
+kcat_c=$(awk -v a="$SECS_kcatC" -v b="$SECS_kcatC1" 'BEGIN { print (a < b ? a : b) }')
+goal "kafka-pub / kcat -P" "$(awk -v k="$SECS_kcatPi" -v b="$SECS_pub" 'BEGIN { printf "%.2fx", k / b }')" \
+	"kcat -P -K idem. $(awk -v n="$N" -v s="$SECS_kcatPi" 'BEGIN { printf "%.0f", n / s }') lines/s" ">= 1.0x"
+goal "kafka-sub / kcat -C" "$(awk -v k="$kcat_c" -v b="$SECS_sub" 'BEGIN { printf "%.2fx", k / b }')" \
+	"kcat -C $(awk -v n="$N" -v s="$kcat_c" 'BEGIN { printf "%.0f", n / s }') msgs/s" ">= 1.0x"
+goal "kafka-sub peak RSS" "$(awk -v r="$RSS_sub" 'BEGIN { printf "%.0f MiB", r / 1024 }')" \
+	"kcat -C $(awk -v r="$RSS_kcatC" 'BEGIN { printf "%.0f MiB", r / 1024 }')" "<= 64 MiB"

@@ -106,6 +106,17 @@ check_key(json_t *root, const char *val, size_t vlen, const uint8_t *data, size_
 	check_key_text(val, vlen, jv, data, size);
 }
 
+/* json_scan_line says what a newline check and json_scan say (why) in one pass. */
+static void
+line_agrees(const char *text, size_t size, const char *why)
+{
+	const char *line = json_scan_line(text, size);
+	const char *want = memchr(text, '\n', size) ? "value holds a newline" : why;
+
+	if (want == NULL ? line != NULL : (line == NULL || strcmp(line, want) != 0))
+		fail(line ? line : "json_scan_line accepted", (const uint8_t *)text, size);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -115,6 +126,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *root;
 
 	why = json_scan(text, size, "key", &val, &vlen);
+	line_agrees(text, size, why);
 	if (memchr(text, '\0', size) != NULL) {
 		if (why == NULL)
 			fail("a NUL byte accepted", data, size);

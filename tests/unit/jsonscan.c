@@ -57,6 +57,20 @@ check_key_cap(void)
 	printf("FAIL: key capacity: %ld %ld %ld %ld\n", n5, n4, p3, p2);
 }
 
+/* json_scan_line: the reason for text (NULL: valid), as kafka-sub dead-letters it. */
+static void
+check_line(const char *text, const char *want)
+{
+	const char *why = json_scan_line(text, strlen(text));
+
+	if (want == NULL ? why == NULL : (why != NULL && strcmp(why, want) == 0)) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("FAIL: line %s: got %s, want %s\n", text, why ? why : "valid", want ? want : "valid");
+}
+
 int
 main(void)
 {
@@ -79,20 +93,31 @@ main(void)
 		check(valid[i], 1);
 	for (i = 0; i < sizeof invalid / sizeof *invalid; i++)
 		check(invalid[i], 0);
-	/* a bad byte at every offset of a long string, for the 8-bytes-at-a-time path */
-	for (i = 1; i < 30; i++) {
-		char str[40];
-		const char bad[] = { '\x01', '\x1f', '\xff', '"' };
+	/* a bad byte at every offset of a long string, for the paths that take
+	 * 8 or 16 bytes at a time and the byte loop after them */
+	for (i = 1; i < 70; i++) {
+		char str[80];
+		const char bad[] = { '\x01', '\x1f', '\xff', '\x80', '"' };
 		size_t b;
 
 		for (b = 0; b < sizeof bad; b++) {
 			memset(str, 'x', sizeof str);
 			str[0] = '"';
-			str[31] = '"';
-			str[32] = '\0';
+			str[71] = '"';
+			str[72] = '\0';
 			check(str, 1);
 			str[i] = bad[b];
 			check(str, 0);
+		}
+		/* and bytes that are no plain ASCII but valid: an escape, UTF-8, DEL */
+		if (i < 69) {
+			memcpy(str + i, "\\n", 2);
+			check(str, 1);
+			memcpy(str + i, "\xc3\xa9", 2);
+			check(str, 1);
+			str[i] = '\x7f';
+			str[i + 1] = 'x';
+			check(str, 1);
 		}
 	}
 	memset(deep, '[', 1000);
@@ -117,7 +142,23 @@ main(void)
 	check_key("{\"key\":\"\\udc00\\ud800\"}", "key", NULL);
 	check_key("{\"key\":\"\\ud800\\u0041\"}", "key", NULL);
 	check_key("{\"key\":\"\\ud800x\"}", "key", NULL);
+	/* a member name's escapes are undone for that name only */
+	check_key("{\"a\\n\":1,\"key\":2}", "key", "2");
+	check_key("{\"x\":\"a\\nb\",\"key\":3}", "key", "3");
+	check_key("{\"ke\\u0079\":4,\"x\":\"\\t\"}", "key", "4");
+	check_key("{\"ke\":1,\"keyy\":2,\"k\":3}", "key", NULL);
+	check_key("{\"\":1,\"key\" \t\r\n : \n 5 }", "key", "5");
 	check_key_cap();
+
+	check_line("{\"a\":\"b\\nc\"}", NULL);
+	check_line(" \t\r{ \"a\" : [ 1 ,\t2 ] }\r ", NULL);
+	check_line("{\"a\":\n1}", "value holds a newline");
+	check_line("\n{}", "value holds a newline");
+	check_line("{}\n", "value holds a newline");
+	check_line("{\"a\":\n", "value holds a newline");	/* invalid too: the newline is named */
+	check_line("\"a\nb\"", "value holds a newline");
+	check_line("{\"a\":}", "not JSON: unexpected character");
+	check_line("{} x", "not JSON: text after the value");
 
 	printf("jsonscan: %d passed, %d failed\n", passed, failed);
 	return failed != 0;
