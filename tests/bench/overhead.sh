@@ -69,7 +69,7 @@ reader_us() { echo $(( $(proc_ticks "$1") * TICK_US / SIM )); }
 
 # every run starts from empty tables, no capture, and a checkpoint behind it
 none() {
-	sql -d bench -c "DROP TRIGGER IF EXISTS floor_capture ON orders;
+	sql -d bench -c "SET client_min_messages = warning; DROP TRIGGER IF EXISTS floor_capture ON orders;
 		TRUNCATE orders, orders_cdc_log, floor_log; SELECT cdc.disable('orders');
 		DELETE FROM cdc.consumer; CHECKPOINT" >/dev/null
 }
