@@ -132,6 +132,13 @@ char *json_compact_dup(const char *s, size_t len);
 int schema_read(PGconn *conn, const char *oid, char **schema, char **names);
 /* The schema of a relation whose columns cols are [{"o","name","type","typmod"},...]. */
 int schema_of_relation(PGconn *conn, const char *oid, const char *cols, char **schema);
+/*
+ * The member names of the JSON object s[0..len) (a log row's after or before,
+ * as the server wrote it) as json_agg gives a list of names, ["a", "b"], the
+ * keys copied as written; NULL for no members.  Each row of a page would
+ * otherwise have the server list its keys, the larger part of its cost.
+ */
+char *schema_row_names(const char *s, size_t len);
 /* Do two schemas differ in their columns' names, types or order, or their primary key? */
 int schema_differs(const char *a, const char *b);
 /* The "s" event of schema, for the change with this pos, txid and ts_ms (JSON texts). */

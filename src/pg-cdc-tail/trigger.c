@@ -144,13 +144,13 @@ capture_installed(PGconn *conn)
 }
 
 /*
- * With --schema-events each log row also names its members, as a JSON array
- * in the form json_agg gives the catalog's column names; a schema row (op 's')
- * names the columns of the schema it holds.
+ * With --schema-events a schema row (op 's') also names the columns of the
+ * schema it holds, as a JSON array in the form json_agg gives the catalog's
+ * column names; the names of a change's members are read from its row here
+ * (schema_row_names), which costs the server nothing.
  */
 #define ROW_NAMES_SQL \
-	"CASE WHEN op = 's' THEN (SELECT json_agg(c->>'name') FROM json_array_elements(after->'columns') c)" \
-	"     ELSE (SELECT json_agg(k) FROM json_object_keys(coalesce(after, before)) AS k) END::text"
+	"CASE WHEN op = 's' THEN (SELECT json_agg(c->>'name') FROM json_array_elements(after->'columns') c)::text END"
 
 /*
  * The query for the schema in force at a log id ($1) of a table ($2): the
@@ -398,11 +398,14 @@ schema_at(PGconn *conn, struct table *t, const char *id)
 static int
 schema_due(PGconn *conn, struct table *t, PGresult *res, int i)
 {
-	const char *names = PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8);
-	int reread;
+	int col = PQgetisnull(res, i, 6) ? 5 : 6, reread;
+	char *names = PQgetisnull(res, i, col) ? NULL :
+	    schema_row_names(PQgetvalue(res, i, col), PQgetlength(res, i, col));
 
-	if (t->schema == NULL && schema_at(conn, t, PQgetvalue(res, i, 0)) < 0)
+	if (t->schema == NULL && schema_at(conn, t, PQgetvalue(res, i, 0)) < 0) {
+		free(names);
 		return -1;
+	}
 	reread = t->schema == NULL;
 
 	if (names && t->names && strcmp(names, t->names) != 0 &&
@@ -410,7 +413,9 @@ schema_due(PGconn *conn, struct table *t, PGresult *res, int i)
 		reread = 1;
 	if (names && (t->row_names == NULL || strcmp(names, t->row_names) != 0)) {
 		free(t->row_names);
-		t->row_names = xstrdup(names);
+		t->row_names = names;
+	} else {
+		free(names);
 	}
 	if (reread) {
 		char *schema, *cols;
