@@ -281,12 +281,14 @@ reload_stale(struct upsert *u, int *reloads)
 	return 0;
 }
 
-/* Apply the batch, retrying transient failures with backoff until it lands. */
+/*
+ * Apply the batch, retrying transient failures with backoff until it
+ * lands; why: the transient failure of an attempt made already, or NULL.
+ */
 static int
-apply_batch(struct upsert *u, struct batch *b)
+apply_batch(struct upsert *u, struct batch *b, const char *why)
 {
 	struct backoff retry = BACKOFF_INIT;
-	const char *why = NULL;
 	enum outcome o;
 	int reloads = 0;
 
@@ -352,7 +354,7 @@ settle(struct upsert *u)
 	u->pending = 0;
 	if ((o = batch_settle(u->conn)) != APPLIED) {
 		log_debug("batch of %zu sent ahead not committed: %s; applying it again", u->sent.n, batch_error());
-		if (apply_batch(u, &u->sent) < 0)
+		if (apply_batch(u, &u->sent, o == TRANSIENT ? batch_error() : NULL) < 0)
 			return -1;
 	}
 	return finish_batch(u, &u->sent);
@@ -368,20 +370,25 @@ static int
 flush_batch(struct upsert *u)
 {
 	struct batch tmp;
+	const char *why = NULL;
 
 	if (u->batch.n == 0)
 		return settle(u);
 	stage_build(&u->batch, u->dlq_table.dlq_sql != NULL);
 	if (settle(u) < 0)
 		return -1;
-	if (u->batch.copy_sink && !pg_conn_lost(u->conn) && stage_send(u->conn, &u->batch) == 0) {
-		tmp = u->sent;
-		u->sent = u->batch;
-		u->batch = tmp;
-		u->pending = 1;
-		return 0;
+	if (u->batch.copy_sink && !pg_conn_lost(u->conn)) {
+		if (stage_send(u->conn, &u->batch) == 0) {
+			tmp = u->sent;
+			u->sent = u->batch;
+			u->batch = tmp;
+			u->pending = 1;
+			return 0;
+		}
+		/* the connection lost in the attempt: retried after the warning and the wait, as any attempt */
+		why = pg_conn_lost(u->conn) ? batch_error() : NULL;
 	}
-	if (apply_batch(u, &u->batch) < 0)
+	if (apply_batch(u, &u->batch, why) < 0)
 		return -1;
 	return finish_batch(u, &u->batch);
 }

@@ -323,12 +323,14 @@ stage_send(PGconn *conn, struct batch *b)
 	t->stage_xact = ++batch_xact;
 	res = PQexec(conn, sql);
 	free(sql);
-	ok = PQresultStatus(res) == PGRES_COPY_IN;
+	/* a failure's message kept for batch_error, as batch_apply keeps it */
+	if (!(ok = PQresultStatus(res) == PGRES_COPY_IN))
+		pg_classify(conn, res);
 	PQclear(res);
 	if (ok) {
 		ok = put_copy(conn, b->copy, b->copy_len) == 0;
 		if ((res = copy_end(conn, ok ? NULL : "pg-upsert: the rows were not sent")) != NULL) {
-			b->copy_refused = ok && pg_classify(conn, res) == APPLIED;
+			b->copy_refused = pg_classify(conn, res) == APPLIED && ok;
 			ok = 0;
 		}
 		PQclear(res);
@@ -340,6 +342,7 @@ stage_send(PGconn *conn, struct batch *b)
 		free(sql);
 		if (ok)
 			return 0;
+		pg_classify(conn, NULL);
 	}
 	if (!pg_conn_lost(conn) && PQtransactionStatus(conn) != PQTRANS_IDLE)
 		PQclear(PQexec(conn, "ROLLBACK"));
