@@ -383,6 +383,8 @@ flush_batch(struct upsert *u)
 			u->sent = u->batch;
 			u->batch = tmp;
 			u->pending = 1;
+			/* the next batch looks again for the tables missing in this one, as it would after its commit */
+			router_after_batch(&u->router);
 			return 0;
 		}
 		/* the connection lost in the attempt: retried after the warning and the wait, as any attempt */
