@@ -272,6 +272,43 @@ docs() {
 	assert_equal "$(cat "$WORK/ack")" 4
 }
 
+# a batch is sent whole (its COMMIT too) and the next one read while the
+# server applies it: a refusal of the batch sent is dealt with before
+# anything of the next one goes
+@test "a batch sent ahead refused at COMMIT: applied again alone, its row dead-lettered, the next batch commits after it, acks in order" {
+	sql -d "$WH" -c "CREATE TABLE acct (id int PRIMARY KEY, balance int, cdc_pos numeric(20,0), is_deleted boolean)" \
+		-c "CREATE TABLE seen (n serial, id int, balance int)" \
+		-c "CREATE FUNCTION no_overdraft() RETURNS trigger LANGUAGE plpgsql AS
+			\$\$BEGIN IF NEW.balance < 0 THEN RAISE EXCEPTION 'account % overdrawn', NEW.id; END IF;
+			INSERT INTO seen (id, balance) VALUES (NEW.id, NEW.balance); RETURN NULL; END\$\$" \
+		-c "CREATE CONSTRAINT TRIGGER no_overdraft AFTER INSERT OR UPDATE ON acct
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION no_overdraft()"
+	local i
+	for i in 1 2 3 4 5 6; do
+		# line 4 overdraws account 2 (refused at COMMIT); 5 and 6 come after it in the next batch
+		printf '{"op":"u","key":{"id":%s},"after":{"id":%s,"balance":%s},"pos":%s}\n' \
+			$(((i - 1) % 2 + 1)) $(((i - 1) % 2 + 1)) "$([ "$i" = 4 ] && echo -5 || echo "$((i * 10))")" "$i"
+	done >"$WORK/in"
+	: >"$WORK/acks"
+	pg-upsert -v -d "$WH" -t acct --batch=2 --dlq="$WORK/dlq" --ack="$WORK/ack" <"$WORK/in" 2>"$WORK/err" &
+	local pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		cat "$WORK/ack" >>"$WORK/acks" 2>/dev/null || true
+		sleep 0.01
+	done
+	wait "$pid"
+	grep -q "batch of 2 sent ahead not committed: account 2 overdrawn; applying it again" "$WORK/err"
+	run cat "$WORK/dlq"
+	assert_output "$(dead_letter 'account 2 overdrawn' 4 "$(sed -n 4p "$WORK/in")")"
+	# committed in input order: line 3 with its batch, then the next batch's 5 and 6
+	assert_equal "$(sql -d "$WH" -c "SELECT string_agg(id || ':' || balance, ' ' ORDER BY n) FROM seen")" "1:10 2:20 1:30 1:50 2:60"
+	assert_equal "$(sql -d "$WH" -c "SELECT string_agg(id || ':' || balance, ' ' ORDER BY id) FROM acct")" "1:50 2:60"
+	assert_equal "$(cat "$WORK/ack")" 6
+	# the ack moved batch by batch, never past a batch not committed
+	run sh -c "uniq '$WORK/acks' | tr '\n' ' '"
+	[[ "$output" =~ ^(0\ )?(2\ )?(4\ )?(6\ )?$ ]]
+}
+
 # ------------------------------------------------------------ batch bytes
 
 @test "--batch-bytes takes a size from 1k to 512M" {

@@ -517,7 +517,7 @@ apply_tables(PGconn *conn, struct batch *b)
 				break;
 		if (j < i)
 			continue;	/* applied with its first line */
-		o = apply_range(conn, b->sink[i], b, 0, b->n, 0);
+		o = apply_range(conn, b->sink[i], b, 0, b->n, b->copy_refused);
 		if (o == APPLIED)
 			o = apply_truncates(conn, b->sink[i], b);
 	}
@@ -563,4 +563,28 @@ batch_apply(PGconn *conn, const char *dlq_sql, struct batch *b)
 		o = FATAL;
 	}
 	return o;
+}
+
+enum outcome
+batch_settle(PGconn *conn)
+{
+	PGresult *res, *failed = NULL;
+	enum outcome o;
+
+	while ((res = PQgetResult(conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (failed == NULL && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+			failed = res;
+		else
+			PQclear(res);
+	}
+	/* committed: every result good, and the transaction over */
+	if (failed == NULL && !pg_conn_lost(conn) && PQtransactionStatus(conn) == PQTRANS_IDLE)
+		return APPLIED;
+	o = pg_classify(conn, failed);
+	PQclear(failed);
+	if (!pg_conn_lost(conn) && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return o == APPLIED ? REFUSED : o;
 }

@@ -45,6 +45,9 @@ batch_clear(struct batch *b)
 	}
 	b->n = 0;
 	b->used = 0;
+	b->copy_len = 0;
+	b->copy_sink = NULL;
+	b->copy_refused = 0;
 }
 
 void
@@ -52,6 +55,7 @@ batch_free(struct batch *b)
 {
 	batch_clear(b);
 	free(b->text);
+	free(b->copy);
 	free(b->off);
 	free(b->len);
 	free(b->alt);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,7 +176,9 @@ struct upsert {
 	PGconn *conn;
 	struct router router;
 	struct target dlq_table;	/* only its dlq_sql: --dlq-table's statement */
-	struct batch batch;
+	struct batch batch;	/* the lines in hand */
+	struct batch sent;	/* the batch sent, its COMMIT not yet read, when pending */
+	int pending;
 	struct dlq *dlq;
 	unsigned long long lines;	/* input lines committed or dead-lettered */
 	unsigned long long applied, dead;
@@ -223,9 +226,22 @@ connect_db(struct upsert *u)
 	return u->conn ? 0 : -1;
 }
 
+static int settle(struct upsert *u);
+
+/*
+ * The connection for a statement: first the batch sent is settled, so that
+ * nothing (a table looked up, DDL) runs before it commits, nor inside it.
+ */
 int
 router_db(struct router *r, struct backoff *retry, const char *why)
 {
+	/* the router is the one of struct upsert */
+	struct upsert *u = (struct upsert *)(void *)((char *)r - offsetof(struct upsert, router));
+
+	if (u->pending && settle(u) < 0) {
+		r->fatal = 1;
+		return -1;
+	}
 	for (;;) {
 		if (why) {
 			if (sig_count >= 2) {
@@ -259,17 +275,20 @@ reload_stale(struct upsert *u, int *reloads)
 	log_warning("table %s changed: %s; reading it again", sink_name(s), batch_error());
 	if (sink_reload(&u->router, s) != APPLIED)
 		return -1;
+	batch_recheck(&u->sent, s);
 	batch_recheck(&u->batch, s);
+	u->batch.copy_sink = NULL;	/* its COPY text was made for the table as it was */
 	return 0;
 }
 
-/* Apply the batch, retrying transient failures with backoff until it lands. */
+/*
+ * Apply the batch, retrying transient failures with backoff until it
+ * lands; why: the transient failure of an attempt made already, or NULL.
+ */
 static int
-apply_batch(struct upsert *u)
+apply_batch(struct upsert *u, struct batch *b, const char *why)
 {
-	struct batch *b = &u->batch;
 	struct backoff retry = BACKOFF_INIT;
-	const char *why = NULL;
 	enum outcome o;
 	int reloads = 0;
 
@@ -289,17 +308,12 @@ apply_batch(struct upsert *u)
 	}
 }
 
-/* Commit the batch, then dead-letter what it refused and move the ack file. */
+/* The batch committed: dead-letter what it refused and move the ack file. */
 static int
-flush_batch(struct upsert *u)
+finish_batch(struct upsert *u, struct batch *b)
 {
-	struct batch *b = &u->batch;
 	size_t i;
 
-	if (b->n == 0)
-		return 0;
-	if (apply_batch(u) < 0)
-		return -1;
 	router_after_batch(&u->router);
 	for (i = 0; i < b->n; i++) {
 		char ctx[48];
@@ -325,6 +339,62 @@ flush_batch(struct upsert *u)
 	return 0;
 }
 
+/*
+ * Read the COMMIT of the batch sent and acknowledge it; when it did not
+ * commit (rolled back), apply it as any batch is, retried, split and
+ * dead-lettered, before anything else is sent.
+ */
+static int
+settle(struct upsert *u)
+{
+	enum outcome o;
+
+	if (!u->pending)
+		return 0;
+	u->pending = 0;
+	if ((o = batch_settle(u->conn)) != APPLIED) {
+		log_debug("batch of %zu sent ahead not committed: %s; applying it again", u->sent.n, batch_error());
+		if (apply_batch(u, &u->sent, o == TRANSIENT ? batch_error() : NULL) < 0)
+			return -1;
+	}
+	return finish_batch(u, &u->sent);
+}
+
+/*
+ * Commit the batch in hand.  When it can go as one transaction sent at
+ * once, its COPY text is made while the batch sent before it commits; then
+ * that one is settled and acknowledged, and this one is sent without
+ * waiting: the lines after it are read while the server applies it.
+ */
+static int
+flush_batch(struct upsert *u)
+{
+	struct batch tmp;
+	const char *why = NULL;
+
+	if (u->batch.n == 0)
+		return settle(u);
+	stage_build(&u->batch, u->dlq_table.dlq_sql != NULL);
+	if (settle(u) < 0)
+		return -1;
+	if (u->batch.copy_sink && !pg_conn_lost(u->conn)) {
+		if (stage_send(u->conn, &u->batch) == 0) {
+			tmp = u->sent;
+			u->sent = u->batch;
+			u->batch = tmp;
+			u->pending = 1;
+			/* the next batch looks again for the tables missing in this one, as it would after its commit */
+			router_after_batch(&u->router);
+			return 0;
+		}
+		/* the connection lost in the attempt: retried after the warning and the wait, as any attempt */
+		why = pg_conn_lost(u->conn) ? batch_error() : NULL;
+	}
+	if (apply_batch(u, &u->batch, why) < 0)
+		return -1;
+	return finish_batch(u, &u->batch);
+}
+
 /* The batch holds as many lines or bytes as it may. */
 static int
 batch_full(const struct upsert *u)
@@ -343,7 +413,7 @@ left_for_redelivery(const struct upsert *u, struct linereader *lr, size_t len, i
 	if (u->opt->ack == NULL || cut || !lr_unterminated(lr))
 		return 0;
 	log_warning("input ended inside line %llu (%zu bytes without a newline): not applied,"
-	    " not acknowledged, left for redelivery", u->lines + u->batch.n + 1, len);
+	    " not acknowledged, left for redelivery", u->lines + u->sent.n * u->pending + u->batch.n + 1, len);
 	return 1;
 }
 
@@ -375,13 +445,30 @@ take_lines(struct upsert *u, struct linereader *lr, double *first)
 	return 0;
 }
 
+/*
+ * Wait for input, at most wait ms; the batch sent is acknowledged as soon
+ * as its results come (it does not wait for the next batch): -1 when it
+ * failed.  in[0].revents: input may be read.
+ */
+static int
+wait_input(struct upsert *u, struct pollfd *in, long wait)
+{
+	in[0].revents = in[1].revents = 0;
+	in[1].fd = u->pending ? PQsocket(u->conn) : -1;
+	if (poll(in, 2, wait) <= 0 || in[1].revents == 0)
+		return 0;
+	if (PQconsumeInput(u->conn) && PQisBusy(u->conn))
+		return 0;
+	return settle(u);
+}
+
 static int
 run(struct upsert *u)
 {
 	/* a line over the bound is dead-lettered: read enough of it to tell whether its record is cut */
 	size_t max = (size_t)u->opt->batch_bytes > DLQ_KEEP ? (size_t)u->opt->batch_bytes : DLQ_KEEP + 1;
 	struct linereader *lr = lr_open(STDIN_FILENO, max);
-	struct pollfd in = { STDIN_FILENO, POLLIN, 0 };
+	struct pollfd in[2] = { { STDIN_FILENO, POLLIN, 0 }, { -1, POLLIN, 0 } };
 	double first = 0;
 	int status = 0;
 	long wait;
@@ -403,13 +490,18 @@ run(struct upsert *u)
 			continue;
 		}
 		wait = u->batch.n > 0 ? (long)(first + u->opt->linger_ms - mono_ms()) + 1 : -1;
-		if (poll(&in, 1, wait) > 0 && lr_fill(lr) < 0 && errno != EINTR && errno != EAGAIN) {
+		if (wait_input(u, in, wait) < 0) {
+			status = 1;
+			break;
+		}
+		if (in[0].revents && lr_fill(lr) < 0 && errno != EINTR && errno != EAGAIN) {
 			log_error("cannot read standard input:");
 			status = 1;
 			break;
 		}
 	}
-	if (status == 0 && flush_batch(u) < 0)
+	/* the batch sent, and (unless that failed) the one in hand, as a signal asks too */
+	if ((status == 0 && flush_batch(u) < 0) || settle(u) < 0)
 		status = 1;
 	lr_close(lr);
 	return status;
@@ -440,12 +532,14 @@ main(int argc, char **argv)
 	}
 	dlq_set_limit(u.dlq, DLQ_KEEP);
 	batch_init(&u.batch, opt.batch);
+	batch_init(&u.sent, opt.batch);
 
 	status = run(&u);
 	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);
 	if (dlq_close(u.dlq) < 0)
 		status = 1;
 	batch_free(&u.batch);
+	batch_free(&u.sent);
 	router_free(&u.router);
 	target_free(&u.dlq_table);
 	PQfinish(u.conn);

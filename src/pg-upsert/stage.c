@@ -245,3 +245,106 @@ stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size
 	*res = PQexec(conn, deletes ? t->staged_release : t->upserts_release);
 	return 0;
 }
+
+/*
+ * The one sink of the batch's valid lines, when the batch can go as one
+ * transaction sent at once: no truncate, and no dead letter to insert into
+ * --dlq-table beside it (dlq_table); else NULL.
+ */
+static struct sink *
+sole_sink(const struct batch *b, int dlq_table)
+{
+	struct sink *s = NULL;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		if (dlq_table && b->why[i])
+			return NULL;
+		if (b->state[i] != LINE_OK || b->sink[i] == NULL)
+			continue;
+		if ((s && b->sink[i] != s) || b->ev[i].op == 't')
+			return NULL;
+		s = b->sink[i];
+	}
+	return s && s->state == SINK_READY ? s : NULL;
+}
+
+void
+stage_build(struct batch *b, int dlq_table)
+{
+	struct sink *s = sole_sink(b, dlq_table);
+	struct out o = { b->copy, 0, b->copy_cap };
+	const char **vals;
+	size_t *vlens, i, tmpcap = 0;
+	char *tmp = NULL;
+	int rc = 0;
+
+	b->copy_sink = NULL;
+	if (s == NULL || !stageable(b, s, 0, b->n, &b->copy_deletes))
+		return;
+	if ((vals = calloc(s->t.nscols, sizeof *vals)) == NULL || (vlens = calloc(s->t.nscols, sizeof *vlens)) == NULL)
+		die("out of memory");
+	for (i = 0; i < b->n && rc == 0; i++)
+		if (taken(b, i, s))
+			rc = put_row(&o, &s->t, LINE_AT(b, i), &b->ev[i], vals, vlens, &tmp, &tmpcap);
+	free(vals);
+	free(vlens);
+	free(tmp);
+	b->copy = o.s;
+	b->copy_cap = o.cap;
+	b->copy_len = o.len;
+	if (rc == 0)
+		b->copy_sink = s;
+}
+
+/* The COPY text, in pieces a protocol message holds: 0 when the server took it all. */
+static int
+put_copy(PGconn *conn, const char *s, size_t len)
+{
+	size_t n;
+
+	for (; len > 0; s += n, len -= n) {
+		n = len < (1 << 20) ? len : (1 << 20);
+		if (PQputCopyData(conn, s, (int)n) != 1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+stage_send(PGconn *conn, struct batch *b)
+{
+	struct target *t = &b->copy_sink->t;
+	char *sql = strf("BEGIN; %s", t->copy_sql);
+	PGresult *res;
+	int ok;
+
+	/* a new transaction: the staging table starts empty, ON COMMIT emptied it */
+	t->stage_xact = ++batch_xact;
+	res = PQexec(conn, sql);
+	free(sql);
+	/* a failure's message kept for batch_error, as batch_apply keeps it */
+	if (!(ok = PQresultStatus(res) == PGRES_COPY_IN))
+		pg_classify(conn, res);
+	PQclear(res);
+	if (ok) {
+		ok = put_copy(conn, b->copy, b->copy_len) == 0;
+		if ((res = copy_end(conn, ok ? NULL : "pg-upsert: the rows were not sent")) != NULL) {
+			b->copy_refused = pg_classify(conn, res) == APPLIED && ok;
+			ok = 0;
+		}
+		PQclear(res);
+	}
+	if (ok) {
+		/* a failure of the statement skips the COMMIT after it: the transaction is left aborted */
+		sql = strf("%s; COMMIT", b->copy_deletes ? t->staged_sql : t->upserts_sql);
+		ok = PQsendQuery(conn, sql);
+		free(sql);
+		if (ok)
+			return 0;
+		pg_classify(conn, NULL);
+	}
+	if (!pg_conn_lost(conn) && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}

@@ -224,6 +224,12 @@ struct batch {
 	enum line_state *state;	/* rejected here, or refused by the database */
 	char **why;		/* the reason, for the dead-letter record */
 	size_t n, max;
+	/* stage_build: the batch's COPY text, made while the previous batch commits */
+	char *copy;
+	size_t copy_len, copy_cap;
+	struct sink *copy_sink;	/* the one table it goes to; NULL: the batch goes by batch_apply */
+	int copy_deletes;	/* it has deletes: the staged statement, else the upserts' */
+	int copy_refused;	/* the server refused its COPY for a reason of the data: the JSON path says which row */
 };
 
 /* The line the statements see: renamed, or as read. */
@@ -240,6 +246,8 @@ void batch_recheck(struct batch *b, struct sink *s);
 /* apply.c */
 /* Apply the valid lines of b in one transaction, each table's with its statements. */
 enum outcome batch_apply(PGconn *conn, const char *dlq_sql, struct batch *b);
+/* The results of the batch stage_send sent: APPLIED when it committed, else it was rolled back. */
+enum outcome batch_settle(PGconn *conn);
 /* A new transaction: the staging tables it fills start empty. */
 extern unsigned long batch_xact;
 /* The last failure's message, for the retry warning. */
@@ -255,6 +263,14 @@ enum outcome pg_classify(PGconn *conn, PGresult *res);
  * they cannot be
  */
 int stage_apply(PGconn *conn, struct sink *s, const struct batch *b, size_t lo, size_t hi, PGresult **res);
+/* The batch's COPY text ahead, when it can go in one transaction sent at once (b->copy_sink set). */
+void stage_build(struct batch *b, int dlq_table);
+/*
+ * Send the batch built by stage_build: BEGIN, COPY, its statement and
+ * COMMIT, without waiting for the last two (batch_settle reads them); -1:
+ * not sent, nothing of it left open, the batch goes by batch_apply.
+ */
+int stage_send(PGconn *conn, struct batch *b);
 
 /* event.c */
 const char *event_scan(const char *line, size_t len, struct scan *sc);
