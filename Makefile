@@ -82,7 +82,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC   ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
              -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc/common -Isrc/pg-upsert $(PKG_CFLAGS)
-FUZZ_JSON := src/common/jsonscan.c src/common/jsonout.c
+FUZZ_JSON := src/common/jsonscan.c src/common/jsonout.c src/common/jsonwalk.c
 build/fuzz/jsonscan: tests/fuzz/jsonscan.c $(FUZZ_JSON)
 build/fuzz/linereader: tests/fuzz/linereader.c src/common/linereader.c
 build/fuzz/event: tests/fuzz/event.c src/pg-upsert/event.c src/common/log.c src/pg-upsert/upsert.h $(FUZZ_JSON)

@@ -34,3 +34,9 @@ setup() {
 	assert_output --regexp '^dlq: [0-9]+ passed, 0 failed$'
 	assert_equal "$stderr" ""
 }
+
+@test "the JSON walk: members and elements as written, escaped quotes and nesting skipped whole" {
+	run "$TOP/build/unit/jsonwalk"
+	assert_success
+	assert_output --regexp '^jsonwalk: [0-9]+ passed, 0 failed$'
+}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "jsonout.h"
+#include "jsonwalk.h"
 #include "log.h"
 #include "pgconn.h"
 #include "tail.h"
@@ -87,71 +88,26 @@ schema_of_relation(PGconn *conn, const char *oid, const char *cols, char **schem
 	return schema_query(conn, relation_sql, oid, cols, schema, NULL);
 }
 
-/* Past the blanks at p. */
-static const char *
-blanks(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/* Past the string that starts at p (its opening quote). */
-static const char *
-past_string(const char *p, const char *end)
-{
-	for (p++; p < end && *p != '"'; p++)
-		if (*p == '\\')
-			p++;
-	return p < end ? p + 1 : end;
-}
-
-/* Past the value at p: to the comma or brace that ends it. */
-static const char *
-past_value(const char *p, const char *end)
-{
-	int depth = 0;
-
-	while (p < end) {
-		if (*p == '"') {
-			p = past_string(p, end);
-			continue;
-		}
-		if (*p == '{' || *p == '[')
-			depth++;
-		else if ((*p == '}' || *p == ']') && depth-- == 0)
-			return p;
-		else if (*p == ',' && depth == 0)
-			return p;
-		p++;
-	}
-	return p;
-}
-
 char *
 schema_row_names(const char *s, size_t len)
 {
-	const char *p = blanks(s, s + len), *end = s + len, *key;
+	struct jiter it;
+	const char *name, *val;
+	size_t nlen, vlen;
 	char *names = NULL;
 	size_t size;
 	FILE *f;
 	int n = 0;
 
-	if (p == end || *p != '{')
+	jw_open(&it, s, len);
+	if (!it.object)
 		return NULL;
 	if ((f = open_memstream(&names, &size)) == NULL)
 		die("out of memory");
 	fputc('[', f);
-	for (p = blanks(p + 1, end); p < end && *p == '"'; p = blanks(p, end)) {
-		key = p;
-		p = past_string(p, end);
+	while (jw_next(&it, &name, &nlen, &val, &vlen)) {
 		fputs(n++ ? ", " : "", f);
-		fwrite(key, 1, (size_t)(p - key), f);
-		p = blanks(p, end);
-		if (p < end && *p == ':')
-			p = past_value(blanks(p + 1, end), end);
-		if (p < end && *p == ',')
-			p++;
+		fwrite(name, 1, nlen, f);
 	}
 	fputc(']', f);
 	if (fclose(f) != 0)
@@ -162,6 +118,24 @@ schema_row_names(const char *s, size_t len)
 		return NULL;
 	}
 	return names;
+}
+
+int
+schema_row_names_are(const char *names, const char *s, size_t len)
+{
+	struct jiter want, row;
+	const char *name, *val, *wname, *wval;
+	size_t nlen, vlen, wnlen, wvlen;
+
+	jw_open(&want, names, strlen(names));
+	jw_open(&row, s, len);
+	if (!row.object)
+		return 0;
+	while (jw_next(&row, &name, &nlen, &val, &vlen))
+		if (!jw_next(&want, &wname, &wnlen, &wval, &wvlen) || wvlen != nlen ||
+		    memcmp(wval, name, nlen) != 0)
+			return 0;
+	return !jw_next(&want, &wname, &wnlen, &wval, &wvlen);
 }
 
 /* Skip a "not_null" member at s, if there is one: it is no part of the comparison. */

@@ -139,6 +139,8 @@ int schema_of_relation(PGconn *conn, const char *oid, const char *cols, char **s
  * otherwise have the server list its keys, the larger part of its cost.
  */
 char *schema_row_names(const char *s, size_t len);
+/* Are names (as schema_row_names gives them) the member names of the object s[0..len)? */
+int schema_row_names_are(const char *names, const char *s, size_t len);
 /* Do two schemas differ in their columns' names, types or order, or their primary key? */
 int schema_differs(const char *a, const char *b);
 /* The "s" event of schema, for the change with this pos, txid and ts_ms (JSON texts). */

@@ -399,8 +399,13 @@ static int
 schema_due(PGconn *conn, struct table *t, PGresult *res, int i)
 {
 	int col = PQgetisnull(res, i, 6) ? 5 : 6, reread;
-	char *names = PQgetisnull(res, i, col) ? NULL :
-	    schema_row_names(PQgetvalue(res, i, col), PQgetlength(res, i, col));
+	const char *row = PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
+	char *names = NULL;
+
+	/* most rows have the names of the row before: compared in place, not listed */
+	if (row && (t->row_names == NULL ||
+	    !schema_row_names_are(t->row_names, row, (size_t)PQgetlength(res, i, col))))
+		names = schema_row_names(row, (size_t)PQgetlength(res, i, col));
 
 	if (t->schema == NULL && schema_at(conn, t, PQgetvalue(res, i, 0)) < 0) {
 		free(names);

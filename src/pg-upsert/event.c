@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "jsonscan.h"
+#include "jsonwalk.h"
 #include "log.h"
 #include "upsert.h"
 

@@ -21,6 +21,7 @@
 #include "jsonscan.h"
 #include "log.h"
 #include "pgconn.h"
+#include "jsonwalk.h"
 #include "upsert.h"
 
 #define MAX_COLUMNS 1600	/* PostgreSQL's own limit */

@@ -357,11 +357,34 @@ put_deletes(FILE *f, const struct shape *s)
 	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s)", pos, pos, pos);
 }
 
+/*
+ * The conflict clause of an upsert: every column from the new row where it
+ * is newer by pos (or the row has none); with tombstones, the keys and pos
+ * of the rows written.
+ */
+static void
+put_on_conflict(FILE *f, const struct shape *s)
+{
+	const char *pos = s->cols[s->pos].name;
+	int i;
+
+	fputs(" ON CONFLICT (", f);
+	put_keys(f, s, "", "");
+	fputs(") DO UPDATE SET ", f);
+	for (i = 0; i < s->ncols; i++)
+		fprintf(f, "%s%s = excluded.%s", i ? ", " : "", s->cols[i].name, s->cols[i].name);
+	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s", pos, pos, pos);
+	if (s->tombs) {
+		fputs(" RETURNING ", f);
+		put_keys(f, s, "t.", "");
+		fprintf(f, ", t.%s", pos);
+	}
+}
+
 /* The upsert itself, guarded by the pos column. */
 static void
 put_insert(FILE *f, const struct shape *s)
 {
-	const char *pos = s->cols[s->pos].name;
 	int i, k;
 
 	fprintf(f, " INSERT INTO %s AS t (", s->table);
@@ -388,18 +411,8 @@ put_insert(FILE *f, const struct shape *s)
 	fprintf(f, " FROM typed WHERE NOT %s", s->del == DELETE_HARD ? "d" : "k");
 	if (s->tombs)
 		put_tomb_guard(f, s);
-	fputs(" ON CONFLICT (", f);
-	put_keys(f, s, "", "");
-	fputs(") DO UPDATE SET ", f);
 	/* a change, or a delete with its old row: the row as the event has it */
-	for (i = 0; i < s->ncols; i++)
-		fprintf(f, "%s%s = excluded.%s", i ? ", " : "", s->cols[i].name, s->cols[i].name);
-	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s", pos, pos, pos);
-	if (s->tombs) {
-		fputs(" RETURNING ", f);
-		put_keys(f, s, "t.", "");
-		fprintf(f, ", t.%s", pos);
-	}
+	put_on_conflict(f, s);
 }
 
 /*
@@ -453,16 +466,9 @@ put_flat_upserts(FILE *f, const struct shape *s)
 		put_match(f, s, "kt.", "typed.");
 		fputs(" AND kt.\"pgcdc tpos\" >= typed.\"pgcdc p\")", f);
 	}
-	fputs(" ON CONFLICT (", f);
-	put_keys(f, s, "", "");
-	fputs(") DO UPDATE SET ", f);
-	for (i = 0; i < s->ncols; i++)
-		fprintf(f, "%s%s = excluded.%s", i ? ", " : "", s->cols[i].name, s->cols[i].name);
-	fprintf(f, " WHERE t.%s IS NULL OR t.%s < excluded.%s", pos, pos, pos);
+	put_on_conflict(f, s);
 	if (s->tombs) {
-		fputs(" RETURNING ", f);
-		put_keys(f, s, "t.", "");
-		fprintf(f, ", t.%s) DELETE FROM %s AS tb USING kt, ins WHERE ", pos, s->tombs);
+		fprintf(f, ") DELETE FROM %s AS tb USING kt, ins WHERE ", s->tombs);
 		put_match(f, s, "ins.", "kt.");
 		fprintf(f, " AND tb.tbl = %s AND tb.key = kt.\"pgcdc tkey\" AND tb.pos < ins.%s", s->tbl, pos);
 	}

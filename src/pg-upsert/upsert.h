@@ -297,13 +297,4 @@ void rename_prepare(struct rename *r);
  */
 char *rename_line(const char *line, size_t len, const struct map *m, struct scan *sc, size_t *outlen);
 
-/* An iterator over the members of a JSON object or the elements of an array (valid JSON). */
-struct jiter {
-	const char *p, *end;
-	int object;
-};
-void jw_open(struct jiter *it, const char *val, size_t len);
-/* The next member (name: its quoted string) or element (name NULL); 0 at the end. */
-int jw_next(struct jiter *it, const char **name, size_t *nlen, const char **val, size_t *vlen);
-
 #endif

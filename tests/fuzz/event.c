@@ -62,6 +62,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char *keys[] = { "id", "k\"2" };
 	static char *cols[] = { "id", "k\"2", "v", "w" };
+	static size_t klens[] = { 2, 3 }, clens[] = { 2, 3, 1, 1 };
 	struct target t;
 	struct scan sc;
 	struct ev ev;
@@ -71,8 +72,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&t, 0, sizeof t);
 	t.keys = keys;
+	t.klens = klens;
 	t.nkeys = data[0] & 1 ? 2 : 1;
 	t.cols = data[0] & 2 ? cols : NULL;
+	t.clens = data[0] & 2 ? clens : NULL;
 	t.ncols = data[0] & 2 ? 4 : 0;
 	/* a copy of exactly the line's size: reading past it is caught */
 	line = malloc(size - 1 ? size - 1 : 1);
