@@ -46,7 +46,7 @@ static const char usage_text[] =
 "      --delete=MODE       soft (set is_deleted) or hard (default: soft with is_deleted)\n"
 "      --batch=N           most events per transaction (default: 5000)\n"
 "      --batch-bytes=N     most bytes of events per transaction (default: 64M)\n"
-"      --linger=MS         longest wait to fill a batch (default: 5)\n"
+"      --linger=MS         longest wait to fill a batch (default: 0)\n"
 "      --ack=FILE          keep the count of input lines committed in FILE\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
 "      --dlq-table=TABLE   also insert dead letters into TABLE (raw_value, error_message)\n"
@@ -482,14 +482,15 @@ run(struct upsert *u)
 		}
 		if (lr_done(lr))
 			break;
-		if (batch_full(u) || (u->batch.n > 0 && mono_ms() - first >= u->opt->linger_ms)) {
+		/* while a batch commits the next one fills: it is sent once that has committed */
+		if (batch_full(u) || (u->batch.n > 0 && !u->pending && mono_ms() - first >= u->opt->linger_ms)) {
 			if (flush_batch(u) < 0) {
 				status = 1;
 				break;
 			}
 			continue;
 		}
-		wait = u->batch.n > 0 ? (long)(first + u->opt->linger_ms - mono_ms()) + 1 : -1;
+		wait = u->batch.n > 0 && !u->pending ? (long)(first + u->opt->linger_ms - mono_ms()) + 1 : -1;
 		if (wait_input(u, in, wait) < 0) {
 			status = 1;
 			break;
@@ -511,7 +512,7 @@ int
 main(int argc, char **argv)
 {
 	struct options opt = {
-		.pos_column = "cdc_pos", .batch = 5000, .batch_bytes = 64 << 20, .linger_ms = 5
+		.pos_column = "cdc_pos", .batch = 5000, .batch_bytes = 64 << 20, .linger_ms = 0
 	};
 	struct upsert u = { .opt = &opt };
 	int status, lockfd = -1;
