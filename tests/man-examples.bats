@@ -368,9 +368,9 @@ $(shown_dead_letter kafka-pub)"
 
 # ------------------------------------------------------------- kafka-sub(1)
 
-@test "kafka-sub(1) examples: groups resume from their offsets, the ack loop commits what it archived, bad values are dead-lettered" {
+@test "kafka-sub(1) examples: groups resume from their offsets, the last hour again, the ack loop commits what it archived, bad values are dead-lettered" {
 	examples kafka-sub
-	assert_equal "${#EX[@]}" 5
+	assert_equal "${#EX[@]}" 6
 	use_kafka b
 
 	run_example "${EX[0]}"
@@ -390,7 +390,13 @@ $(shown_dead_letter kafka-pub)"
 	assert_output '{"key":1}'
 	assert_equal "$stderr" ""
 
+	# the last hour: all three
 	run_example "${EX[3]}"
+	assert_success
+	assert_output "$(printf '{"key":%s}\n' 1 2 3)"
+	assert_equal "$stderr" ""
+
+	run_example "${EX[4]}"
 	assert_success
 	assert_equal "$output$stderr" ""
 	assert_equal "$(cat archive.ndjson)" "$(printf '{"key":%s}\n' 1 2 3 4)"
@@ -400,7 +406,7 @@ $(shown_dead_letter kafka-pub)"
 	assert_success
 	assert_equal "$output$stderr" ""
 
-	run_example "${EX[4]}"
+	run_example "${EX[5]}"
 	assert_success
 	assert_output '{"error":"not JSON: unexpected character","topic":"raw","partition":0,"offset":0,"line":"not json"}'
 	assert_equal "$stderr" ""
@@ -526,7 +532,7 @@ $rows r"
 
 @test "cdc-sink(1) examples: two instances from the env file apply the topic to the warehouse; jq reads their dead letters" {
 	examples cdc-sink
-	assert_equal "${#EX[@]}" 5
+	assert_equal "${#EX[@]}" 6
 	use_kafka b
 	new_shop
 	dropdb --if-exists --force dw 2>/dev/null

@@ -34,12 +34,14 @@ struct part {
 	int64_t next;		/* first offset not yet durable downstream */
 	int64_t committed;	/* what the group holds (as far as we know) */
 	int owned;		/* assigned now */
+	unsigned gen;		/* its assignments so far: marks of an earlier one are stale */
 	int eof;		/* at its end (for -e) */
 };
 
 /* A mark in the ack window: "once its line is durable, partition part is durable up to offset". */
 struct mark {
 	int part;
+	unsigned gen;
 	int64_t offset;
 };
 
@@ -81,7 +83,7 @@ find_part(struct sub *s, const char *topic, int32_t partition)
 	s->parts = realloc(s->parts, (s->nparts + 1) * sizeof *s->parts);
 	if (s->parts == NULL || (topic = strdup(topic)) == NULL)
 		die("out of memory");
-	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, 0, 0 };
+	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, 0, 0, 0 };
 	return s->nparts++;
 }
 
@@ -92,7 +94,9 @@ pop_mark(void *ctx, void *payload)
 	struct sub *s = ctx;
 	struct mark *m = payload;
 
-	s->parts[m->part].next = m->offset + 1;
+	/* a line of an earlier assignment: the group's offset has moved on without it */
+	if (m->gen == s->parts[m->part].gen)
+		s->parts[m->part].next = m->offset + 1;
 }
 
 static void
@@ -101,6 +105,7 @@ push_mark(struct sub *s, int part, int64_t offset)
 	struct mark *m = ackwin_push(s->win, s->lines);
 
 	m->part = part;
+	m->gen = s->parts[part].gen;
 	m->offset = offset;
 }
 
@@ -171,35 +176,116 @@ wait_acks(struct sub *s, long long ms)
 		s->fatal = 1;
 }
 
+/* The first offset of a partition new to this process, as -o asks. */
+static int64_t
+start_offset(const struct options *o)
+{
+	switch (o->start) {
+	case START_BEGINNING: return RD_KAFKA_OFFSET_BEGINNING;
+	case START_END: return RD_KAFKA_OFFSET_END;
+	case START_OFFSET: return o->start_at;
+	case START_TAIL: return RD_KAFKA_OFFSET_TAIL(o->start_at);
+	case START_TIME: return o->start_at;	/* looked up by start_times() */
+	default: return RD_KAFKA_OFFSET_STORED;
+	}
+}
+
+/*
+ * -o s@MS: the offsets of the first messages at or after MS of the
+ * partitions in list that start there (times: their indexes); a partition
+ * with none starts at its end, where the next message will be.  -1 when the
+ * brokers cannot say.
+ */
+static int
+start_times(struct sub *s, rd_kafka_topic_partition_list_t *list, const int *times, int n)
+{
+	rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(n);
+	rd_kafka_resp_err_t err;
+	int i;
+
+	for (i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(q, list->elems[times[i]].topic,
+		    list->elems[times[i]].partition)->offset = s->opt->start_at;
+	err = rd_kafka_offsets_for_times(s->rk, q, 30000);
+	for (i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < n; i++) {
+		if ((err = q->elems[i].err) != RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		list->elems[times[i]].offset = q->elems[i].offset >= 0 ? q->elems[i].offset : RD_KAFKA_OFFSET_END;
+		log_debug("%s [%d] starts at offset %" PRId64 " (-o s@%" PRId64 ")", q->elems[i].topic,
+		    (int)q->elems[i].partition, q->elems[i].offset, s->opt->start_at);
+	}
+	rd_kafka_topic_partition_list_destroy(q);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		log_error("cannot find the offsets of -o s@%" PRId64 ": %s", s->opt->start_at, rd_kafka_err2str(err));
+		return -1;
+	}
+	return 0;
+}
+
+/* librdkafka's answer to an assignment: an error object from the incremental calls. */
+static void
+assigned(struct sub *s, rd_kafka_error_t *error, const char *what)
+{
+	if (error == NULL)
+		return;
+	log_error("cannot %s partitions: %s", what, rd_kafka_error_string(error));
+	rd_kafka_error_destroy(error);
+	s->fatal = 1;
+}
+
+/* Take the partitions of list, each from where it starts. */
+static void
+assign(struct sub *s, rd_kafka_topic_partition_list_t *list, int cooperative)
+{
+	int i, k, known, ntimes = 0, *times;
+
+	if ((times = calloc(list->cnt + 1, sizeof *times)) == NULL)
+		die("out of memory");
+	for (i = 0; i < list->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+
+		for (k = known = 0; k < s->nparts; k++)
+			known |= s->parts[k].partition == tp->partition &&
+			    strcmp(s->parts[k].topic, tp->topic) == 0;
+		k = find_part(s, tp->topic, tp->partition);
+		s->parts[k].owned = 1;
+		s->parts[k].eof = 0;
+		s->parts[k].gen++;
+		s->parts[k].next = s->parts[k].committed = -1;
+		/* -o applies to a partition's first assignment; later ones resume */
+		tp->offset = known ? RD_KAFKA_OFFSET_STORED : start_offset(s->opt);
+		if (!known && s->opt->start == START_TIME)
+			times[ntimes++] = i;
+		log_debug("assigned %s [%d]", tp->topic, (int)tp->partition);
+	}
+	if (ntimes > 0 && start_times(s, list, times, ntimes) < 0)
+		s->fatal = 1;
+	free(times);
+	if (!cooperative) {
+		rd_kafka_assign(s->rk, list);
+		s->paused = 0;
+		return;
+	}
+	/* the partitions kept go on as they were; new ones wait too while the window is full */
+	assigned(s, rd_kafka_incremental_assign(s->rk, list), "take");
+	if (s->paused)
+		rd_kafka_pause_partitions(s->rk, list);
+}
+
+/*
+ * A rebalance, eager (every partition revoked, then a new assignment) or
+ * cooperative (only the partitions that move are revoked, and assigned to
+ * their next owner, the others are read on meanwhile).
+ */
 static void
 on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *list, void *opaque)
 {
 	struct sub *s = opaque;
-	int i, k;
+	int i, cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		for (i = 0; i < list->cnt; i++) {
-			rd_kafka_topic_partition_t *tp = &list->elems[i];
-			int known = 0;
-
-			for (k = 0; k < s->nparts; k++)
-				known |= s->parts[k].partition == tp->partition &&
-				    strcmp(s->parts[k].topic, tp->topic) == 0;
-			k = find_part(s, tp->topic, tp->partition);
-			s->parts[k].owned = 1;
-			s->parts[k].eof = 0;
-			s->parts[k].next = s->parts[k].committed = -1;
-			/* -o applies to a partition's first assignment; later ones resume */
-			if (known || s->opt->start == START_STORED)
-				tp->offset = RD_KAFKA_OFFSET_STORED;
-			else
-				tp->offset = s->opt->start == START_BEGINNING ?
-				    RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-			log_debug("assigned %s [%d]", tp->topic, (int)tp->partition);
-		}
-		rd_kafka_assign(rk, list);
-		s->paused = 0;
+		assign(s, list, cooperative);
 		return;
 	}
 	/* revoked: make what was written durable if downstream can in time, commit it */
@@ -208,10 +294,13 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		wait_acks(s, s->opt->ack_timeout_ms < 5000 ? s->opt->ack_timeout_ms : 5000);
 	read_acks(s);
 	commit(s, 1);
+	/* marks of revoked partitions no longer matter: the next owner re-reads from the commit */
 	for (i = 0; i < list->cnt; i++)
 		s->parts[find_part(s, list->elems[i].topic, list->elems[i].partition)].owned = 0;
-	/* marks of revoked partitions no longer matter: the next owner re-reads from the commit */
-	rd_kafka_assign(rk, NULL);
+	if (cooperative)
+		assigned(s, rd_kafka_incremental_unassign(rk, list), "give up");
+	else
+		rd_kafka_assign(rk, NULL);
 }
 
 static void

@@ -1,4 +1,5 @@
 /* kafka-sub's command line, and the librdkafka defaults -X and -F change. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,7 +19,9 @@ static const char usage_text[] =
 "  -t, --topic=TOPIC       topic to read, or with a leading ^ a regular expression\n"
 "                          matching topics to read (needs -g); repeatable, at least one\n"
 "  -g, --group=ID          consumer group (default: kafka-sub)\n"
-"  -o, --offset=WHERE      beginning, end or stored (default: stored)\n"
+"  -o, --offset=WHERE      where a partition new to the group starts: beginning, end,\n"
+"                          stored (default), OFFSET, -N (N before the end) or\n"
+"                          s@MS (the first message at or after MS since the epoch)\n"
 "  -e, --exit-at-end       exit once every assigned partition is at its end\n"
 "  -c, --count=N           exit after N messages\n"
 "  -X, --property=KEY=VALUE  librdkafka property (repeatable)\n"
@@ -31,6 +34,34 @@ static const char usage_text[] =
 "  -q, --quiet             errors only\n"
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n";
+
+/* -o: a name, an absolute offset, -N from the end, or s@MS (kcat's forms). */
+static void
+parse_start(struct options *o, const char *arg)
+{
+	static const char *const names[] = { "stored", "beginning", "end" };
+	const char *digits = arg;
+	char *end = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof *names; i++)
+		if (strcmp(arg, names[i]) == 0) {
+			o->start = (enum start)i;
+			return;
+		}
+	o->start = START_OFFSET;
+	if (*arg == '-') {
+		o->start = START_TAIL;
+		digits = arg + 1;
+	} else if (strncmp(arg, "s@", 2) == 0) {
+		o->start = START_TIME;
+		digits = arg + 2;
+	}
+	errno = 0;
+	o->start_at = *digits >= '0' && *digits <= '9' ? strtoll(digits, &end, 10) : -1;
+	if (o->start_at < 0 || errno != 0 || *end != '\0' || (o->start == START_TAIL && o->start_at == 0))
+		usage_error("invalid value \"%s\" for option -o (beginning, end, stored, OFFSET, -N or s@MS)", arg);
+}
 
 void
 parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
@@ -68,16 +99,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 			o->npatterns += *optarg == '^';
 			break;
 		case 'g': o->group = optarg; o->group_given = 1; break;
-		case 'o':
-			if (strcmp(optarg, "beginning") == 0)
-				o->start = START_BEGINNING;
-			else if (strcmp(optarg, "end") == 0)
-				o->start = START_END;
-			else if (strcmp(optarg, "stored") == 0)
-				o->start = START_STORED;
-			else
-				usage_error("invalid value \"%s\" for option -o (beginning, end or stored)", optarg);
-			break;
+		case 'o': parse_start(o, optarg); break;
 		case 'e': o->exit_at_end = 1; break;
 		case 'c': o->count = opt_int("-c", optarg, 1, INT64_MAX); break;
 		case 'X': kconf_set(conf, "-X", optarg); break;

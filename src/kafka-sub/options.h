@@ -2,9 +2,19 @@
 #ifndef KAFKA_SUB_OPTIONS_H
 #define KAFKA_SUB_OPTIONS_H
 
+#include <stdint.h>
+
 #include <librdkafka/rdkafka.h>
 
-enum start { START_STORED, START_BEGINNING, START_END };
+/* Where a partition's first assignment starts (-o); later ones resume from the group's offset. */
+enum start {
+	START_STORED,		/* the group's offset, else auto.offset.reset */
+	START_BEGINNING,
+	START_END,
+	START_OFFSET,		/* start_at: an absolute offset */
+	START_TAIL,		/* start_at messages before the end */
+	START_TIME,		/* the first message at or after start_at ms since the epoch */
+};
 
 struct options {
 	const char **topics;
@@ -13,6 +23,7 @@ struct options {
 	const char *group;
 	int group_given;
 	enum start start;
+	int64_t start_at;
 	int exit_at_end;
 	long long count;
 	const char *ack;
