@@ -265,7 +265,7 @@ default_conf(void)
 	kconf_set(conf, "default", "acks=all");
 	/* the partitioner Java clients use, so keys land where theirs do */
 	kconf_set(conf, "default", "partitioner=murmur2_random");
-	kconf_set(conf, "default", "linger.ms=5");
+	kconf_set(conf, "default", "linger.ms=1");
 	return conf;
 }
 
