@@ -124,7 +124,29 @@ stop_mock() {
 	[ "$rc" -eq 1 ]		# end of file, not a timeout (>128)
 	[ -z "$extra" ]
 	kill -0 "$MOCK_PID"	# and it keeps serving
+	# what it does not keep, said on stderr
+	run cat "$BATS_TEST_TMPDIR/stderr"
+	assert_output 'kafka-mock: warning: a mock cluster for demos and tests: each partition keeps only its newest 5 MiB or 100000 message sets and drops older messages without notice, and a consumer group started again waits about 45 s for its partitions'
+}
+
+@test "-q starts it without the warning of its limits" {
+	start_mock -q
+	[ -n "$ADDR" ]
+	sleep 0.2
 	[ ! -s "$BATS_TEST_TMPDIR/stderr" ]
+}
+
+@test "each partition keeps only its newest 5 MiB, as the warning says" {
+	start_mock -q --topic=t:1
+	# 8 MiB in 20,000 lines of 400 bytes: the oldest are dropped
+	awk 'BEGIN { for (i = 1; i <= 20000; i++) printf "%05d%0395d\n", i, 0 }' |
+		kcat -P -b "$ADDR" -t t -X linger.ms=50
+	run --separate-stderr timeout 20 kcat -C -b "$ADDR" -t t -e -q
+	assert_success
+	[ "${#lines[@]}" -lt 14000 ]
+	[ "${#lines[@]}" -gt 8000 ]
+	# the newest survive
+	assert_equal "${lines[-1]:0:5}" 20000
 }
 
 @test "--brokers=3 prints three addresses" {
@@ -198,7 +220,7 @@ stop_mock() {
 	MOCK_PIDS+=("$MOCK_PID")
 	wait_for 10 '[ -s "$BATS_TEST_TMPDIR/stderr" ]'
 	run cat "$BATS_TEST_TMPDIR/stderr"
-	assert_output 'kafka-mock: warning: cannot write the address to standard output: Bad file descriptor'
+	assert_line --index 0 'kafka-mock: warning: cannot write the address to standard output: Bad file descriptor'
 	sleep 0.2
 	kill -0 "$MOCK_PID"
 	stop_mock TERM

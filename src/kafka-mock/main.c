@@ -227,6 +227,10 @@ main(int argc, char **argv)
 			log_debug("%d broker%s at %s", opt.brokers, opt.brokers == 1 ? "" : "s",
 			    rd_kafka_mock_cluster_bootstraps(mc));
 			print_address(rd_kafka_mock_cluster_bootstraps(mc));
+			/* what a user would not expect of a broker, said where it is started (see CAVEATS) */
+			log_warning("a mock cluster for demos and tests: each partition keeps only its newest"
+			    " 5 MiB or 100000 message sets and drops older messages without notice,"
+			    " and a consumer group started again waits about 45 s for its partitions");
 			wait_for_signal(&unblocked);
 		}
 		rd_kafka_mock_cluster_destroy(mc);
