@@ -103,7 +103,7 @@ check: deps all unit
 	tests/run $(TESTS)
 
 demo: deps all
-	./scripts/demo $(if $(DURATION),--duration $(DURATION))
+	KAFKA=$(KAFKA) ./scripts/demo $(if $(DURATION),--duration $(DURATION))
 
 bench: deps all
 	tests/bench/run

@@ -1,0 +1,35 @@
+#!/usr/bin/env bats
+# make demo's script: the whole pipeline on a real Apache Kafka node it starts
+# and removes, and on kafka-mock with KAFKA=mock; each ends with the
+# warehouse equal to the source.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	load lib/common
+}
+
+@test "the demo runs on a real Kafka node of its own, passes its check, and leaves nothing running" {
+	local dir
+	run --separate-stderr env -u KAFKA_BROKERS "$TOP/scripts/demo" --duration 3
+	assert_success
+	assert_line --regexp '^demo: started Kafka at 127\.0\.0\.1:[0-9]+ \(its data in .*/pgcdc-kafka\.[^ ]*, removed at the end\)$'
+	assert_line --regexp '^demo: pipeline ready: the first change took [0-9.]+ s end to end$'
+	assert_line 'demo: OK: the warehouse equals the source, and answers the demo queries as it does'
+	# the broker and its data are gone
+	dir=$(sed -n 's/^demo: started Kafka at .* (its data in \(.*\), removed at the end)$/\1/p' <<<"$output")
+	[ -n "$dir" ]
+	[ ! -e "$dir" ]
+	run pgrep -f -- "$dir"
+	assert_failure 1
+}
+
+@test "KAFKA=mock runs it on kafka-mock, labelled; another value is refused" {
+	run --separate-stderr env -u KAFKA_BROKERS KAFKA=mock "$TOP/scripts/demo" --duration 2
+	assert_success
+	assert_line --regexp '^demo: started kafka-mock \(3 brokers, in memory, keeping only the newest 5 MiB of each partition: for a demo, not for data\) at '
+	assert_line 'demo: OK: the warehouse equals the source, and answers the demo queries as it does'
+	run --separate-stderr env -u KAFKA_BROKERS KAFKA=bogus "$TOP/scripts/demo" --duration 2
+	assert_failure 2
+	assert_line 'demo: KAFKA=bogus: kafka (the default) or mock'
+}
