@@ -206,11 +206,16 @@ sink_try_load(struct router *r, struct sink *s)
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		enum outcome o = pg_classify(conn, res);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* no USAGE on the schema: a grant missing, not a bad event; every event would be dead-lettered */
+		int denied = state != NULL && strcmp(state, "42501") == 0;
 
 		PQclear(res);
 		if (o == TRANSIENT)
 			return -1;
 		log_error("cannot look up table %s: %s", sink_name(s), batch_error());
+		if (denied)
+			r->fatal = 1;
 		s->state = SINK_UNFIT;
 		s->refuse = strf("cannot look up table %s: %s", sink_name(s), batch_error());
 		return 0;
