@@ -257,19 +257,20 @@ rebalancing() {
 	# none lost; each written once, unless librdkafka before 2.10 dropped an
 	# assignment after a commit that raced a cooperative rebalance (#4059):
 	# its partitions are read again from the last commit
+	local exact=1
+	[ "$strategy" != cooperative-sticky ] || ! grep -q "generation id is not valid" "$WORK"/err* || exact=0
 	sort -u "$WORK"/got* | cmp - <(lines 1 12000 | sort)
-	if [ "$strategy" != cooperative-sticky ] || ! grep -q "generation id is not valid" "$WORK"/err*; then
-		sort "$WORK"/got* | cmp - <(lines 1 12000 | sort)
-	fi
+	[ "$exact" = 0 ] || sort "$WORK"/got* | cmp - <(lines 1 12000 | sort)
 	for i in 1 2 3; do
 		grep -q "assigned $TOPIC" "$WORK/err$i"
 		run grep -E "kafka-sub: error|must be made using" "$WORK/err$i"
 		assert_failure 1
 	done
-	# and the group has committed them all
+	# and the group has committed them all (after such a refused commit,
+	# what it was to commit is read again)
 	run kafka-sub -t "$TOPIC" -g "$GROUP" -e
 	assert_success
-	assert_output ""
+	[ "$exact" = 0 ] || assert_output ""
 }
 
 @test "cooperative-sticky: three members join and leave under load; no line lost, each acknowledged one committed" {

@@ -532,7 +532,7 @@ $rows r"
 
 @test "cdc-sink(1) examples: two instances from the env file apply the topic to the warehouse; jq reads their dead letters" {
 	examples cdc-sink
-	assert_equal "${#EX[@]}" 6
+	assert_equal "${#EX[@]}" 5
 	use_kafka b
 	new_shop
 	dropdb --if-exists --force dw 2>/dev/null

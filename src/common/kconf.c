@@ -168,6 +168,7 @@ kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 int
 kconf_report_error(rd_kafka_t *rk, int err, const char *reason)
 {
+	static int refused;	/* a broker refused the client: it exits */
 	char buf[512];
 
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -175,7 +176,14 @@ kconf_report_error(rd_kafka_t *rk, int err, const char *reason)
 		log_error("fatal: %s", buf);
 		return 1;
 	}
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+	/* a wrong password or an untrusted certificate: the same on every retry */
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) {
+		if (!refused++)
+			log_error("%s", reason);
+		return 1;
+	}
+	/* after a refusal the brokers are down for that reason, said already */
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !refused)
 		log_warning("%s", reason);
 	else
 		log_debug("%s: %s", rd_kafka_err2str(err), reason);

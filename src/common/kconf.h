@@ -24,7 +24,9 @@ void kconf_brokers(rd_kafka_conf_t *conf, const char *brokers);
 
 /*
  * Report an error librdkafka's error callback got; returns 1 when it is fatal
- * (the client can do nothing more).  All brokers down is a warning, the rest
+ * (the client can do nothing more): librdkafka's fatal errors, and a broker
+ * that refuses the client's credentials or whose certificate does not verify,
+ * which trying again cannot mend.  All brokers down is a warning, the rest
  * are retried by librdkafka and shown only with -v.
  */
 int kconf_report_error(rd_kafka_t *rk, int err, const char *reason);

@@ -67,7 +67,9 @@ line_reported(struct pub *p, uint64_t seq, rd_kafka_resp_err_t err, const void *
 	} else {
 		if (p->undelivered++ == 0) {
 			p->first_err = err;
-			log_error("line %" PRIu64 " not delivered: %s", seq + 1, rd_kafka_err2str(err));
+			/* refused by the brokers: that error said why, the count at exit says how many */
+			if (!p->refused)
+				log_error("line %" PRIu64 " not delivered: %s", seq + 1, rd_kafka_err2str(err));
 		}
 		p->fatal = 1;	/* the count can never pass this line: stop reading */
 	}

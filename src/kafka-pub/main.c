@@ -56,7 +56,7 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	struct pub *p = opaque;
 
 	if (kconf_report_error(rk, err, reason))
-		p->fatal = 1;
+		p->fatal = p->refused = 1;
 }
 
 /* Write the ack count when it moved; dead letters are flushed first. */
@@ -339,6 +339,11 @@ static int
 flush_all(struct pub *p)
 {
 	while (rd_kafka_outq_len(p->rk) > 0) {
+		/* refused by the brokers: nothing in the queue can be delivered */
+		if (p->refused) {
+			rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+			rd_kafka_poll(p->rk, 0);
+		}
 		rd_kafka_flush(p->rk, 100);
 		if (update_ack(p) < 0)
 			return -1;

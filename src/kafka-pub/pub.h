@@ -49,6 +49,7 @@ struct pub {
 	uint64_t delivered, undelivered;
 	rd_kafka_resp_err_t first_err;
 	int fatal;
+	int refused;		/* a fatal error of the client: nothing more can be delivered */
 	long timeout_ms;	/* message.timeout.ms */
 	struct pending *pend;
 	uint64_t queued_bytes;	/* of the messages not yet reported: librdkafka's count or more */

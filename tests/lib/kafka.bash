@@ -8,6 +8,11 @@
 #   kafka_restart                   stop every broker, start them again
 #   kafka_destroy                   kill every broker and remove the cluster
 #   kafka_topic NAME PARTS [RF]     create a topic and wait for its leaders
+#   KAFKA_SECURE=1 kafka_start      also a SASL_SSL listener on each node (see
+#                                   kafka_secure): TLS from a throwaway CA, a
+#                                   user for SCRAM-SHA-256 and PLAIN; exports
+#                                   KAFKA_SECURE_BROKERS, KAFKA_CA, KAFKA_USER,
+#                                   KAFKA_PASSWORD_FILE
 #
 # The jars come from Maven Central through tests/kafka/pom.xml and are kept in
 # ${PGCDC_CACHE:-$HOME/.cache/pgcdc}/kafka-VERSION/libs.  Every node is a
@@ -158,7 +163,11 @@ kafka_start() {
 		brokers="$brokers${brokers:+,}127.0.0.1:$bp"
 		mkdir "$KAFKA_DIR/node$i"
 		echo "$bp $cp" >"$KAFKA_DIR/node$i/ports"
+		[ "${KAFKA_SECURE:-0}" = 0 ] || _kafka_free_port >"$KAFKA_DIR/node$i/secure_port"
 	done
+	if [ "${KAFKA_SECURE:-0}" != 0 ]; then
+		kafka_secure || return 1
+	fi
 	KAFKA_BROKERS=$brokers
 	export KAFKA_BROKERS
 	echo "$brokers" >"$KAFKA_DIR/brokers"
@@ -217,14 +226,18 @@ kafka_start() {
 			num.recovery.threads.per.data.dir=1
 			background.threads=2
 		EOF
+		[ "${KAFKA_SECURE:-0}" = 0 ] || _kafka_secure_listener "$i"
 	done
 	local cid
 	cid=$(_kafka_cluster_id)
-	# format the nodes in parallel: each is a JVM start
-	local pids= pid failed=0
+	# format the nodes in parallel: each is a JVM start; the SCRAM user is
+	# made with them (KRaft keeps credentials in its metadata log)
+	local pids= pid failed=0 scram=()
+	[ "${KAFKA_SECURE:-0}" = 0 ] ||
+		scram=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_USER,password=$(cat "$KAFKA_PASSWORD_FILE")]")
 	for i in $(seq "$n"); do
 		_kafka_java kafka.tools.StorageTool format --cluster-id "$cid" \
-			--config "$KAFKA_DIR/node$i/server.properties" \
+			--config "$KAFKA_DIR/node$i/server.properties" "${scram[@]}" \
 			>"$KAFKA_DIR/node$i/format.log" 2>&1 </dev/null 3>&- &
 		pids="$pids $!"
 	done
@@ -239,6 +252,60 @@ kafka_start() {
 		_kafka_launch "$i" || return 1
 	done
 	_kafka_wait_ready
+}
+
+# kafka_secure: a throwaway CA and a certificate for 127.0.0.1 signed by it,
+# in $KAFKA_DIR/tls; a user whose password is in a file (as the tools'
+# examples keep secrets), for SCRAM-SHA-256 and PLAIN, and a second CA that
+# signed nothing, for the failures.  (librdkafka before 2.6.1, Debian 12's
+# 2.0.2 among them, cannot log in to Kafka 4 with SCRAM: librdkafka 4895.)
+# Called by kafka_start with KAFKA_SECURE=1.
+kafka_secure() {
+	local d=$KAFKA_DIR/tls
+	mkdir -p "$d" && chmod 700 "$d" || return 1
+	{
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgcdc test CA" \
+			-keyout "$d/ca.key" -out "$d/ca.pem" &&
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgcdc other CA" \
+			-keyout "$d/other-ca.key" -out "$d/other-ca.pem" &&
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+			-keyout "$d/broker.key" -out "$d/broker.csr" &&
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/san.ext" &&
+		openssl x509 -req -in "$d/broker.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+			-CAcreateserial -days 2 -extfile "$d/san.ext" -out "$d/broker.pem" &&
+		head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$d/keystore.password" &&
+		openssl pkcs12 -export -in "$d/broker.pem" -inkey "$d/broker.key" \
+			-passout "file:$d/keystore.password" -out "$d/broker.p12"
+	} >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; return 1; }
+	head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$d/pgcdc.password"
+	local i sp brokers=
+	for i in $(seq "$(cat "$KAFKA_DIR/size")"); do
+		sp=$(cat "$KAFKA_DIR/node$i/secure_port")
+		brokers="$brokers${brokers:+,}127.0.0.1:$sp"
+	done
+	KAFKA_SECURE_BROKERS=$brokers KAFKA_CA=$d/ca.pem KAFKA_USER=pgcdc
+	KAFKA_PASSWORD_FILE=$d/pgcdc.password
+	export KAFKA_SECURE_BROKERS KAFKA_CA KAFKA_USER KAFKA_PASSWORD_FILE
+}
+
+# _kafka_secure_listener I: node I's SASL_SSL listener, added to its
+# server.properties (the PLAINTEXT one stays for the brokers and the tools)
+_kafka_secure_listener() {
+	local f=$KAFKA_DIR/node$1/server.properties sp bp cp
+	sp=$(cat "$KAFKA_DIR/node$1/secure_port")
+	read -r bp cp <"$KAFKA_DIR/node$1/ports"
+	sed -i -e "s|^listeners=.*|listeners=PLAINTEXT://127.0.0.1:$bp,CONTROLLER://127.0.0.1:$cp,SASL_SSL://127.0.0.1:$sp|" \
+		-e "s|^advertised.listeners=.*|advertised.listeners=PLAINTEXT://127.0.0.1:$bp,SASL_SSL://127.0.0.1:$sp|" \
+		-e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL|" "$f"
+	cat >>"$f" <<-EOF
+		sasl.enabled.mechanisms=SCRAM-SHA-256,PLAIN
+		listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+		listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_USER="$(cat "$KAFKA_PASSWORD_FILE")";
+		ssl.keystore.type=PKCS12
+		ssl.keystore.location=$KAFKA_DIR/tls/broker.p12
+		ssl.keystore.password=$(cat "$KAFKA_DIR/tls/keystore.password")
+		ssl.key.password=$(cat "$KAFKA_DIR/tls/keystore.password")
+	EOF
 }
 
 # _kafka_launch I: start node I in the background, detached from the caller
