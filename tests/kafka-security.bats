@@ -1,9 +1,14 @@
 #!/usr/bin/env bats
-# Kafka with TLS and SASL: a real broker whose client listener is SASL_SSL,
-# with a certificate from a throwaway CA (tests/lib/kafka.bash, KAFKA_SECURE=1),
-# and the tools passing through it with librdkafka properties from a file
-# (-F), the password only in that file.  SASL/PLAIN: Debian 12's librdkafka
-# (2.0.2) cannot log in to Kafka 4 with SCRAM (librdkafka 4895, fixed in 2.6.1).
+# Kafka with TLS and SASL/SCRAM: a real broker whose client listener is
+# SASL_SSL, with a certificate from a throwaway CA (tests/lib/kafka.bash,
+# KAFKA_SECURE=1), and the tools passing through it with librdkafka
+# properties from a file (-F), the password only in that file.  The broker is
+# Kafka 3.9 (tests/kafka/pom-3.xml): Debian 12's librdkafka (2.0.2) cannot log
+# in to Kafka 4 with SCRAM (librdkafka 4895, fixed in 2.6.1), so the last test
+# runs Kafka 4 with SASL/PLAIN over TLS, which it can.
+
+# every process of this file: the broker of Kafka 3.9
+export KAFKA_POM="$BATS_TEST_DIRNAME/kafka/pom-3.xml"
 
 bats_require_minimum_version 1.5.0
 
@@ -42,14 +47,15 @@ teardown() {
 	rm -rf "$WORK"
 }
 
-# client_conf FILE CA PASSWORD: librdkafka properties for the SASL_SSL listener
+# client_conf FILE CA PASSWORD [MECHANISM]: librdkafka properties for the
+# SASL_SSL listener (SCRAM-SHA-256 unless MECHANISM)
 client_conf() {
 	(
 		umask 077
 		cat >"$1" <<-EOF
 			security.protocol=SASL_SSL
 			ssl.ca.location=$2
-			sasl.mechanisms=PLAIN
+			sasl.mechanisms=${4:-SCRAM-SHA-256}
 			sasl.username=$KAFKA_USER
 			sasl.password=$3
 		EOF
@@ -75,7 +81,7 @@ lines() {
 	export PASSWORD
 	PASSWORD=$(cat "$KAFKA_PASSWORD_FILE")
 	lines 501 510 | kafka-pub -b "$KAFKA_SECURE_BROKERS" -X security.protocol=SASL_SSL \
-		-X ssl.ca.location="$KAFKA_CA" -X sasl.mechanisms=PLAIN -X sasl.username="$KAFKA_USER" \
+		-X ssl.ca.location="$KAFKA_CA" -X sasl.mechanisms=SCRAM-SHA-256 -X sasl.username="$KAFKA_USER" \
 		-X sasl.password="$PASSWORD" -t "$TOPIC" -k key
 	run --separate-stderr timeout 60 kafka-sub -b "$KAFKA_SECURE_BROKERS" -F "$WORK/kafka.conf" \
 		-t "$TOPIC" -g "g_$TOPIC" -e
@@ -88,14 +94,14 @@ lines() {
 	run --separate-stderr timeout 30 kafka-pub -b "$KAFKA_SECURE_BROKERS" -F "$WORK/wrong.conf" -t "$TOPIC" \
 		< <(lines 1 5)
 	assert_failure 1
-	assert_regex "${stderr_lines[0]}" '^kafka-pub: sasl_ssl://127\.0\.0\.1:[0-9]+/bootstrap: SASL authentication error: Authentication failed: Invalid username or password '
+	assert_regex "${stderr_lines[0]}" '^kafka-pub: sasl_ssl://127\.0\.0\.1:[0-9]+/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256 '
 	assert_equal "${stderr_lines[1]}" 'kafka-pub: 5 of 5 lines not delivered (Local: Purged in queue)'
 	assert_equal "${#stderr_lines[@]}" 2
 	run --separate-stderr timeout 30 kafka-sub -b "$KAFKA_SECURE_BROKERS" -F "$WORK/wrong.conf" \
 		-t "$TOPIC" -g "g_$TOPIC" -o beginning -e
 	assert_failure 1
 	assert_output ''
-	assert_regex "$stderr" '^kafka-sub: sasl_ssl://127\.0\.0\.1:[0-9]+/bootstrap: SASL authentication error: Authentication failed: Invalid username or password [^
+	assert_regex "$stderr" '^kafka-sub: sasl_ssl://127\.0\.0\.1:[0-9]+/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256 [^
 ]*$'
 }
 
@@ -153,4 +159,25 @@ lines() {
 	assert_equal "$(sql -d "$wh" -c "SELECT md5(string_agg(id::text || status || amount_cents, ',' ORDER BY id)) FROM analytics.fct_orders WHERE NOT is_deleted")" \
 		"$(sql -d "$db" -c "SELECT md5(string_agg(id::text || status || amount_cents, ',' ORDER BY id)) FROM orders")"
 	assert_equal "$(cat "$WORK/source.err" "$WORK/sink.err")" ""
+}
+
+@test "Kafka 4 with Debian's librdkafka: SASL/PLAIN over TLS carries kafka-pub and kafka-sub; a wrong password is refused" {
+	(
+		# a cluster of Kafka 4 of this test's own
+		KAFKA_POM=$TOP/tests/kafka/pom.xml
+		unset KAFKA_VERSION KAFKA_LIBS
+		TMPDIR=$WORK
+		. "$TOP/tests/lib/kafka.bash"
+		trap kafka_destroy EXIT
+		KAFKA_SECURE=1 kafka_start >/dev/null
+		client_conf "$WORK/plain.conf" "$KAFKA_CA" "$(cat "$KAFKA_PASSWORD_FILE")" PLAIN
+		lines 1 100 | kafka-pub -b "$KAFKA_SECURE_BROKERS" -F "$WORK/plain.conf" -t "$TOPIC" -k key
+		timeout 60 kafka-sub -b "$KAFKA_SECURE_BROKERS" -F "$WORK/plain.conf" -t "$TOPIC" -g "g_$TOPIC" \
+			-o beginning -e >"$WORK/out"
+		client_conf "$WORK/wrong.conf" "$KAFKA_CA" not-the-password PLAIN
+		! timeout 30 kafka-sub -b "$KAFKA_SECURE_BROKERS" -F "$WORK/wrong.conf" -t "$TOPIC" -g "g_$TOPIC" \
+			-e 2>"$WORK/err"
+	) 3>&-
+	assert_equal "$(sort "$WORK/out")" "$(lines 1 100 | sort)"
+	grep -q 'SASL authentication error: Authentication failed: Invalid username or password' "$WORK/err"
 }

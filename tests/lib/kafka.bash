@@ -258,7 +258,8 @@ kafka_start() {
 # in $KAFKA_DIR/tls; a user whose password is in a file (as the tools'
 # examples keep secrets), for SCRAM-SHA-256 and PLAIN, and a second CA that
 # signed nothing, for the failures.  (librdkafka before 2.6.1, Debian 12's
-# 2.0.2 among them, cannot log in to Kafka 4 with SCRAM: librdkafka 4895.)
+# 2.0.2 among them, cannot log in to Kafka 4 with SCRAM: librdkafka 4895;
+# tests/kafka/pom-3.xml is a Kafka 3.9 that it can.)
 # Called by kafka_start with KAFKA_SECURE=1.
 kafka_secure() {
 	local d=$KAFKA_DIR/tls
