@@ -261,15 +261,19 @@ assign(struct sub *s, rd_kafka_topic_partition_list_t *list, int cooperative)
 	if (ntimes > 0 && start_times(s, list, times, ntimes) < 0)
 		s->fatal = 1;
 	free(times);
-	if (!cooperative) {
+	if (cooperative)
+		assigned(s, rd_kafka_incremental_assign(s->rk, list), "take");
+	else
 		rd_kafka_assign(s->rk, list);
-		s->paused = 0;
-		return;
-	}
-	/* the partitions kept go on as they were; new ones wait too while the window is full */
-	assigned(s, rd_kafka_incremental_assign(s->rk, list), "take");
+	/*
+	 * librdkafka keeps a partition paused across assignments: one paused
+	 * while the window was full, revoked and assigned again, would never be
+	 * resumed.  Each partition taken is paused or resumed as the others are.
+	 */
 	if (s->paused)
 		rd_kafka_pause_partitions(s->rk, list);
+	else
+		rd_kafka_resume_partitions(s->rk, list);
 }
 
 /*
@@ -290,8 +294,13 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	/* revoked: make what was written durable if downstream can in time, commit it */
 	flush_out(s);
-	if (s->opt->ack && !s->out_closed && !s->out_failed)	/* at exit, finish() has waited already */
+	if (s->opt->ack && !s->out_closed && !s->out_failed) {	/* at exit, finish() has waited already */
 		wait_acks(s, s->opt->ack_timeout_ms < 5000 ? s->opt->ack_timeout_ms : 5000);
+		if (ackwin_acked(s->win) < s->lines)
+			log_warning("partitions revoked while %" PRIu64 " lines were not yet acknowledged downstream:"
+			    " those of the revoked partitions are read again by their next owner",
+			    s->lines - ackwin_acked(s->win));
+	}
 	read_acks(s);
 	commit(s, 1);
 	/* marks of revoked partitions no longer matter: the next owner re-reads from the commit */
