@@ -6,12 +6,20 @@
 
 volatile sig_atomic_t sig_stop;
 volatile sig_atomic_t sig_count;
+volatile sig_atomic_t sig_report;
 
 static void
 on_stop(int signo)
 {
 	sig_stop = signo;
 	sig_count++;
+}
+
+static void
+on_report(int signo)
+{
+	(void)signo;
+	sig_report = 1;
 }
 
 void
@@ -24,6 +32,8 @@ sig_install(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_report;
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 }

@@ -6,8 +6,12 @@
 
 extern volatile sig_atomic_t sig_stop;	/* the last signal caught */
 extern volatile sig_atomic_t sig_count;	/* how many were caught */
+extern volatile sig_atomic_t sig_report;	/* SIGUSR1 came: report the figures (stats.h) */
 
-/* Catch SIGINT and SIGTERM (without SA_RESTART, so blocking calls return EINTR); ignore SIGPIPE. */
+/*
+ * Catch SIGINT and SIGTERM (without SA_RESTART, so blocking calls return
+ * EINTR), and SIGUSR1 for a report; ignore SIGPIPE.
+ */
 void sig_install(void);
 
 /* Sleep ms milliseconds, or less when a signal comes. */

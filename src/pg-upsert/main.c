@@ -8,11 +8,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ackfile.h"
@@ -21,9 +23,11 @@
 #include "dlq.h"
 #include "linereader.h"
 #include "log.h"
+#include "notify.h"
 #include "opt.h"
 #include "pgconn.h"
 #include "sig.h"
+#include "stats.h"
 #include "upsert.h"
 
 #define DLQ_KEEP ((size_t)16 << 20)	/* a dead letter keeps at most this much of its line */
@@ -50,6 +54,9 @@ static const char usage_text[] =
 "      --ack=FILE          keep the count of input lines committed in FILE\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
 "      --dlq-table=TABLE   also insert dead letters into TABLE (raw_value, error_message)\n"
+"      --stats=SECONDS     a JSON line of figures on stderr every SECONDS (and on SIGUSR1)\n"
+"      --stats-file=FILE   append those lines to FILE instead\n"
+"      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)\n"
 "  -v, --verbose           more diagnostics\n"
 "  -q, --quiet             errors only\n"
 "  -h, --help              show this help and exit\n"
@@ -57,7 +64,7 @@ static const char usage_text[] =
 
 enum {
 	OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_BATCH_BYTES, OPT_LINGER, OPT_ACK, OPT_DLQ,
-	OPT_DLQ_TABLE, OPT_MAP, OPT_UNMAPPED, OPT_CREATE, OPT_EVOLVE
+	OPT_DLQ_TABLE, OPT_MAP, OPT_UNMAPPED, OPT_CREATE, OPT_EVOLVE, OPT_STATS, OPT_STATS_FILE, OPT_METRICS
 };
 
 /*
@@ -116,6 +123,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "unmapped", required_argument, NULL, OPT_UNMAPPED },
 		{ "create", no_argument, NULL, OPT_CREATE },
 		{ "evolve", no_argument, NULL, OPT_EVOLVE },
+		{ "stats", required_argument, NULL, OPT_STATS },
+		{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
 		OPT_GENERAL_LONG
 	};
 	int c;
@@ -142,6 +152,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_DLQ: o->dlq = optarg; break;
 		case OPT_DLQ_TABLE: o->dlq_table = optarg; break;
 		case OPT_MAP: add_map(o, optarg); break;
+		case OPT_STATS: o->stats_s = opt_int("--stats", optarg, 1, 86400); break;
+		case OPT_STATS_FILE: o->stats_file = optarg; break;
+		case OPT_METRICS: o->metrics = optarg; break;
 		case OPT_UNMAPPED:
 			if (strcmp(optarg, "dlq") == 0)
 				o->unmapped = UNMAPPED_DLQ;
@@ -182,6 +195,13 @@ struct upsert {
 	struct dlq *dlq;
 	unsigned long long lines;	/* input lines committed or dead-lettered */
 	unsigned long long applied, dead;
+	/* for the reports (--stats, --metrics, systemd's STATUS) */
+	struct reporter rep;
+	unsigned long long batches, retries;
+	double pos;		/* the last pos applied; NAN: none yet */
+	double latency_ms;	/* source commit (ts_ms) to this commit, of the last batch's last event */
+	double last_lines, last_at;	/* u->lines and the time at the report before */
+	double status_at;	/* when STATUS= was sent last */
 };
 
 /*
@@ -244,6 +264,7 @@ router_db(struct router *r, struct backoff *retry, const char *why)
 	}
 	for (;;) {
 		if (why) {
+			u->retries++;
 			if (sig_count >= 2) {
 				r->fatal = 1;
 				return -1;
@@ -309,6 +330,22 @@ apply_batch(struct upsert *u, struct batch *b, const char *why)
 }
 
 /* The batch committed: dead-letter what it refused and move the ack file. */
+/* The pos and the commit-to-apply latency of an event applied, for the reports. */
+static void
+note_applied(struct upsert *u, const struct batch *b, size_t i)
+{
+	const char *line = LINE_AT(b, i);
+	const struct ev *e = &b->ev[i];
+	struct timespec now;
+
+	if (e->pos_len > 0)
+		u->pos = strtod(line + e->pos, NULL);
+	if (e->ts_len > 0) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		u->latency_ms = (double)now.tv_sec * 1000 + now.tv_nsec / 1e6 - strtod(line + e->ts, NULL);
+	}
+}
+
 static int
 finish_batch(struct upsert *u, struct batch *b)
 {
@@ -320,6 +357,7 @@ finish_batch(struct upsert *u, struct batch *b)
 
 		if (b->state[i] == LINE_OK) {
 			u->applied++;
+			note_applied(u, b, i);
 			continue;
 		}
 		if (b->state[i] == LINE_SKIPPED)
@@ -331,6 +369,7 @@ finish_batch(struct upsert *u, struct batch *b)
 	if (dlq_flush(u->dlq) < 0)
 		return -1;
 	u->lines += b->n;
+	u->batches++;
 	batch_clear(b);
 	if (u->opt->ack && ack_write(u->opt->ack, u->lines) < 0) {
 		log_error("cannot write ack file \"%s\":", u->opt->ack);
@@ -445,6 +484,13 @@ take_lines(struct upsert *u, struct linereader *lr, double *first)
 	return 0;
 }
 
+/* The sooner of two waits for poll(2), -1 being none. */
+static long
+earlier(long a, long b)
+{
+	return a < 0 ? b : b < 0 || a < b ? a : b;
+}
+
 /*
  * Wait for input, at most wait ms; the batch sent is acknowledged as soon
  * as its results come (it does not wait for the next batch): -1 when it
@@ -462,6 +508,53 @@ wait_input(struct upsert *u, struct pollfd *in, long wait)
 	return settle(u);
 }
 
+/* The figures of a report (stats.h). */
+static int
+figures(void *arg, struct metric *m, int max)
+{
+	struct upsert *u = arg;
+	double now = mono_ms(), in = (double)(u->lines + u->sent.n * (size_t)u->pending + u->batch.n);
+	double rate = u->last_at > 0 && now > u->last_at ? (u->lines - u->last_lines) * 1000 / (now - u->last_at) : NAN;
+	struct metric all[] = {
+		{ "lines_in", "Lines read from standard input.", 1, in },
+		{ "lines_acknowledged", "Lines committed or dead-lettered, as the ack file counts them.", 1, (double)u->lines },
+		{ "applied", "Events applied to the warehouse.", 1, (double)u->applied },
+		{ "dead_lettered", "Lines written to the dead letters.", 1, (double)u->dead },
+		{ "skipped", "Events of unmapped tables skipped (--unmapped=skip).", 1, (double)u->router.skipped },
+		{ "batches", "Batches committed.", 1, (double)u->batches },
+		{ "retries", "Attempts retried after a transient failure.", 1, (double)u->retries },
+		{ "lines_per_second", "Lines acknowledged per second since the report before.", 0, rate },
+		{ "pos", "The pos of the last event applied.", 0, u->pos },
+		{ "apply_latency_seconds", "Source commit (ts_ms) to warehouse commit of the last event applied.", 0,
+		    u->latency_ms / 1000 },
+		{ "pending_lines", "Lines read but not yet acknowledged.", 0, in - (double)u->lines },
+	};
+	int n = (int)(sizeof all / sizeof *all);
+
+	u->last_lines = (double)u->lines;
+	u->last_at = now;
+	if (n > max)
+		n = max;
+	memcpy(m, all, (size_t)n * sizeof *m);
+	return n;
+}
+
+/* The reports that are due, and systemd's STATUS= and WATCHDOG=1 (each at most once a second). */
+static int
+report(struct upsert *u)
+{
+	double now = mono_ms();
+
+	notify_watchdog();
+	if (now - u->status_at >= 1000) {
+		u->status_at = now;
+		notify("STATUS=%llu lines acknowledged: %llu applied, %llu dead-lettered; %s%.0f ms behind",
+		    u->lines, u->applied, u->dead, isnan(u->latency_ms) ? "" : "last batch ",
+		    isnan(u->latency_ms) ? 0 : u->latency_ms);
+	}
+	return reporter_tick(&u->rep, figures, u);
+}
+
 static int
 run(struct upsert *u)
 {
@@ -476,6 +569,10 @@ run(struct upsert *u)
 	if (lr == NULL)
 		die("out of memory");
 	while (!sig_stop) {
+		if (report(u) < 0) {
+			status = 1;
+			break;
+		}
 		if (take_lines(u, lr, &first) < 0) {
 			status = 1;
 			break;
@@ -491,6 +588,10 @@ run(struct upsert *u)
 			continue;
 		}
 		wait = u->batch.n > 0 && !u->pending ? (long)(first + u->opt->linger_ms - mono_ms()) + 1 : -1;
+		wait = earlier(wait, stats_wait(&u->rep.clock));
+		wait = earlier(wait, notify_watchdog_ms());
+		if (notify_watchdog_ms() == 0 && getenv("NOTIFY_SOCKET"))
+			wait = earlier(wait, 1000);	/* STATUS= */
 		if (wait_input(u, in, wait) < 0) {
 			status = 1;
 			break;
@@ -534,8 +635,19 @@ main(int argc, char **argv)
 	dlq_set_limit(u.dlq, DLQ_KEEP);
 	batch_init(&u.batch, opt.batch);
 	batch_init(&u.sent, opt.batch);
-
-	status = run(&u);
+	u.pos = u.latency_ms = NAN;
+	if (reporter_open(&u.rep, "pg-upsert", (long)opt.stats_s, opt.stats_file, opt.metrics) < 0)
+		status = EXIT_RUNTIME;
+	else {
+		/* connected, the tables known: what systemd waits for with Type=notify */
+		notify("READY=1\nSTATUS=connected, waiting for input");
+		status = run(&u);
+		/* the last figures, where the reports go */
+		if (reporter_final(&u.rep, figures, &u) < 0)
+			status = 1;
+	}
+	notify("STOPPING=1");
+	reporter_close(&u.rep);
 	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);
 	if (dlq_close(u.dlq) < 0)
 		status = 1;

@@ -31,6 +31,9 @@ struct options {
 	const char *ack;
 	const char *dlq;
 	const char *dlq_table;
+	long long stats_s;	/* --stats */
+	const char *stats_file;	/* --stats-file */
+	const char *metrics;	/* --metrics */
 };
 
 /* What the catalog says of the target table, and the statements built from it. */

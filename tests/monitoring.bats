@@ -1,0 +1,136 @@
+#!/usr/bin/env bats
+# What an operator sees of a running stage: pg-upsert's figures as JSON lines
+# (--stats, SIGUSR1), the Prometheus textfile (--metrics, checked with
+# promtool), and systemd's notify protocol (READY, STATUS, WATCHDOG, STOPPING)
+# received on a socket of the test's own (socat).
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	pg_start
+	make_source_template
+	make_warehouse_template
+}
+
+teardown_file() {
+	load lib/common
+	pg_destroy
+}
+
+setup() {
+	load lib/common
+	new_warehouse_db
+	WORK=$BATS_TEST_TMPDIR
+	BG=()
+}
+
+teardown() {
+	local p
+	for p in "${BG[@]}"; do kill -9 "$p" 2>/dev/null; done
+	return 0
+}
+
+# stream N: N changes by order-sim, as pg-cdc-tail emits them, in $WORK/events
+stream() {
+	new_source_db
+	order-sim -d "$DB" -q --clients 2 --count "$1" --rate 0 --update-ratio 0.3 --seed 5
+	pg-cdc-tail -d "$DB" -t orders >"$WORK/events"
+}
+
+# last JSON line of FILE with stage pg-upsert: its member NAME
+fig() {
+	grep '^{"stage":"pg-upsert"' "$2" | tail -n 1 | jq -r ".$1"
+}
+
+@test "--stats: JSON lines whose counts are what was sent, applied and dead-lettered" {
+	stream 500
+	# two lines that are no events among them
+	{ head -n 200 "$WORK/events"; echo 'not json'; echo '{"op":"c"}'; tail -n +201 "$WORK/events"; } >"$WORK/in"
+	run --separate-stderr pg-upsert -d "$WH" -t analytics.fct_orders --stats=1 --stats-file="$WORK/stats" \
+		--dlq="$WORK/dlq" <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" ""
+	# the last line, at exit, has every line in
+	assert_equal "$(fig lines_in "$WORK/stats")" 502
+	assert_equal "$(fig lines_acknowledged "$WORK/stats")" 502
+	assert_equal "$(fig applied "$WORK/stats")" 500
+	assert_equal "$(fig dead_lettered "$WORK/stats")" 2
+	assert_equal "$(fig pending_lines "$WORK/stats")" 0
+	assert_equal "$(fig retries "$WORK/stats")" 0
+	[ "$(fig batches "$WORK/stats")" -ge 1 ]
+	assert_equal "$(fig pos "$WORK/stats")" "$(tail -n 1 "$WORK/events" | jq .pos)"
+	# the latency of the last batch: from its source commit, a few seconds ago at most
+	jq -e '.apply_latency_seconds > 0 and .apply_latency_seconds < 600' <<<"$(tail -n 1 "$WORK/stats")"
+	# every line is one JSON object with the stage and a UTC time
+	run jq -e -s 'all(.stage == "pg-upsert" and (.time | test("^[0-9-]{10}T[0-9:.]{12}Z$")))' "$WORK/stats"
+	assert_success
+	assert_equal "$(wc -l <"$WORK/dlq")" 2
+}
+
+@test "SIGUSR1: a line on demand, on stderr, while it waits for input; the figures move as lines come" {
+	stream 100
+	mkfifo "$WORK/fifo"
+	pg-upsert -d "$WH" -t analytics.fct_orders <"$WORK/fifo" 2>"$WORK/err" 3>&- &
+	BG+=($!)
+	exec 4>"$WORK/fifo"
+	head -n 40 "$WORK/events" >&4
+	wait_for 20 '[ "$(sql -d "$WH" -c "SELECT count(DISTINCT id) FROM analytics.fct_orders")" = \
+		"$(head -n 40 "$WORK/events" | jq -r .key.id | sort -u | wc -l)" ]'
+	sleep 0.2
+	kill -USR1 "${BG[0]}"
+	wait_for 10 'grep -q "^{\"stage\":\"pg-upsert\"" "$WORK/err"'
+	assert_equal "$(fig lines_acknowledged "$WORK/err")" 40
+	tail -n +41 "$WORK/events" >&4
+	exec 4>&-
+	wait "${BG[0]}"
+	# no --stats: no line at exit, only the one asked for
+	assert_equal "$(grep -c '^{"stage"' "$WORK/err")" 1
+	assert_equal "$(grep -vc '^{"stage"' "$WORK/err")" 0
+}
+
+@test "--metrics: a Prometheus textfile promtool accepts, replaced whole, with the same figures" {
+	stream 300
+	run --separate-stderr pg-upsert -d "$WH" -t analytics.fct_orders --metrics="$WORK/pgcdc.prom" <"$WORK/events"
+	assert_success
+	# nothing on stderr: the metrics go to their file only
+	assert_equal "$stderr" ""
+	run promtool check metrics <"$WORK/pgcdc.prom"
+	assert_success
+	assert_output ""
+	grep -qx 'pgcdc_lines_acknowledged_total{stage="pg-upsert"} 300' "$WORK/pgcdc.prom"
+	grep -qx 'pgcdc_applied_total{stage="pg-upsert"} 300' "$WORK/pgcdc.prom"
+	grep -qx '# TYPE pgcdc_apply_latency_seconds gauge' "$WORK/pgcdc.prom"
+	# no temporary left beside it
+	assert_equal "$(ls "$WORK" | grep -c 'pgcdc.prom')" 1
+	# a directory it cannot write is one error and exit 1
+	run --separate-stderr pg-upsert -d "$WH" -t analytics.fct_orders --metrics=/nonexistent/x.prom <"$WORK/events"
+	assert_failure 1
+	assert_regex "$stderr" '^pg-upsert: cannot write metrics file "/nonexistent/x\.prom\.[0-9]+": No such file or directory$'
+}
+
+@test "systemd's notify socket: READY=1 once connected, STATUS= with the summary, WATCHDOG=1, STOPPING=1" {
+	stream 50
+	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>"$WORK/socat.err" 3>&- &
+	BG+=($!)
+	wait_for 10 '[ -S "$WORK/notify" ]'
+	mkfifo "$WORK/fifo"
+	NOTIFY_SOCKET=$WORK/notify WATCHDOG_USEC=400000 pg-upsert -d "$WH" -t analytics.fct_orders \
+		<"$WORK/fifo" 2>"$WORK/err" 3>&- &
+	BG+=($!)
+	exec 4>"$WORK/fifo"
+	wait_for 10 'grep -q "^READY=1" "$WORK/heard"'
+	cat "$WORK/events" >&4
+	wait_for 20 'grep -q "^STATUS=50 lines acknowledged: 50 applied, 0 dead-lettered; last batch [0-9]* ms behind" "$WORK/heard"'
+	# idle, it still tells the watchdog it lives: every 200 ms
+	local before
+	before=$(grep -c '^WATCHDOG=1' "$WORK/heard")
+	sleep 1
+	[ "$(grep -c '^WATCHDOG=1' "$WORK/heard")" -ge $((before + 3)) ]
+	exec 4>&-
+	wait "${BG[1]}"
+	wait_for 10 'grep -q "^STOPPING=1" "$WORK/heard"'
+	assert_equal "$(head -n 2 "$WORK/heard")" "READY=1
+STATUS=connected, waiting for input"
+	assert_equal "$(cat "$WORK/err")" ""
+}
