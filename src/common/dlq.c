@@ -9,6 +9,7 @@
 #include "jsonscan.h"
 #include "log.h"
 #include "privfile.h"
+#include "sig.h"
 
 struct dlq {
 	int fd;
@@ -16,6 +17,7 @@ struct dlq {
 	unsigned long long count;
 	size_t limit;		/* most bytes of a line a record keeps; 0: all */
 	int failed;
+	int named;		/* a file, not stderr */
 };
 
 struct dlq *
@@ -26,6 +28,7 @@ dlq_open(const char *path)
 	if (d == NULL)
 		die("out of memory");
 	d->path = path ? path : "stderr";
+	d->named = path != NULL;
 	/* dead letters hold the rejected data itself: private, and never through a link */
 	d->fd = path ? open_private_append(path, "dead-letter file") : STDERR_FILENO;
 	if (d->fd < 0) {
@@ -138,6 +141,26 @@ dlq_flush(struct dlq *d)
 		return -1;
 	}
 	return 0;
+}
+
+void
+dlq_reopen_if_asked(struct dlq *d)
+{
+	int fd;
+
+	if (!sig_reopen)
+		return;
+	sig_reopen = 0;
+	if (d == NULL || !d->named)
+		return;
+	if ((fd = open_private_append(d->path, "dead-letter file")) < 0) {
+		log_warning("dead letters still go to the file \"%s\" was", d->path);
+		return;
+	}
+	if (close(d->fd) != 0 && !d->failed)
+		d->failed = errno;
+	d->fd = fd;
+	log_debug("dead-letter file \"%s\" opened again", d->path);
 }
 
 int

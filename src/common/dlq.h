@@ -32,6 +32,13 @@ int dlq_write(struct dlq *d, const char *line, size_t len, const char *error, co
 /* Flush; -1 (logged) on a write error.  Records count as written only after this. */
 int dlq_flush(struct dlq *d);
 
+/*
+ * After SIGHUP (sig_reopen), open the file again by name, for logrotate: a
+ * file moved away is followed by a new one.  When it cannot be opened the old
+ * one is kept (logged).  Nothing for stderr.
+ */
+void dlq_reopen_if_asked(struct dlq *d);
+
 int dlq_close(struct dlq *d);
 
 /* Records written so far. */

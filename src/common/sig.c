@@ -7,6 +7,7 @@
 volatile sig_atomic_t sig_stop;
 volatile sig_atomic_t sig_count;
 volatile sig_atomic_t sig_report;
+volatile sig_atomic_t sig_reopen;
 
 static void
 on_stop(int signo)
@@ -16,10 +17,12 @@ on_stop(int signo)
 }
 
 static void
-on_report(int signo)
+on_flag(int signo)
 {
-	(void)signo;
-	sig_report = 1;
+	if (signo == SIGUSR1)
+		sig_report = 1;
+	else
+		sig_reopen = 1;
 }
 
 void
@@ -32,8 +35,9 @@ sig_install(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = on_report;
+	sa.sa_handler = on_flag;
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 }

@@ -310,6 +310,7 @@ run(struct pub *p, int evfd)
 	if (lr == NULL)
 		die("out of memory");
 	while (!sig_stop && !p->fatal && !lr_done(lr)) {
+		dlq_reopen_if_asked(p->dlq);
 		if (p->next - p->acked >= RING) {
 			wait_events(p, evfd, 0, 100);
 			continue;

@@ -521,6 +521,7 @@ run(struct sub *s, int evfd)
 	long n;
 
 	while (!done(s)) {
+		dlq_reopen_if_asked(s->dlq);
 		throttle(s);
 		n = consume_batch(s, &status);
 		flush_out(s);

@@ -546,6 +546,7 @@ report(struct upsert *u)
 	double now = mono_ms();
 
 	notify_watchdog();
+	dlq_reopen_if_asked(u->dlq);
 	if (now - u->status_at >= 1000) {
 		u->status_at = now;
 		notify("STATUS=%llu lines acknowledged: %llu applied, %llu dead-lettered; %s%.0f ms behind",
