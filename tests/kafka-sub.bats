@@ -409,3 +409,31 @@ slow_sink() {
 	echo "took $SECONDS s"
 	[ "$SECONDS" -le 6 ]
 }
+
+@test "--stats, --metrics and SIGUSR1: what was read, written and acknowledged, and the consumer lag" {
+	lines 1 300 | produce
+	# a downstream that acknowledges nothing: the window of 50 stops the reading
+	kafka-sub -t "$TOPIC" -g "$GROUP" --ack="$WORK/ack" --window=50 --stats-file="$WORK/stats" \
+		--metrics="$WORK/sub.prom" >"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 50 ]'
+	sleep 0.5
+	kill -USR1 $BG
+	wait_for 10 '[ -s "$WORK/stats" ]'
+	run jq -c '[.messages_in, .lines_out, .lines_acknowledged, .dead_lettered, .partitions, .consumer_lag]' "$WORK/stats"
+	assert_output '[50,50,0,0,1,250]'
+	echo 50 >"$WORK/ack.new" && mv "$WORK/ack.new" "$WORK/ack"
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 100 ]'
+	kill -TERM $BG
+	wait $BG || true
+	BG=
+	# the metrics file, written at exit: what promtool accepts
+	run promtool check metrics <"$WORK/sub.prom"
+	assert_success
+	grep -qx 'pgcdc_lines_acknowledged_total{stage="kafka-sub"} 50' "$WORK/sub.prom"
+	grep -qx 'pgcdc_consumer_lag{stage="kafka-sub"} 200' "$WORK/sub.prom"
+	# at the end of a run with -e and --stats: a line with the lag at 0
+	run --separate-stderr kafka-sub -t "$TOPIC" -g "other_$GROUP" -o beginning -e --stats=60
+	assert_success
+	assert_equal "$(jq -c '[.messages_in, .lines_out, .consumer_lag]' <<<"$stderr")" '[300,300,0]'
+}

@@ -8,6 +8,7 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,10 @@
 #include "jsonscan.h"
 #include "kconf.h"
 #include "log.h"
+#include "notify.h"
 #include "options.h"
 #include "sig.h"
+#include "stats.h"
 
 
 /* A partition this process has been assigned at some time. */
@@ -33,6 +36,7 @@ struct part {
 	int32_t partition;
 	int64_t next;		/* first offset not yet durable downstream */
 	int64_t committed;	/* what the group holds (as far as we know) */
+	int64_t read;		/* after the last message handled; -1: none yet */
 	int owned;		/* assigned now */
 	unsigned gen;		/* its assignments so far: marks of an earlier one are stale */
 	int eof;		/* at its end (for -e) */
@@ -67,6 +71,9 @@ struct sub {
 	uint64_t msgs_read, bytes_read;
 	int near_full;
 	rd_kafka_topic_t **known;	/* handles of the named topics (see subscribe) */
+	struct reporter rep;	/* --stats, --metrics */
+	unsigned long long commits;
+	double status_at;	/* when STATUS= was sent last */
 };
 
 /* The index of a partition in parts, added when first seen. */
@@ -83,7 +90,7 @@ find_part(struct sub *s, const char *topic, int32_t partition)
 	s->parts = realloc(s->parts, (s->nparts + 1) * sizeof *s->parts);
 	if (s->parts == NULL || (topic = strdup(topic)) == NULL)
 		die("out of memory");
-	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, 0, 0, 0 };
+	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, -1, 0, 0, 0 };
 	return s->nparts++;
 }
 
@@ -139,7 +146,7 @@ commit(struct sub *s, int sync)
 	}
 	if (list->cnt > 0) {
 		err = rd_kafka_commit(s->rk, list, !sync);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR && ++s->commits)
 			for (i = 0; i < list->cnt; i++)
 				s->parts[find_part(s, list->elems[i].topic,
 				    list->elems[i].partition)].committed = list->elems[i].offset;
@@ -251,7 +258,7 @@ assign(struct sub *s, rd_kafka_topic_partition_list_t *list, int cooperative)
 		s->parts[k].owned = 1;
 		s->parts[k].eof = 0;
 		s->parts[k].gen++;
-		s->parts[k].next = s->parts[k].committed = -1;
+		s->parts[k].next = s->parts[k].committed = s->parts[k].read = -1;
 		/* -o applies to a partition's first assignment; later ones resume */
 		tp->offset = known ? RD_KAFKA_OFFSET_STORED : start_offset(s->opt);
 		if (!known && s->opt->start == START_TIME)
@@ -346,6 +353,7 @@ handle(struct sub *s, rd_kafka_message_t *m)
 	char ctx[600];
 
 	s->parts[part].eof = 0;
+	s->parts[part].read = m->offset + 1;
 	if (m->payload != NULL) {
 		why = json_scan_line(m->payload, m->len);
 		if (why == NULL) {
@@ -512,6 +520,85 @@ consume_batch(struct sub *s, int *status)
 	return n > 0 ? n : 0;
 }
 
+/*
+ * The consumer lag: the messages of the owned partitions after the next
+ * one to read, from the high watermarks the last fetches brought; NAN before
+ * any is known.
+ */
+static double
+lag(const struct sub *s)
+{
+	int64_t lo, hi;
+	double sum = NAN;
+	int i;
+
+	for (i = 0; i < s->nparts; i++) {
+		const struct part *p = &s->parts[i];
+
+		if (!p->owned || rd_kafka_get_watermark_offsets(s->rk, p->topic, p->partition, &lo, &hi) !=
+		    RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+			continue;
+		sum = (isnan(sum) ? 0 : sum) + (double)(hi - (p->read >= 0 ? p->read : lo));
+	}
+	return sum;
+}
+
+/* The figures of a report (stats.h). */
+static int
+figures(void *arg, struct metric *m, int max)
+{
+	struct sub *s = arg;
+	int owned = 0, i;
+	struct metric all[] = {
+		{ "messages_in", "Messages consumed from Kafka.", 1, (double)s->consumed },
+		{ "lines_out", "Lines written to standard output.", 1, (double)s->lines },
+		{ "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
+		    (double)(s->opt->ack ? ackwin_acked(s->win) : s->lines) },
+		{ "dead_lettered", "Messages written to the dead letters.", 1, (double)dlq_count(s->dlq) },
+		{ "commits", "Offset commits the group accepted.", 1, (double)s->commits },
+		{ "partitions", "Partitions assigned to this member.", 0, 0 },
+		{ "consumer_lag", "Messages of the assigned partitions not yet read.", 0, lag(s) },
+	};
+	int n = (int)(sizeof all / sizeof *all);
+
+	for (i = 0; i < s->nparts; i++)
+		owned += s->parts[i].owned;
+	all[5].value = owned;
+	if (n > max)
+		n = max;
+	memcpy(m, all, (size_t)n * sizeof *m);
+	return n;
+}
+
+/* How long the main loop may wait: a second, less when a report or the watchdog is due. */
+static long
+poll_wait(const struct sub *s)
+{
+	long w = 1000, r = stats_wait(&s->rep.clock), d = notify_watchdog_ms();
+
+	if (r >= 0 && r < w)
+		w = r;
+	if (d > 0 && d < w)
+		w = d;
+	return w;
+}
+
+/* The reports due, and systemd's STATUS= and WATCHDOG=1. */
+static int
+report(struct sub *s)
+{
+	double now = mono_ms(), behind;
+
+	notify_watchdog();
+	if (now - s->status_at >= 1000) {
+		s->status_at = now;
+		behind = lag(s);
+		notify("STATUS=%llu messages read, %" PRIu64 " lines written; %.0f behind",
+		    s->consumed, s->lines, isnan(behind) ? 0 : behind);
+	}
+	return reporter_tick(&s->rep, figures, s);
+}
+
 static int
 run(struct sub *s, int evfd)
 {
@@ -522,6 +609,8 @@ run(struct sub *s, int evfd)
 
 	while (!done(s)) {
 		dlq_reopen_if_asked(s->dlq);
+		if (report(s) < 0)
+			return 1;
 		throttle(s);
 		n = consume_batch(s, &status);
 		flush_out(s);
@@ -530,7 +619,7 @@ run(struct sub *s, int evfd)
 			return 1;
 		if (n > 0 || done(s))
 			continue;
-		if (poll(fds, s->ackfd >= 0 ? 3 : 2, 1000) > 0) {
+		if (poll(fds, s->ackfd >= 0 ? 3 : 2, poll_wait(s)) > 0) {
 			/* an idle writer learns of a reader gone only this way */
 			if (fds[1].revents & (POLLERR | POLLHUP)) {
 				log_error("standard output closed by the reader");
@@ -644,6 +733,9 @@ main(int argc, char **argv)
 	rd_kafka_queue_io_event_enable(q, evpipe[1], "1", 1);
 
 	subscribe(&s);
+	if (reporter_open(&s.rep, "kafka-sub", (long)opt.stats_s, opt.stats_file, opt.metrics) < 0)
+		s.fatal = 1;
+	notify("READY=1\nSTATUS=subscribed, waiting for partitions");
 
 	status = run(&s, evpipe[0]);
 	flush_out(&s);
@@ -656,6 +748,10 @@ main(int argc, char **argv)
 	s.out_closed = 1;
 	if (finish(&s) != 0)
 		status = 1;
+	if (reporter_final(&s.rep, figures, &s) < 0)
+		status = 1;
+	reporter_close(&s.rep);
+	notify("STOPPING=1");
 	rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
 	rd_kafka_queue_destroy(q);
 	rd_kafka_consumer_close(s.rk);	/* the last revoke commits again: nothing new */

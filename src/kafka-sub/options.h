@@ -30,6 +30,9 @@ struct options {
 	const char *dlq;
 	long long window;
 	long long ack_timeout_ms;
+	long long stats_s;	/* --stats */
+	const char *stats_file;	/* --stats-file */
+	const char *metrics;	/* --metrics */
 };
 
 /* librdkafka's configuration with kafka-sub's defaults, before -X and -F. */
