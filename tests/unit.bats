@@ -40,3 +40,9 @@ setup() {
 	assert_success
 	assert_output --regexp '^jsonwalk: [0-9]+ passed, 0 failed$'
 }
+
+@test "the reports: samples of a figure as a JSON object and as labelled metrics, labels escaped" {
+	run "$TOP/build/unit/stats"
+	assert_success
+	assert_output --regexp '^stats: [0-9]+ passed, 0 failed$'
+}

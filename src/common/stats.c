@@ -5,6 +5,7 @@
  * whole by rename(2), never seen half written.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include "clock.h"
 #include "jsonout.h"
 #include "log.h"
+#include "notify.h"
+#include "opt.h"
 #include "sig.h"
 #include "stats.h"
 
@@ -49,6 +52,54 @@ stats_wait(const struct stats_clock *c)
 	return left > 0 ? (long)left + 1 : 0;
 }
 
+void
+fig_sample(struct figures *f, const char *key, const char *help, int counter, double value,
+    const char *labels, const char *name)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap ? 2 * f->cap : 32;
+		if ((f->m = realloc(f->m, (size_t)f->cap * sizeof *f->m)) == NULL)
+			die("out of memory");
+	}
+	f->m[f->n++] = (struct metric){ key, help, counter, value, labels, name };
+}
+
+void
+fig_add(struct figures *f, const char *key, const char *help, int counter, double value)
+{
+	fig_sample(f, key, help, counter, value, NULL, NULL);
+}
+
+char *
+stats_labels(const char *name, ...)
+{
+	size_t len = 0, cap = 64;
+	char *buf = malloc(cap);
+	const char *v;
+	va_list ap;
+
+	if (buf == NULL)
+		die("out of memory");
+	va_start(ap, name);
+	for (; name != NULL; name = va_arg(ap, const char *)) {
+		v = va_arg(ap, const char *);
+		/* the worst case: each byte of the value escaped, and name="", */
+		while (len + strlen(name) + 2 * strlen(v) + 5 > cap)
+			if ((buf = realloc(buf, cap *= 2)) == NULL)
+				die("out of memory");
+		len += (size_t)sprintf(buf + len, "%s%s=\"", len ? "," : "", name);
+		for (; *v; v++) {
+			if (*v == '\\' || *v == '"' || *v == '\n')
+				buf[len++] = '\\';
+			buf[len++] = *v == '\n' ? 'n' : *v;
+		}
+		buf[len++] = '"';
+	}
+	va_end(ap);
+	buf[len] = '\0';
+	return buf;
+}
+
 /* A value as JSON and Prometheus both read it: an integer without a point. */
 static void
 put_value(FILE *f, double v, const char *unknown)
@@ -61,9 +112,17 @@ put_value(FILE *f, double v, const char *unknown)
 		fprintf(f, "%.6g", v);
 }
 
-int
-stats_line(FILE *f, const char *stage, const struct metric *m, int n)
+/* Is m[i] a sample of the same figure as the one before it? */
+static int
+same_figure(const struct metric *m, int i)
 {
+	return i > 0 && strcmp(m[i].key, m[i - 1].key) == 0;
+}
+
+int
+stats_line(FILE *f, const char *stage, const struct figures *fig)
+{
+	const struct metric *m = fig->m;
 	struct timespec ts;
 	struct tm tm;
 	char when[40];
@@ -75,21 +134,53 @@ stats_line(FILE *f, const char *stage, const struct metric *m, int n)
 	fprintf(f, "{\"stage\":");
 	json_put_string(f, stage, strlen(stage));
 	fprintf(f, ",\"time\":\"%s.%03ldZ\"", when, ts.tv_nsec / 1000000);
-	for (i = 0; i < n; i++) {
-		fprintf(f, ",\"%s\":", m[i].key);
+	for (i = 0; i < fig->n; i++) {
+		if (m[i].labels == NULL || !same_figure(m, i))
+			fprintf(f, ",\"%s\":%s", m[i].key, m[i].labels ? "{" : "");
+		else
+			fputc(',', f);
+		if (m[i].labels) {
+			json_put_string(f, m[i].name, strlen(m[i].name));
+			fputc(':', f);
+		}
 		put_value(f, m[i].value, "null");
+		if (m[i].labels && (i + 1 == fig->n || strcmp(m[i + 1].key, m[i].key) != 0))
+			fputc('}', f);
 	}
 	fputs("}\n", f);
 	return fflush(f) == 0 && !ferror(f) ? 0 : -1;
 }
 
+/* The exposition of the figures: HELP and TYPE once per metric, then its samples. */
+static void
+put_metrics(FILE *f, const char *stage, const struct figures *fig)
+{
+	const struct metric *m = fig->m;
+	int i;
+
+	for (i = 0; i < fig->n; i++) {
+		const char *total = m[i].counter ? "_total" : "";
+
+		if (!same_figure(m, i)) {
+			fprintf(f, "# HELP pgcdc_%s%s %s\n", m[i].key, total, m[i].help);
+			fprintf(f, "# TYPE pgcdc_%s%s %s\n", m[i].key, total, m[i].counter ? "counter" : "gauge");
+		}
+		if (isnan(m[i].value))
+			continue;
+		fprintf(f, "pgcdc_%s%s{stage=\"%s\"%s%s} ", m[i].key, total, stage,
+		    m[i].labels ? "," : "", m[i].labels ? m[i].labels : "");
+		put_value(f, m[i].value, "NaN");
+		fputc('\n', f);
+	}
+}
+
 int
-stats_metrics(const char *path, const char *stage, const struct metric *m, int n)
+stats_metrics(const char *path, const char *stage, const struct figures *fig)
 {
 	size_t len = strlen(path);
 	char *tmp = malloc(len + 16);
 	FILE *f;
-	int i, ok;
+	int ok;
 
 	if (tmp == NULL)
 		die("out of memory");
@@ -99,17 +190,7 @@ stats_metrics(const char *path, const char *stage, const struct metric *m, int n
 		free(tmp);
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
-		const char *total = m[i].counter ? "_total" : "";
-
-		fprintf(f, "# HELP pgcdc_%s%s %s\n", m[i].key, total, m[i].help);
-		fprintf(f, "# TYPE pgcdc_%s%s %s\n", m[i].key, total, m[i].counter ? "counter" : "gauge");
-		if (isnan(m[i].value))
-			continue;
-		fprintf(f, "pgcdc_%s%s{stage=\"%s\"} ", m[i].key, total, stage);
-		put_value(f, m[i].value, "NaN");
-		fputc('\n', f);
-	}
+	put_metrics(f, stage, fig);
 	ok = fflush(f) == 0 && !ferror(f);
 	if (fclose(f) != 0)
 		ok = 0;
@@ -124,16 +205,31 @@ stats_metrics(const char *path, const char *stage, const struct metric *m, int n
 }
 
 int
-reporter_open(struct reporter *r, const char *stage, long seconds, const char *file, const char *metrics)
+stats_option(struct stats_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case OPT_STATS: o->seconds = (int)opt_int("--stats", arg, 1, 86400); return 1;
+	case OPT_STATS_FILE: o->file = arg; return 1;
+	case OPT_METRICS: o->metrics = arg; return 1;
+	default: return 0;
+	}
+}
+
+int
+reporter_open(struct reporter *r, const char *stage, const struct stats_opts *o,
+    const struct report_ops *ops, void *arg)
 {
 	memset(r, 0, sizeof *r);
 	r->stage = stage;
-	r->lines = seconds > 0;
-	r->clock.interval_ms = seconds > 0 ? seconds * 1000 : metrics ? 10000 : 0;
-	r->metrics = metrics;
+	r->lines = o->seconds > 0;
+	r->clock.interval_ms = o->seconds > 0 ? o->seconds * 1000L : o->metrics ? 10000 : 0;
+	r->metrics = o->metrics;
+	r->ops = *ops;
+	r->arg = arg;
+	r->notifying = getenv("NOTIFY_SOCKET") != NULL;
 	r->out = stderr;
-	if (file && (r->out = fopen(file, "a")) == NULL) {
-		log_error("cannot open stats file \"%s\":", file);
+	if (o->file && (r->out = fopen(o->file, "a")) == NULL) {
+		log_error("cannot open stats file \"%s\":", o->file);
 		return -1;
 	}
 	return 0;
@@ -141,37 +237,65 @@ reporter_open(struct reporter *r, const char *stage, long seconds, const char *f
 
 /* Ask for the figures and write them: a line if line, the metrics file if there is one. */
 static int
-reporter_write(struct reporter *r, int line, int (*fill)(void *arg, struct metric *m, int max), void *arg)
+reporter_write(struct reporter *r, int line)
 {
-	struct metric m[32];
-	int n, status = 0;
+	int status = 0;
 
-	n = fill(arg, m, (int)(sizeof m / sizeof *m));
-	if (line && stats_line(r->out, r->stage, m, n) < 0) {
+	r->fig.n = 0;
+	r->ops.fill(r->arg, &r->fig);
+	if (line && stats_line(r->out, r->stage, &r->fig) < 0) {
 		log_error("cannot write stats:");
 		status = -1;
 	}
-	if (r->metrics && stats_metrics(r->metrics, r->stage, m, n) < 0)
+	if (r->metrics && stats_metrics(r->metrics, r->stage, &r->fig) < 0)
 		status = -1;
 	return status;
 }
 
 int
-reporter_tick(struct reporter *r, int (*fill)(void *arg, struct metric *m, int max), void *arg)
+reporter_tick(struct reporter *r)
 {
-	int due = stats_due(&r->clock);
+	char status[512];
+	double now;
+	int due;
 
+	notify_watchdog();
+	if (r->notifying && r->ops.status && (now = mono_ms()) - r->status_at >= 1000) {
+		r->status_at = now;
+		r->ops.status(r->arg, status, sizeof status);
+		notify("STATUS=%s", status);
+	}
+	due = stats_due(&r->clock);
 	if (due == 0 || (due == 1 && !r->lines && r->metrics == NULL))
 		return 0;
-	return reporter_write(r, due == 2 || r->lines, fill, arg);
+	return reporter_write(r, due == 2 || r->lines);
+}
+
+/* The sooner of two waits for poll(2), -1 being none. */
+static long
+earlier(long a, long b)
+{
+	return a < 0 ? b : b < 0 || a < b ? a : b;
+}
+
+long
+reporter_wait(const struct reporter *r, long wait)
+{
+	long dog = notify_watchdog_ms();
+
+	wait = earlier(wait, stats_wait(&r->clock));
+	wait = earlier(wait, dog > 0 ? dog : -1);
+	if (r->notifying && r->ops.status)
+		wait = earlier(wait, 1000);
+	return wait;
 }
 
 int
-reporter_final(struct reporter *r, int (*fill)(void *arg, struct metric *m, int max), void *arg)
+reporter_final(struct reporter *r)
 {
 	if (!r->lines && r->metrics == NULL)
 		return 0;
-	return reporter_write(r, r->lines, fill, arg);
+	return reporter_write(r, r->lines);
 }
 
 void
@@ -180,4 +304,6 @@ reporter_close(struct reporter *r)
 	if (r->out && r->out != stderr)
 		fclose(r->out);
 	r->out = NULL;
+	free(r->fig.m);
+	r->fig.m = NULL;
 }

@@ -26,61 +26,17 @@
 #include "log.h"
 #include "notify.h"
 #include "options.h"
+#include "sub.h"
 #include "sig.h"
 #include "stats.h"
 
 
-/* A partition this process has been assigned at some time. */
-struct part {
-	char *topic;
-	int32_t partition;
-	int64_t next;		/* first offset not yet durable downstream */
-	int64_t committed;	/* what the group holds (as far as we know) */
-	int64_t read;		/* after the last message handled; -1: none yet */
-	int owned;		/* assigned now */
-	unsigned gen;		/* its assignments so far: marks of an earlier one are stale */
-	int eof;		/* at its end (for -e) */
-};
-
-/* A mark in the ack window: "once its line is durable, partition part is durable up to offset". */
-struct mark {
-	int part;
-	unsigned gen;
-	int64_t offset;
-};
-
-struct sub {
-	const struct options *opt;
-	rd_kafka_t *rk;
-	rd_kafka_queue_t *queue;	/* the consumer queue, read in batches */
-	struct dlq *dlq;
-	struct part *parts;
-	int nparts;
-	struct ackwin *win;	/* marks of messages handled but not yet durable */
-	uint64_t lines;		/* lines written */
-	long long consumed;
-	int ackfd;
-	int paused;
-	int fatal;
-	int out_closed;		/* stdout closed: the final revoke writes nothing */
-	int out_failed;		/* stdout cannot be written: stop */
-	double last_commit;
-	int last_part;		/* find_part's last answer: messages come in runs of one partition */
-	/* refill(): librdkafka's prefetch limits, what was read, the queue near a limit */
-	long long min_msgs, max_bytes;
-	uint64_t msgs_read, bytes_read;
-	int near_full;
-	rd_kafka_topic_t **known;	/* handles of the named topics (see subscribe) */
-	struct reporter rep;	/* --stats, --metrics */
-	unsigned long long commits;
-	double status_at;	/* when STATUS= was sent last */
-};
-
 /* The index of a partition in parts, added when first seen. */
-static int
+int
 find_part(struct sub *s, const char *topic, int32_t partition)
 {
 	int i = s->last_part;
+	char number[16];
 
 	if (i < s->nparts && s->parts[i].partition == partition && strcmp(s->parts[i].topic, topic) == 0)
 		return i;
@@ -90,7 +46,11 @@ find_part(struct sub *s, const char *topic, int32_t partition)
 	s->parts = realloc(s->parts, (s->nparts + 1) * sizeof *s->parts);
 	if (s->parts == NULL || (topic = strdup(topic)) == NULL)
 		die("out of memory");
-	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, -1, 0, 0, 0 };
+	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, -1, 0, 0, 0, NULL, NULL };
+	snprintf(number, sizeof number, "%d", (int)partition);
+	s->parts[i].labels = stats_labels("topic", topic, "partition", number, NULL);
+	if (asprintf(&s->parts[i].name, "%s/%d", topic, (int)partition) < 0)
+		die("out of memory");
 	return s->nparts++;
 }
 
@@ -121,7 +81,7 @@ push_mark(struct sub *s, int part, int64_t offset)
  * one.  A refused count (ackwin.h) stops the run: nothing is committed on its
  * word, and what was durable before is still committed at exit.
  */
-static void
+void
 read_acks(struct sub *s)
 {
 	if (ackwin_update(s->win, s->lines, pop_mark, s) < 0)
@@ -129,7 +89,7 @@ read_acks(struct sub *s)
 }
 
 /* Commit the durable offsets of owned partitions that moved. */
-static int
+int
 commit(struct sub *s, int sync)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->nparts);
@@ -146,11 +106,12 @@ commit(struct sub *s, int sync)
 	}
 	if (list->cnt > 0) {
 		err = rd_kafka_commit(s->rk, list, !sync);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR && ++s->commits)
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			s->commits++;
 			for (i = 0; i < list->cnt; i++)
 				s->parts[find_part(s, list->elems[i].topic,
 				    list->elems[i].partition)].committed = list->elems[i].offset;
-		else
+		} else
 			log_warning("cannot commit offsets: %s", rd_kafka_err2str(err));
 	}
 	rd_kafka_topic_partition_list_destroy(list);
@@ -164,7 +125,7 @@ commit(struct sub *s, int sync)
  * the group is left at once, so a restarted instance gets the partitions
  * without waiting out the session timeout.
  */
-static void
+void
 flush_out(struct sub *s)
 {
 	if (s->out_closed || s->out_failed)
@@ -176,147 +137,11 @@ flush_out(struct sub *s)
 }
 
 /* Wait up to ms for downstream to acknowledge every line written. */
-static void
+void
 wait_acks(struct sub *s, long long ms)
 {
 	if (ackwin_wait(s->win, s->lines, ms, pop_mark, s, NULL) < 0)
 		s->fatal = 1;
-}
-
-/* The first offset of a partition new to this process, as -o asks. */
-static int64_t
-start_offset(const struct options *o)
-{
-	switch (o->start) {
-	case START_BEGINNING: return RD_KAFKA_OFFSET_BEGINNING;
-	case START_END: return RD_KAFKA_OFFSET_END;
-	case START_OFFSET: return o->start_at;
-	case START_TAIL: return RD_KAFKA_OFFSET_TAIL(o->start_at);
-	case START_TIME: return o->start_at;	/* looked up by start_times() */
-	default: return RD_KAFKA_OFFSET_STORED;
-	}
-}
-
-/*
- * -o s@MS: the offsets of the first messages at or after MS of the
- * partitions in list that start there (times: their indexes); a partition
- * with none starts at its end, where the next message will be.  -1 when the
- * brokers cannot say.
- */
-static int
-start_times(struct sub *s, rd_kafka_topic_partition_list_t *list, const int *times, int n)
-{
-	rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(n);
-	rd_kafka_resp_err_t err;
-	int i;
-
-	for (i = 0; i < n; i++)
-		rd_kafka_topic_partition_list_add(q, list->elems[times[i]].topic,
-		    list->elems[times[i]].partition)->offset = s->opt->start_at;
-	err = rd_kafka_offsets_for_times(s->rk, q, 30000);
-	for (i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < n; i++) {
-		if ((err = q->elems[i].err) != RD_KAFKA_RESP_ERR_NO_ERROR)
-			break;
-		list->elems[times[i]].offset = q->elems[i].offset >= 0 ? q->elems[i].offset : RD_KAFKA_OFFSET_END;
-		log_debug("%s [%d] starts at offset %" PRId64 " (-o s@%" PRId64 ")", q->elems[i].topic,
-		    (int)q->elems[i].partition, q->elems[i].offset, s->opt->start_at);
-	}
-	rd_kafka_topic_partition_list_destroy(q);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		log_error("cannot find the offsets of -o s@%" PRId64 ": %s", s->opt->start_at, rd_kafka_err2str(err));
-		return -1;
-	}
-	return 0;
-}
-
-/* librdkafka's answer to an assignment: an error object from the incremental calls. */
-static void
-assigned(struct sub *s, rd_kafka_error_t *error, const char *what)
-{
-	if (error == NULL)
-		return;
-	log_error("cannot %s partitions: %s", what, rd_kafka_error_string(error));
-	rd_kafka_error_destroy(error);
-	s->fatal = 1;
-}
-
-/* Take the partitions of list, each from where it starts. */
-static void
-assign(struct sub *s, rd_kafka_topic_partition_list_t *list, int cooperative)
-{
-	int i, k, known, ntimes = 0, *times;
-
-	if ((times = calloc(list->cnt + 1, sizeof *times)) == NULL)
-		die("out of memory");
-	for (i = 0; i < list->cnt; i++) {
-		rd_kafka_topic_partition_t *tp = &list->elems[i];
-
-		for (k = known = 0; k < s->nparts; k++)
-			known |= s->parts[k].partition == tp->partition &&
-			    strcmp(s->parts[k].topic, tp->topic) == 0;
-		k = find_part(s, tp->topic, tp->partition);
-		s->parts[k].owned = 1;
-		s->parts[k].eof = 0;
-		s->parts[k].gen++;
-		s->parts[k].next = s->parts[k].committed = s->parts[k].read = -1;
-		/* -o applies to a partition's first assignment; later ones resume */
-		tp->offset = known ? RD_KAFKA_OFFSET_STORED : start_offset(s->opt);
-		if (!known && s->opt->start == START_TIME)
-			times[ntimes++] = i;
-		log_debug("assigned %s [%d]", tp->topic, (int)tp->partition);
-	}
-	if (ntimes > 0 && start_times(s, list, times, ntimes) < 0)
-		s->fatal = 1;
-	free(times);
-	if (cooperative)
-		assigned(s, rd_kafka_incremental_assign(s->rk, list), "take");
-	else
-		rd_kafka_assign(s->rk, list);
-	/*
-	 * librdkafka keeps a partition paused across assignments: one paused
-	 * while the window was full, revoked and assigned again, would never be
-	 * resumed.  Each partition taken is paused or resumed as the others are.
-	 */
-	if (s->paused)
-		rd_kafka_pause_partitions(s->rk, list);
-	else
-		rd_kafka_resume_partitions(s->rk, list);
-}
-
-/*
- * A rebalance, eager (every partition revoked, then a new assignment) or
- * cooperative (only the partitions that move are revoked, and assigned to
- * their next owner, the others are read on meanwhile).
- */
-static void
-on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-    rd_kafka_topic_partition_list_t *list, void *opaque)
-{
-	struct sub *s = opaque;
-	int i, cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		assign(s, list, cooperative);
-		return;
-	}
-	/* revoked: make what was written durable if downstream can in time, commit it */
-	flush_out(s);
-	if (s->opt->ack && !s->out_closed && !s->out_failed) {	/* at exit, finish() has waited already */
-		wait_acks(s, s->opt->ack_timeout_ms < 5000 ? s->opt->ack_timeout_ms : 5000);
-		if (ackwin_acked(s->win) < s->lines)
-			log_warning("partitions revoked while %" PRIu64 " lines were not yet acknowledged downstream:"
-			    " those of the revoked partitions are read again by their next owner",
-			    s->lines - ackwin_acked(s->win));
-	}
-	read_acks(s);
-	commit(s, 1);
-	/* marks of revoked partitions no longer matter: the next owner re-reads from the commit */
-	for (i = 0; i < list->cnt; i++)
-		s->parts[find_part(s, list->elems[i].topic, list->elems[i].partition)].owned = 0;
-	if (cooperative)
-		assigned(s, rd_kafka_incremental_unassign(rk, list), "give up");
-	else
-		rd_kafka_assign(rk, NULL);
 }
 
 static void
@@ -521,82 +346,65 @@ consume_batch(struct sub *s, int *status)
 }
 
 /*
- * The consumer lag: the messages of the owned partitions after the next
- * one to read, from the high watermarks the last fetches brought; NAN before
- * any is known.
+ * The consumer lag of a partition: its messages after the next one to read,
+ * from the high watermark the last fetch brought; NAN when not assigned or
+ * not known yet.
  */
 static double
-lag(const struct sub *s)
+part_lag(const struct sub *s, const struct part *p)
 {
 	int64_t lo, hi;
-	double sum = NAN;
-	int i;
 
-	for (i = 0; i < s->nparts; i++) {
-		const struct part *p = &s->parts[i];
-
-		if (!p->owned || rd_kafka_get_watermark_offsets(s->rk, p->topic, p->partition, &lo, &hi) !=
-		    RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
-			continue;
-		sum = (isnan(sum) ? 0 : sum) + (double)(hi - (p->read >= 0 ? p->read : lo));
-	}
-	return sum;
+	if (!p->owned || rd_kafka_get_watermark_offsets(s->rk, p->topic, p->partition, &lo, &hi) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+		return NAN;
+	return (double)(hi - (p->read >= 0 ? p->read : lo));
 }
 
-/* The figures of a report (stats.h). */
-static int
-figures(void *arg, struct metric *m, int max)
+/* The figures of a report (stats.h): the lag of each partition, and their sum. */
+static void
+figures(void *arg, struct figures *f)
 {
 	struct sub *s = arg;
-	int owned = 0, i;
-	struct metric all[] = {
-		{ "messages_in", "Messages consumed from Kafka.", 1, (double)s->consumed },
-		{ "lines_out", "Lines written to standard output.", 1, (double)s->lines },
-		{ "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
-		    (double)(s->opt->ack ? ackwin_acked(s->win) : s->lines) },
-		{ "dead_lettered", "Messages written to the dead letters.", 1, (double)dlq_count(s->dlq) },
-		{ "commits", "Offset commits the group accepted.", 1, (double)s->commits },
-		{ "partitions", "Partitions assigned to this member.", 0, 0 },
-		{ "consumer_lag", "Messages of the assigned partitions not yet read.", 0, lag(s) },
-	};
-	int n = (int)(sizeof all / sizeof *all);
+	double sum = NAN, lag;
+	int owned = 0, i, first;
 
 	for (i = 0; i < s->nparts; i++)
 		owned += s->parts[i].owned;
-	all[5].value = owned;
-	if (n > max)
-		n = max;
-	memcpy(m, all, (size_t)n * sizeof *m);
-	return n;
-}
+	fig_add(f, "messages_in", "Messages consumed from Kafka.", 1, (double)s->consumed);
+	fig_add(f, "lines_out", "Lines written to standard output.", 1, (double)s->lines);
+	fig_add(f, "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
+	    (double)(s->opt->ack ? ackwin_acked(s->win) : s->lines));
+	fig_add(f, "dead_lettered", "Messages written to the dead letters.", 1, (double)dlq_count(s->dlq));
+	fig_add(f, "commits", "Offset commits the group accepted.", 1, (double)s->commits);
+	fig_add(f, "partitions", "Partitions assigned to this member.", 0, owned);
+	first = f->n;
+	fig_add(f, "consumer_lag", "Messages of the assigned partitions not yet read.", 0, NAN);
+	for (i = 0; i < s->nparts; i++) {
+		const struct part *p = &s->parts[i];
 
-/* How long the main loop may wait: a second, less when a report or the watchdog is due. */
-static long
-poll_wait(const struct sub *s)
-{
-	long w = 1000, r = stats_wait(&s->rep.clock), d = notify_watchdog_ms();
-
-	if (r >= 0 && r < w)
-		w = r;
-	if (d > 0 && d < w)
-		w = d;
-	return w;
-}
-
-/* The reports due, and systemd's STATUS= and WATCHDOG=1. */
-static int
-report(struct sub *s)
-{
-	double now = mono_ms(), behind;
-
-	notify_watchdog();
-	if (now - s->status_at >= 1000) {
-		s->status_at = now;
-		behind = lag(s);
-		notify("STATUS=%llu messages read, %" PRIu64 " lines written; %.0f behind",
-		    s->consumed, s->lines, isnan(behind) ? 0 : behind);
+		if (isnan(lag = part_lag(s, p)))
+			continue;
+		sum = (isnan(sum) ? 0 : sum) + lag;
+		fig_sample(f, "partition_lag", "Messages of an assigned partition not yet read.", 0, lag,
+		    p->labels, p->name);
 	}
-	return reporter_tick(&s->rep, figures, s);
+	f->m[first].value = sum;
+}
+
+/* systemd's STATUS= line. */
+static void
+status_line(void *arg, char *buf, size_t size)
+{
+	struct sub *s = arg;
+	double sum = NAN, lag;
+	int i;
+
+	for (i = 0; i < s->nparts; i++)
+		if (!isnan(lag = part_lag(s, &s->parts[i])))
+			sum = (isnan(sum) ? 0 : sum) + lag;
+	snprintf(buf, size, "%llu messages read, %" PRIu64 " lines written; %.0f behind",
+	    s->consumed, s->lines, isnan(sum) ? 0 : sum);
 }
 
 static int
@@ -609,7 +417,7 @@ run(struct sub *s, int evfd)
 
 	while (!done(s)) {
 		dlq_reopen_if_asked(s->dlq);
-		if (report(s) < 0)
+		if (reporter_tick(&s->rep) < 0)
 			return 1;
 		throttle(s);
 		n = consume_batch(s, &status);
@@ -619,7 +427,7 @@ run(struct sub *s, int evfd)
 			return 1;
 		if (n > 0 || done(s))
 			continue;
-		if (poll(fds, s->ackfd >= 0 ? 3 : 2, poll_wait(s)) > 0) {
+		if (poll(fds, s->ackfd >= 0 ? 3 : 2, reporter_wait(&s->rep, 1000)) > 0) {
 			/* an idle writer learns of a reader gone only this way */
 			if (fds[1].revents & (POLLERR | POLLHUP)) {
 				log_error("standard output closed by the reader");
@@ -733,7 +541,7 @@ main(int argc, char **argv)
 	rd_kafka_queue_io_event_enable(q, evpipe[1], "1", 1);
 
 	subscribe(&s);
-	if (reporter_open(&s.rep, "kafka-sub", (long)opt.stats_s, opt.stats_file, opt.metrics) < 0)
+	if (reporter_open(&s.rep, "kafka-sub", &opt.stats, &(struct report_ops){ figures, status_line }, &s) < 0)
 		s.fatal = 1;
 	notify("READY=1\nSTATUS=subscribed, waiting for partitions");
 
@@ -748,7 +556,7 @@ main(int argc, char **argv)
 	s.out_closed = 1;
 	if (finish(&s) != 0)
 		status = 1;
-	if (reporter_final(&s.rep, figures, &s) < 0)
+	if (reporter_final(&s.rep) < 0)
 		status = 1;
 	reporter_close(&s.rep);
 	notify("STOPPING=1");
@@ -764,8 +572,11 @@ main(int argc, char **argv)
 		status = 1;
 	close(evpipe[0]);
 	close(evpipe[1]);
-	for (i = 0; i < s.nparts; i++)
+	for (i = 0; i < s.nparts; i++) {
 		free(s.parts[i].topic);
+		free(s.parts[i].labels);
+		free(s.parts[i].name);
+	}
 	free(s.parts);
 	ackwin_free(s.win, NULL, NULL);
 	free(opt.topics);

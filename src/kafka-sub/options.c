@@ -30,9 +30,7 @@ static const char usage_text[] =
 "      --window=N          most lines unacknowledged at once with --ack (default: 100000)\n"
 "      --ack-timeout=MS    wait at exit for the last acknowledgements (default: 30000)\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
-"      --stats=SECONDS     a JSON line of figures on stderr every SECONDS (and on SIGUSR1)\n"
-"      --stats-file=FILE   append those lines to FILE instead\n"
-"      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)\n"
+STATS_USAGE
 "  -v, --verbose           more diagnostics\n"
 "  -q, --quiet             errors only\n"
 "  -h, --help              show this help and exit\n"
@@ -82,9 +80,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		{ "window", required_argument, NULL, 'W' },
 		{ "ack-timeout", required_argument, NULL, 'T' },
 		{ "dlq", required_argument, NULL, 'D' },
-		{ "stats", required_argument, NULL, 'S' },
-		{ "stats-file", required_argument, NULL, 'L' },
-		{ "metrics", required_argument, NULL, 'M' },
+		STATS_LONGOPTS,
 		OPT_GENERAL_LONG
 	};
 	const char *brokers = NULL;
@@ -114,10 +110,9 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'W': o->window = opt_int("--window", optarg, 1, 10000000); break;
 		case 'T': o->ack_timeout_ms = opt_int("--ack-timeout", optarg, 0, 86400000); break;
 		case 'D': o->dlq = optarg; break;
-		case 'S': o->stats_s = opt_int("--stats", optarg, 1, 86400); break;
-		case 'L': o->stats_file = optarg; break;
-		case 'M': o->metrics = optarg; break;
-		default: opt_general(c, argv, usage_text);
+		default:
+			if (!stats_option(&o->stats, c, optarg))
+				opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)

@@ -6,6 +6,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "stats.h"
+
 /* Where a partition's first assignment starts (-o); later ones resume from the group's offset. */
 enum start {
 	START_STORED,		/* the group's offset, else auto.offset.reset */
@@ -30,9 +32,7 @@ struct options {
 	const char *dlq;
 	long long window;
 	long long ack_timeout_ms;
-	long long stats_s;	/* --stats */
-	const char *stats_file;	/* --stats-file */
-	const char *metrics;	/* --metrics */
+	struct stats_opts stats;	/* --stats, --stats-file, --metrics */
 };
 
 /* librdkafka's configuration with kafka-sub's defaults, before -X and -F. */

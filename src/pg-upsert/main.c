@@ -6,7 +6,6 @@
  * count of input lines committed (or dead-lettered).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -32,158 +31,6 @@
 
 #define DLQ_KEEP ((size_t)16 << 20)	/* a dead letter keeps at most this much of its line */
 
-static const char usage_text[] =
-"Usage: pg-upsert [OPTION]... -t TABLE\n"
-"       pg-upsert [OPTION]... --map=SRC=DST...\n"
-"Apply CDC events from standard input to tables, idempotently and in any order.\n"
-"\n"
-"Options:\n"
-"  -d, --dbname=CONNINFO   warehouse database (default: the PG* environment)\n"
-"  -t, --table=TABLE       target table of the first source table seen\n"
-"      --map=SRC=DST       apply source table SRC (schema.table, schema.* or *.*) to DST\n"
-"                          (schema.table, or schema.*), renaming COL=COL,... in (...)\n"
-"      --unmapped=ACTION   events of tables with no mapping: dlq or skip (default: dlq)\n"
-"      --create            create a missing target table from a schema event\n"
-"      --evolve            add the columns and follow the types schema events change\n"
-"      --key=COLS          key columns, comma-separated (default: the primary key)\n"
-"      --pos-column=COL    guard column holding the event's pos (default: cdc_pos)\n"
-"      --delete=MODE       soft (set is_deleted) or hard (default: soft with is_deleted)\n"
-"      --batch=N           most events per transaction (default: 5000)\n"
-"      --batch-bytes=N     most bytes of events per transaction (default: 64M)\n"
-"      --linger=MS         longest wait to fill a batch (default: 0)\n"
-"      --ack=FILE          keep the count of input lines committed in FILE\n"
-"      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
-"      --dlq-table=TABLE   also insert dead letters into TABLE (raw_value, error_message)\n"
-"      --stats=SECONDS     a JSON line of figures on stderr every SECONDS (and on SIGUSR1)\n"
-"      --stats-file=FILE   append those lines to FILE instead\n"
-"      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)\n"
-"  -v, --verbose           more diagnostics\n"
-"  -q, --quiet             errors only\n"
-"  -h, --help              show this help and exit\n"
-"  -V, --version           show the version and exit\n";
-
-enum {
-	OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_BATCH_BYTES, OPT_LINGER, OPT_ACK, OPT_DLQ,
-	OPT_DLQ_TABLE, OPT_MAP, OPT_UNMAPPED, OPT_CREATE, OPT_EVOLVE, OPT_STATS, OPT_STATS_FILE, OPT_METRICS
-};
-
-/*
- * --batch-bytes: a count of bytes, with an optional k, M or G (powers of
- * 1024), from 1k to 512M: half the 1 GiB a protocol message may hold, as
- * the statement sends arrays beside the rows.
- */
-static long long
-opt_size(const char *opt, const char *arg)
-{
-	char num[32];
-	size_t len = strlen(arg);
-	int shift = 0;
-	long long v;
-
-	if (len >= sizeof num)
-		usage_error("invalid value \"%s\" for option %s", arg, opt);
-	memcpy(num, arg, len + 1);
-	if (len > 0 && strchr("kMG", num[len - 1])) {
-		shift = num[len - 1] == 'k' ? 10 : num[len - 1] == 'M' ? 20 : 30;
-		num[--len] = '\0';
-	}
-	if (len == 0 || strspn(num, "0123456789") != len)
-		usage_error("invalid value \"%s\" for option %s", arg, opt);
-	v = len > 12 ? LLONG_MAX : opt_int(opt, num, 0, LLONG_MAX);
-	if (v > (512LL << 20) >> shift || v << shift < 1024)
-		usage_error("%s must be in range 1k..512M", opt);
-	return v << shift;
-}
-
-/* One more --map rule. */
-static void
-add_map(struct options *o, const char *arg)
-{
-	if ((o->maps = realloc(o->maps, (o->nmaps + 1) * sizeof *o->maps)) == NULL)
-		die("out of memory");
-	map_parse(arg, &o->maps[o->nmaps++]);
-}
-
-static void
-parse_options(int argc, char **argv, struct options *o)
-{
-	static const struct option longopts[] = {
-		{ "dbname", required_argument, NULL, 'd' },
-		{ "table", required_argument, NULL, 't' },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "pos-column", required_argument, NULL, OPT_POS },
-		{ "delete", required_argument, NULL, OPT_DELETE },
-		{ "batch", required_argument, NULL, OPT_BATCH },
-		{ "batch-bytes", required_argument, NULL, OPT_BATCH_BYTES },
-		{ "linger", required_argument, NULL, OPT_LINGER },
-		{ "ack", required_argument, NULL, OPT_ACK },
-		{ "dlq", required_argument, NULL, OPT_DLQ },
-		{ "dlq-table", required_argument, NULL, OPT_DLQ_TABLE },
-		{ "map", required_argument, NULL, OPT_MAP },
-		{ "unmapped", required_argument, NULL, OPT_UNMAPPED },
-		{ "create", no_argument, NULL, OPT_CREATE },
-		{ "evolve", no_argument, NULL, OPT_EVOLVE },
-		{ "stats", required_argument, NULL, OPT_STATS },
-		{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
-		{ "metrics", required_argument, NULL, OPT_METRICS },
-		OPT_GENERAL_LONG
-	};
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":d:t:vqhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'd': o->conninfo = optarg; break;
-		case 't': o->table = optarg; break;
-		case OPT_KEY: o->key = optarg; break;
-		case OPT_POS: o->pos_column = optarg; break;
-		case OPT_DELETE:
-			if (strcmp(optarg, "soft") == 0)
-				o->del = DELETE_SOFT;
-			else if (strcmp(optarg, "hard") == 0)
-				o->del = DELETE_HARD;
-			else
-				usage_error("invalid value \"%s\" for option --delete (soft or hard)", optarg);
-			break;
-		case OPT_BATCH: o->batch = opt_int("--batch", optarg, 1, 1000000); break;
-		case OPT_BATCH_BYTES: o->batch_bytes = opt_size("--batch-bytes", optarg); break;
-		case OPT_LINGER: o->linger_ms = opt_int("--linger", optarg, 0, 3600000); break;
-		case OPT_ACK: o->ack = optarg; break;
-		case OPT_DLQ: o->dlq = optarg; break;
-		case OPT_DLQ_TABLE: o->dlq_table = optarg; break;
-		case OPT_MAP: add_map(o, optarg); break;
-		case OPT_STATS: o->stats_s = opt_int("--stats", optarg, 1, 86400); break;
-		case OPT_STATS_FILE: o->stats_file = optarg; break;
-		case OPT_METRICS: o->metrics = optarg; break;
-		case OPT_UNMAPPED:
-			if (strcmp(optarg, "dlq") == 0)
-				o->unmapped = UNMAPPED_DLQ;
-			else if (strcmp(optarg, "skip") == 0)
-				o->unmapped = UNMAPPED_SKIP;
-			else
-				usage_error("invalid value \"%s\" for option --unmapped (dlq or skip)", optarg);
-			break;
-		case OPT_CREATE: o->create = 1; break;
-		case OPT_EVOLVE: o->evolve = 1; break;
-		default: opt_general(c, argv, usage_text);
-		}
-	}
-	if (optind < argc)
-		usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (o->table && o->nmaps > 0)
-		usage_error("-t and --map cannot be used together");
-	if (o->nmaps == 0 && (o->table == NULL || *o->table == '\0'))
-		usage_error("no table given (use -t TABLE or --map SRC=DST)");
-	maps_check(o->maps, o->nmaps);
-	if (o->key && (*o->key == '\0' || strstr(o->key, ",,") || *o->key == ',' ||
-	    o->key[strlen(o->key) - 1] == ','))
-		usage_error("invalid value \"%s\" for option --key", o->key);
-	if (*o->pos_column == '\0')
-		usage_error("--pos-column needs a column name");
-	if (o->ack && *o->ack == '\0')
-		usage_error("--ack needs a file name");
-}
-
 struct upsert {
 	const struct options *opt;
 	PGconn *conn;
@@ -201,7 +48,6 @@ struct upsert {
 	double pos;		/* the last pos applied; NAN: none yet */
 	double latency_ms;	/* source commit (ts_ms) to this commit, of the last batch's last event */
 	double last_lines, last_at;	/* u->lines and the time at the report before */
-	double status_at;	/* when STATUS= was sent last */
 };
 
 /*
@@ -484,13 +330,6 @@ take_lines(struct upsert *u, struct linereader *lr, double *first)
 	return 0;
 }
 
-/* The sooner of two waits for poll(2), -1 being none. */
-static long
-earlier(long a, long b)
-{
-	return a < 0 ? b : b < 0 || a < b ? a : b;
-}
-
 /*
  * Wait for input, at most wait ms; the batch sent is acknowledged as soon
  * as its results come (it does not wait for the next batch): -1 when it
@@ -509,51 +348,39 @@ wait_input(struct upsert *u, struct pollfd *in, long wait)
 }
 
 /* The figures of a report (stats.h). */
-static int
-figures(void *arg, struct metric *m, int max)
+static void
+figures(void *arg, struct figures *f)
 {
 	struct upsert *u = arg;
 	double now = mono_ms(), in = (double)(u->lines + u->sent.n * (size_t)u->pending + u->batch.n);
 	double rate = u->last_at > 0 && now > u->last_at ? (u->lines - u->last_lines) * 1000 / (now - u->last_at) : NAN;
-	struct metric all[] = {
-		{ "lines_in", "Lines read from standard input.", 1, in },
-		{ "lines_acknowledged", "Lines committed or dead-lettered, as the ack file counts them.", 1, (double)u->lines },
-		{ "applied", "Events applied to the warehouse.", 1, (double)u->applied },
-		{ "dead_lettered", "Lines written to the dead letters.", 1, (double)u->dead },
-		{ "skipped", "Events of unmapped tables skipped (--unmapped=skip).", 1, (double)u->router.skipped },
-		{ "batches", "Batches committed.", 1, (double)u->batches },
-		{ "retries", "Attempts retried after a transient failure.", 1, (double)u->retries },
-		{ "lines_per_second", "Lines acknowledged per second since the report before.", 0, rate },
-		{ "pos", "The pos of the last event applied.", 0, u->pos },
-		{ "apply_latency_seconds", "Source commit (ts_ms) to warehouse commit of the last event applied.", 0,
-		    u->latency_ms / 1000 },
-		{ "pending_lines", "Lines read but not yet acknowledged.", 0, in - (double)u->lines },
-	};
-	int n = (int)(sizeof all / sizeof *all);
 
+	fig_add(f, "lines_in", "Lines read from standard input.", 1, in);
+	fig_add(f, "lines_acknowledged", "Lines committed or dead-lettered, as the ack file counts them.", 1,
+	    (double)u->lines);
+	fig_add(f, "applied", "Events applied to the warehouse.", 1, (double)u->applied);
+	fig_add(f, "dead_lettered", "Lines written to the dead letters.", 1, (double)u->dead);
+	fig_add(f, "skipped", "Events of unmapped tables skipped (--unmapped=skip).", 1, (double)u->router.skipped);
+	fig_add(f, "batches", "Batches committed.", 1, (double)u->batches);
+	fig_add(f, "retries", "Attempts retried after a transient failure.", 1, (double)u->retries);
+	fig_add(f, "lines_per_second", "Lines acknowledged per second since the report before.", 0, rate);
+	fig_add(f, "pos", "The pos of the last event applied.", 0, u->pos);
+	fig_add(f, "apply_latency_seconds", "Source commit (ts_ms) to warehouse commit of the last event applied.", 0,
+	    u->latency_ms / 1000);
+	fig_add(f, "pending_lines", "Lines read but not yet acknowledged.", 0, in - (double)u->lines);
 	u->last_lines = (double)u->lines;
 	u->last_at = now;
-	if (n > max)
-		n = max;
-	memcpy(m, all, (size_t)n * sizeof *m);
-	return n;
 }
 
-/* The reports that are due, and systemd's STATUS= and WATCHDOG=1 (each at most once a second). */
-static int
-report(struct upsert *u)
+/* systemd's STATUS= line. */
+static void
+status_line(void *arg, char *buf, size_t size)
 {
-	double now = mono_ms();
+	struct upsert *u = arg;
 
-	notify_watchdog();
-	dlq_reopen_if_asked(u->dlq);
-	if (now - u->status_at >= 1000) {
-		u->status_at = now;
-		notify("STATUS=%llu lines acknowledged: %llu applied, %llu dead-lettered; %s%.0f ms behind",
-		    u->lines, u->applied, u->dead, isnan(u->latency_ms) ? "" : "last batch ",
-		    isnan(u->latency_ms) ? 0 : u->latency_ms);
-	}
-	return reporter_tick(&u->rep, figures, u);
+	snprintf(buf, size, "%llu lines acknowledged: %llu applied, %llu dead-lettered; %s%.0f ms behind",
+	    u->lines, u->applied, u->dead, isnan(u->latency_ms) ? "" : "last batch ",
+	    isnan(u->latency_ms) ? 0 : u->latency_ms);
 }
 
 static int
@@ -570,7 +397,8 @@ run(struct upsert *u)
 	if (lr == NULL)
 		die("out of memory");
 	while (!sig_stop) {
-		if (report(u) < 0) {
+		dlq_reopen_if_asked(u->dlq);
+		if (reporter_tick(&u->rep) < 0) {
 			status = 1;
 			break;
 		}
@@ -589,11 +417,7 @@ run(struct upsert *u)
 			continue;
 		}
 		wait = u->batch.n > 0 && !u->pending ? (long)(first + u->opt->linger_ms - mono_ms()) + 1 : -1;
-		wait = earlier(wait, stats_wait(&u->rep.clock));
-		wait = earlier(wait, notify_watchdog_ms());
-		if (notify_watchdog_ms() == 0 && getenv("NOTIFY_SOCKET"))
-			wait = earlier(wait, 1000);	/* STATUS= */
-		if (wait_input(u, in, wait) < 0) {
+		if (wait_input(u, in, reporter_wait(&u->rep, wait)) < 0) {
 			status = 1;
 			break;
 		}
@@ -637,14 +461,14 @@ main(int argc, char **argv)
 	batch_init(&u.batch, opt.batch);
 	batch_init(&u.sent, opt.batch);
 	u.pos = u.latency_ms = NAN;
-	if (reporter_open(&u.rep, "pg-upsert", (long)opt.stats_s, opt.stats_file, opt.metrics) < 0)
+	if (reporter_open(&u.rep, "pg-upsert", &opt.stats, &(struct report_ops){ figures, status_line }, &u) < 0)
 		status = EXIT_RUNTIME;
 	else {
 		/* connected, the tables known: what systemd waits for with Type=notify */
 		notify("READY=1\nSTATUS=connected, waiting for input");
 		status = run(&u);
 		/* the last figures, where the reports go */
-		if (reporter_final(&u.rep, figures, &u) < 0)
+		if (reporter_final(&u.rep) < 0)
 			status = 1;
 	}
 	notify("STOPPING=1");

@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "backoff.h"
+#include "stats.h"
 
 /* DELETE_AUTO, when --delete is not given: soft if the table has a boolean is_deleted, else hard. */
 enum delete_mode { DELETE_AUTO, DELETE_SOFT, DELETE_HARD };
@@ -31,10 +32,11 @@ struct options {
 	const char *ack;
 	const char *dlq;
 	const char *dlq_table;
-	long long stats_s;	/* --stats */
-	const char *stats_file;	/* --stats-file */
-	const char *metrics;	/* --metrics */
+	struct stats_opts stats;	/* --stats, --stats-file, --metrics */
 };
+
+/* Parse the command line into o (its defaults set); a usage error exits 2. */
+void parse_options(int argc, char **argv, struct options *o);
 
 /* What the catalog says of the target table, and the statements built from it. */
 struct target {
