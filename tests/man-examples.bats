@@ -324,6 +324,8 @@ dead_letters() {
 	sql -d warehouse -c "ALTER TABLE analytics.fct_orders DROP CONSTRAINT small"
 	run_example "${EX[1]}"
 	assert_success
+	# every record replayed landed: none dead-lettered again
+	assert_equal "$(cat dlq-again.ndjson)" ""
 	sql -d shop -c "SELECT id, status, amount_cents FROM orders ORDER BY id" >source
 	sql -d warehouse -c "SELECT order_id, status, amount_cents FROM analytics.fct_orders
 		ORDER BY order_id" >warehouse

@@ -154,3 +154,92 @@ STATUS=connected, waiting for input"
 	assert_equal "$(stat -c %a "$WORK/dlq")" 600
 	assert_equal "$(cat "$WORK/err")" ""
 }
+
+# ------------------------------------------------------- the dead-letter lifecycle
+
+# rows WH: the warehouse's orders with each row's version (xmin): a row written again shows
+rows() {
+	sql -d "$1" -c "SELECT xmin, id, status, amount_cents, cdc_pos, is_deleted
+		FROM analytics.fct_orders ORDER BY id"
+}
+
+@test "dead letters say where the event came from: its table, key and pos as the line has them" {
+	stream 300
+	sql -d "$WH" -c "ALTER TABLE analytics.fct_orders ADD CONSTRAINT small CHECK (amount_cents < 20000)"
+	run --separate-stderr pg-upsert -q -d "$WH" -t analytics.fct_orders --dlq="$WORK/dlq" <"$WORK/events"
+	assert_success
+	assert [ "$(wc -l <"$WORK/dlq")" -gt 0 ]
+	# each record's table, key and pos are the line's own, and the reason names the constraint
+	run jq -c 'select([.table, .key, .pos] != (.line | fromjson | [.table, .key, .pos]))' "$WORK/dlq"
+	assert_output ""
+	assert_equal "$(jq -r .table "$WORK/dlq" | sort -u)" public.orders
+	assert_equal "$(jq -r 'select(.error | contains("\"small\"") | not) | .error' "$WORK/dlq")" ""
+	# a line that is no JSON object has none of them
+	echo 'not json' | pg-upsert -q -d "$WH" -t analytics.fct_orders --dlq="$WORK/dlq2"
+	assert_equal "$(cat "$WORK/dlq2")" '{"error":"not JSON: unexpected character","input_line":1,"line":"not json"}'
+}
+
+@test "pg-upsert --replay: dead letters applied once their cause is fixed land exactly once, and never take a row back" {
+	stream 300
+	# the source as it is: what the warehouse must hold in the end
+	sql -d "$DB" -c "SELECT id, status, amount_cents FROM orders ORDER BY id" >"$WORK/source"
+	sql -d "$WH" -c "ALTER TABLE analytics.fct_orders ADD CONSTRAINT small CHECK (amount_cents < 20000)"
+	pg-upsert -q -d "$WH" -t analytics.fct_orders --dlq="$WORK/dlq" <"$WORK/events"
+	dead=$(wc -l <"$WORK/dlq")
+	assert [ "$dead" -gt 0 ]
+	# still refused: dead-lettered again, as the original lines, with the same reasons
+	run --separate-stderr pg-upsert -d "$WH" -t analytics.fct_orders --replay --dlq="$WORK/again" <"$WORK/dlq"
+	assert_success
+	assert_equal "$(jq -r .line "$WORK/again")" "$(jq -r .line "$WORK/dlq")"
+	assert_equal "$(jq -r .error "$WORK/again")" "$(jq -r .error "$WORK/dlq")"
+	# the cause fixed: every dead letter lands, with what the source holds
+	sql -d "$WH" -c "ALTER TABLE analytics.fct_orders DROP CONSTRAINT small"
+	run --separate-stderr pg-upsert -d "$WH" -t analytics.fct_orders --replay --dlq="$WORK/again2" \
+		--stats=60 <"$WORK/dlq"
+	assert_success
+	assert_equal "$(jq .applied <<<"$stderr")" "$dead"
+	assert_equal "$(cat "$WORK/again2")" ""
+	sql -d "$WH" -c "SELECT id, status, amount_cents FROM analytics.fct_orders ORDER BY id" >"$WORK/wh"
+	run diff "$WORK/source" "$WORK/wh"
+	assert_success
+	# once: a second replay writes no row again
+	rows "$WH" >"$WORK/before"
+	pg-upsert -q -d "$WH" -t analytics.fct_orders --replay <"$WORK/dlq"
+	rows "$WH" >"$WORK/after"
+	run diff "$WORK/before" "$WORK/after"
+	assert_success
+	# never back: the first dead letter again, after a newer change of its row, changes nothing
+	line=$(head -n 1 "$WORK/dlq" | jq -r .line)
+	jq -c '.op = "u" | .pos += 1000000 | .after.status = "newer"' <<<"$line" |
+		pg-upsert -q -d "$WH" -t analytics.fct_orders
+	rows "$WH" >"$WORK/before"
+	head -n 1 "$WORK/dlq" | pg-upsert -q -d "$WH" -t analytics.fct_orders --replay
+	rows "$WH" >"$WORK/after"
+	run diff "$WORK/before" "$WORK/after"
+	assert_success
+	assert_equal "$(sql -d "$WH" -c "SELECT status FROM analytics.fct_orders WHERE cdc_pos > 1000000")" newer
+}
+
+@test "pg-upsert --replay: records from --dlq-table (bytea) as line_base64; what is no record is dead-lettered again" {
+	stream 100
+	sql -d "$WH" -c "ALTER TABLE analytics.fct_orders ADD CONSTRAINT small CHECK (amount_cents < 20000)"
+	pg-upsert -q -d "$WH" -t analytics.fct_orders --dlq=/dev/null --dlq-table=analytics.failed_events <"$WORK/events"
+	dead=$(sql -d "$WH" -c "SELECT count(*) FROM analytics.failed_events")
+	assert [ "$dead" -gt 0 ]
+	sql -d "$WH" -c "ALTER TABLE analytics.fct_orders DROP CONSTRAINT small"
+	# the table's rows as records: every byte kept, through base64
+	sql -d "$WH" -c "SELECT json_build_object('error', error_message,
+		'line_base64', translate(encode(raw_value, 'base64'), E'\n', '')) FROM analytics.failed_events ORDER BY id" \
+		>"$WORK/records"
+	{ cat "$WORK/records"; echo 'not a record'; echo '{"error":"x","truncated":true,"line":"{\"op\":"}'; } |
+		pg-upsert -d "$WH" -t analytics.fct_orders --replay --dlq="$WORK/again" --stats=60 2>"$WORK/stats"
+	assert_equal "$(jq .applied "$WORK/stats")" "$dead"
+	assert_equal "$(jq .dead_lettered "$WORK/stats")" 2
+	assert_equal "$(jq -c '[.error, .input_line, .line]' "$WORK/again")" \
+"$(printf '%s\n' "[\"not JSON: unexpected character\",$((dead + 1)),\"not a record\"]" \
+	"[\"the record keeps only the start of its line (truncated)\",$((dead + 2)),\"{\\\"error\\\":\\\"x\\\",\\\"truncated\\\":true,\\\"line\\\":\\\"{\\\\\\\"op\\\\\\\":\\\"}\"]")"
+	sql -d "$DB" -c "SELECT id, status, amount_cents FROM orders ORDER BY id" >"$WORK/source"
+	sql -d "$WH" -c "SELECT id, status, amount_cents FROM analytics.fct_orders ORDER BY id" >"$WORK/wh"
+	run diff "$WORK/source" "$WORK/wh"
+	assert_success
+}

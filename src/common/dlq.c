@@ -65,6 +65,78 @@ put_base64(FILE *f, const unsigned char *s, size_t len)
 	putc('"', f);
 }
 
+/* The value of a base64 digit, or -1. */
+static int
+b64_digit(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decode base64 s[0..len) (padded, no line breaks) into out: its length, or -1. */
+static long
+from_base64(const char *s, size_t len, char *out)
+{
+	unsigned bits = 0;
+	long n = 0;
+	int nbits = 0, d;
+	size_t i;
+
+	if (len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '=') {
+			/* padding only at the end: one or two, after which nothing */
+			if (i + 2 < len || (i + 2 == len && s[i + 1] != '='))
+				return -1;
+			break;
+		}
+		if ((d = b64_digit(s[i])) < 0)
+			return -1;
+		bits = bits << 6 | (unsigned)d;
+		if ((nbits += 6) >= 8) {
+			nbits -= 8;
+			out[n++] = (char)(bits >> nbits & 0xff);
+		}
+	}
+	return n;
+}
+
+long
+dlq_original(const char *rec, size_t len, char **buf, size_t *cap, const char **why)
+{
+	static const char *const fields[] = { "line", "line_base64", "truncated", "error" };
+	const char *v[4];
+	size_t vl[4];
+	long n;
+
+	if ((*why = json_scan_fields(rec, len, fields, 4, v, vl)) != NULL)
+		return -1;
+	*why = "not a dead-letter record: no \"error\" and \"line\" or \"line_base64\" string";
+	if (v[3] == NULL || v[3][0] != '"' || (v[0] == NULL) == (v[1] == NULL))
+		return -1;
+	if ((v[0] && v[0][0] != '"') || (v[1] && v[1][0] != '"'))
+		return -1;
+	if (v[2] && vl[2] == 4 && memcmp(v[2], "true", 4) == 0) {
+		*why = "the record keeps only the start of its line (truncated)";
+		return -1;
+	}
+	/* a JSON string decodes to no more bytes than it has */
+	if (*cap < len + 1) {
+		if ((*buf = realloc(*buf, len + 1)) == NULL)
+			die("out of memory");
+		*cap = len + 1;
+	}
+	n = v[0] ? json_key_text(v[0], vl[0], *buf, *cap) : from_base64(v[1] + 1, vl[1] - 2, *buf);
+	*why = "not a dead-letter record: its line_base64 is not base64";
+	return n;
+}
+
 void
 dlq_set_limit(struct dlq *d, size_t max)
 {

@@ -41,6 +41,14 @@ void dlq_reopen_if_asked(struct dlq *d);
 
 int dlq_close(struct dlq *d);
 
+/*
+ * The original line a dead-letter record rec[0..len) holds ("line", or
+ * "line_base64" decoded), into *buf of *cap bytes, grown as needed: its
+ * length, or -1 with *why when rec is no record or keeps only the start of
+ * its line ("truncated").
+ */
+long dlq_original(const char *rec, size_t len, char **buf, size_t *cap, const char **why);
+
 /* Records written so far. */
 unsigned long long dlq_count(const struct dlq *d);
 

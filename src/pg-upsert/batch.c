@@ -98,22 +98,10 @@ intake(struct batch *b, struct router *r, const char *line, size_t len, int *wai
 	return why;
 }
 
-int
-batch_add(struct batch *b, struct router *r, const char *line, size_t len, int cut, size_t limit)
+/* Keep a copy of line as line n of b: to apply (reject NULL), skip, or dead-letter for reject. */
+static void
+keep_line(struct batch *b, const char *line, size_t len, const char *reject)
 {
-	char too_long[80];
-	const char *reject = too_long;
-	int wait = 0;
-
-	snprintf(too_long, sizeof too_long, "line too long: more than %zu bytes (--batch-bytes)", limit);
-	memset(&b->ev[b->n], 0, sizeof b->ev[b->n]);
-	if (!cut && len <= limit)
-		reject = intake(b, r, line, len, &wait);
-	if (wait || r->fatal) {
-		free(b->alt[b->n]);
-		b->alt[b->n] = NULL;
-		return wait;
-	}
 	if (b->used + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 1 << 16;
 
@@ -134,7 +122,33 @@ batch_add(struct batch *b, struct router *r, const char *line, size_t len, int c
 	}
 	b->used += len;
 	b->n++;
+}
+
+int
+batch_add(struct batch *b, struct router *r, const char *line, size_t len, int cut, size_t limit)
+{
+	char too_long[80];
+	const char *reject = too_long;
+	int wait = 0;
+
+	snprintf(too_long, sizeof too_long, "line too long: more than %zu bytes (--batch-bytes)", limit);
+	memset(&b->ev[b->n], 0, sizeof b->ev[b->n]);
+	if (!cut && len <= limit)
+		reject = intake(b, r, line, len, &wait);
+	if (wait || r->fatal) {
+		free(b->alt[b->n]);
+		b->alt[b->n] = NULL;
+		return wait;
+	}
+	keep_line(b, line, len, reject);
 	return 0;
+}
+
+void
+batch_refuse(struct batch *b, const char *line, size_t len, const char *why)
+{
+	memset(&b->ev[b->n], 0, sizeof b->ev[b->n]);
+	keep_line(b, line, len, why);
 }
 
 /* The table of sink s was read again: its lines are checked again against it (its columns may differ). */

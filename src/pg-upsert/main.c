@@ -48,6 +48,8 @@ struct upsert {
 	double pos;		/* the last pos applied; NAN: none yet */
 	double latency_ms;	/* source commit (ts_ms) to this commit, of the last batch's last event */
 	double last_lines, last_at;	/* u->lines and the time at the report before */
+	char *replay;		/* --replay: the line of the record in hand */
+	size_t replay_cap;
 };
 
 /*
@@ -192,6 +194,21 @@ note_applied(struct upsert *u, const struct batch *b, size_t i)
 	}
 }
 
+/* The dead letter of line i of b: its input line number, and its table, key and pos when it has them. */
+static void
+dead_letter(struct upsert *u, const struct batch *b, size_t i)
+{
+	const char *line = b->text + b->off[i];
+	char *origin = event_origin(line, b->len[i]), *ctx;
+
+	if (asprintf(&ctx, ",\"input_line\":%llu%s", u->lines + i + 1, origin ? origin : "") < 0)
+		die("out of memory");
+	dlq_write(u->dlq, line, b->len[i], b->why[i], ctx);
+	u->dead++;
+	free(ctx);
+	free(origin);
+}
+
 static int
 finish_batch(struct upsert *u, struct batch *b)
 {
@@ -199,8 +216,6 @@ finish_batch(struct upsert *u, struct batch *b)
 
 	router_after_batch(&u->router);
 	for (i = 0; i < b->n; i++) {
-		char ctx[48];
-
 		if (b->state[i] == LINE_OK) {
 			u->applied++;
 			note_applied(u, b, i);
@@ -208,9 +223,7 @@ finish_batch(struct upsert *u, struct batch *b)
 		}
 		if (b->state[i] == LINE_SKIPPED)
 			continue;
-		snprintf(ctx, sizeof ctx, ",\"input_line\":%llu", u->lines + i + 1);
-		dlq_write(u->dlq, b->text + b->off[i], b->len[i], b->why[i], ctx);
-		u->dead++;
+		dead_letter(u, b, i);
 	}
 	if (dlq_flush(u->dlq) < 0)
 		return -1;
@@ -302,6 +315,26 @@ left_for_redelivery(const struct upsert *u, struct linereader *lr, size_t len, i
 	return 1;
 }
 
+/*
+ * --replay: the line a dead-letter record holds, in place of the record;
+ * -1 when it holds none: the record is dead-lettered as it is, for why.
+ */
+static int
+replayed(struct upsert *u, const char **line, size_t *len, int *cut)
+{
+	const char *why = "the record is cut (--batch-bytes)";
+	long n = *cut ? -1 : dlq_original(*line, *len, &u->replay, &u->replay_cap, &why);
+
+	if (n < 0) {
+		batch_refuse(&u->batch, *line, *len, why);
+		return -1;
+	}
+	*line = u->replay;
+	*len = (size_t)n;
+	*cut = 0;
+	return 0;
+}
+
 /* Take the buffered lines into the batch, committing it first when a line would overflow it. */
 static int
 take_lines(struct upsert *u, struct linereader *lr, double *first)
@@ -317,6 +350,8 @@ take_lines(struct upsert *u, struct linereader *lr, double *first)
 			return -1;
 		if (u->batch.n == 0)
 			*first = mono_ms();
+		if (u->opt->replay && replayed(u, &line, &len, &cut) < 0)
+			continue;
 		/* a schema event's DDL comes after the lines before it commit */
 		if (batch_add(&u->batch, &u->router, line, len, cut, limit)) {
 			if (flush_batch(u) < 0)
@@ -476,6 +511,7 @@ main(int argc, char **argv)
 	log_debug("%llu lines: %llu applied, %llu dead-lettered", u.lines, u.applied, u.dead);
 	if (dlq_close(u.dlq) < 0)
 		status = 1;
+	free(u.replay);
 	batch_free(&u.batch);
 	batch_free(&u.sent);
 	router_free(&u.router);

@@ -34,6 +34,7 @@ static const char usage_text[] =
 "      --ack=FILE          keep the count of input lines committed in FILE\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
 "      --dlq-table=TABLE   also insert dead letters into TABLE (raw_value, error_message)\n"
+"      --replay            the input is dead-letter records: apply the line each holds\n"
 STATS_USAGE
 "  -v, --verbose           more diagnostics\n"
 "  -q, --quiet             errors only\n"
@@ -42,7 +43,7 @@ STATS_USAGE
 
 enum {
 	OPT_KEY = 256, OPT_POS, OPT_DELETE, OPT_BATCH, OPT_BATCH_BYTES, OPT_LINGER, OPT_ACK, OPT_DLQ,
-	OPT_DLQ_TABLE, OPT_MAP, OPT_UNMAPPED, OPT_CREATE, OPT_EVOLVE
+	OPT_DLQ_TABLE, OPT_MAP, OPT_UNMAPPED, OPT_CREATE, OPT_EVOLVE, OPT_REPLAY
 };
 
 /*
@@ -101,6 +102,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "unmapped", required_argument, NULL, OPT_UNMAPPED },
 		{ "create", no_argument, NULL, OPT_CREATE },
 		{ "evolve", no_argument, NULL, OPT_EVOLVE },
+		{ "replay", no_argument, NULL, OPT_REPLAY },
 		STATS_LONGOPTS,
 		OPT_GENERAL_LONG
 	};
@@ -138,6 +140,7 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_CREATE: o->create = 1; break;
 		case OPT_EVOLVE: o->evolve = 1; break;
+		case OPT_REPLAY: o->replay = 1; break;
 		default:
 			if (!stats_option(&o->stats, c, optarg))
 				opt_general(c, argv, usage_text);

@@ -32,6 +32,7 @@ struct options {
 	const char *ack;
 	const char *dlq;
 	const char *dlq_table;
+	int replay;		/* --replay: the input is dead-letter records */
 	struct stats_opts stats;	/* --stats, --stats-file, --metrics */
 };
 
@@ -246,6 +247,8 @@ void batch_clear(struct batch *b);
 void batch_free(struct batch *b);
 /* Add a line, routed and checked; 1: a schema event that waits for the batch to commit first. */
 int batch_add(struct batch *b, struct router *r, const char *line, size_t len, int cut, size_t limit);
+/* Take line as one to dead-letter for why, as it is (the batch has room). */
+void batch_refuse(struct batch *b, const char *line, size_t len, const char *why);
 void batch_recheck(struct batch *b, struct sink *s);
 
 /* apply.c */
@@ -280,6 +283,8 @@ int stage_send(PGconn *conn, struct batch *b);
 /* event.c */
 const char *event_scan(const char *line, size_t len, struct scan *sc);
 const char *event_check(const char *line, const struct scan *sc, const struct target *t, struct ev *ev);
+/* Its table, key and pos as JSON members for its dead letter, or NULL; free() it. */
+char *event_origin(const char *line, size_t len);
 /*
  * The values of the members names[0..n) (of lengths lens) of the valid JSON
  * object obj, the last of each when one is repeated (NULL: none); returns

@@ -6,7 +6,8 @@
 #   uuid N                                the id of order N
 #   order OP N POS STATUS [AMOUNT]        an event of order N as trigger capture writes it
 #   state N                               status|amount_cents|cdc_pos|is_deleted of order N
-#   dead_letter ERROR N LINE              the dead-letter record of input line N
+#   dead_letter ERROR N LINE              the dead-letter record of input line N (table, key
+#                                         and pos as jq writes them: compact lines only)
 
 upsert() {
 	pg-upsert -d "$WH" -t analytics.fct_orders "$@"
@@ -31,8 +32,16 @@ state() {
 }
 
 dead_letter() {
-	local err line
+	local err line origin
 	err=$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')
 	line=$(printf '%s' "$3" | sed 's/[\\"]/\\&/g')
-	printf '{"error":"%s","input_line":%s,"line":"%s"}' "$err" "$2" "$line"
+	# the line's table, key and pos when it is an object holding them (pgcdc-event(5))
+	origin=$(jq -rj 'if type == "object" then
+		(if (.table | type) == "string" then ",\"table\":\(.table | tojson)" else "" end) +
+		(if (.key | type) == "object" and (.key | tojson | length) <= 1024 then ",\"key\":\(.key | tojson)" else "" end) +
+		(if (.pos | type) == "number" then ",\"pos\":" else "" end)
+		else "" end' <<<"$3" 2>/dev/null)
+	# the pos as the line writes it (jq would round a number past 2^53)
+	[[ $origin != *'"pos":' ]] || origin+=$(grep -o '"pos":-\?[0-9][-+0-9.eE]*' <<<"$3" | tail -n 1 | cut -d: -f2)
+	printf '{"error":"%s","input_line":%s%s,"line":"%s"}' "$err" "$2" "$origin" "$line"
 }

@@ -165,6 +165,57 @@ test_limit(void)
 	free(line);
 }
 
+/* The line of a record, as dlq_original reads it back: its length, or -1 with *why. */
+static long
+original(const char *rec, char **buf, const char **why)
+{
+	size_t cap = 0;
+
+	*buf = NULL;
+	return dlq_original(rec, strlen(rec), buf, &cap, why);
+}
+
+/* Records read back: each line whole, byte for byte; no line from what is not a whole record. */
+static void
+test_original(void)
+{
+	static const char *const refused[] = {
+		"not json", "[1]", "{\"error\":\"e\"}", "{\"line\":\"x\"}",
+		"{\"error\":\"e\",\"line\":\"x\",\"line_base64\":\"eA==\"}", "{\"error\":\"e\",\"line\":7}",
+		"{\"error\":\"e\",\"line_base64\":\"eA=\"}", "{\"error\":\"e\",\"line_base64\":\"e=A=\"}",
+		"{\"error\":\"e\",\"truncated\":true,\"line\":\"abc\"}",
+	};
+	unsigned char all[256 * 3];
+	const char *why;
+	size_t i, len, rlen;
+	char *rec, *got;
+	long n;
+
+	for (i = 0; i < sizeof all; i++)
+		all[i] = (unsigned char)(255 - i % 256);
+	for (len = sizeof all - 2; len <= sizeof all; len++) {
+		rec = record((const char *)all, len, 0, &rlen);
+		rec[rlen - 1] = '\0';	/* the newline */
+		n = original(rec, &got, &why);
+		CHECK(n == (long)len && memcmp(got, all, len) == 0, "%zu bytes of every value read back", len);
+		free(got);
+		free(rec);
+	}
+	rec = record("caf\xc3\xa9 \"q\" \\ \t", 13, 0, &rlen);
+	n = original(rec, &got, &why);
+	CHECK(n == 13 && memcmp(got, "caf\xc3\xa9 \"q\" \\ \t", 13) == 0, "a UTF-8 line read back: %.*s", (int)n, got);
+	free(got);
+	free(rec);
+	for (i = 0; i < sizeof refused / sizeof *refused; i++) {
+		n = original(refused[i], &got, &why);
+		CHECK(n == -1 && why != NULL, "no line from %s", refused[i]);
+		free(got);
+	}
+	original(refused[8], &got, &why);
+	CHECK(strcmp(why, "the record keeps only the start of its line (truncated)") == 0, "truncated: %s", why);
+	free(got);
+}
+
 int
 main(void)
 {
@@ -178,6 +229,7 @@ main(void)
 	test_base64();
 	test_utf8();
 	test_limit();
+	test_original();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		return 2;
