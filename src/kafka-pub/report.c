@@ -16,7 +16,7 @@
 #include "pub.h"
 #include "topics.h"
 
-/* Lines acknowledged per second since the report before; NAN at the first. */
+/* Lines acknowledged per second since the report before (the start, for the first). */
 static double
 rate(struct pub *p)
 {
@@ -85,6 +85,7 @@ int
 report_open(struct pub *p)
 {
 	p->latency = NAN;
+	p->last_at = mono_ms();
 	if (reporter_open(&p->rep, "kafka-pub", &p->opt->stats, &(struct report_ops){ figures, status_line }, p) < 0)
 		return -1;
 	notify("READY=1\nSTATUS=waiting for input");
