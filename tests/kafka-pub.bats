@@ -45,6 +45,8 @@ read_back() {
 	run --separate-stderr kafka-pub --help
 	assert_success
 	assert_line --index 0 "Usage: kafka-pub [OPTION]... -t TOPIC"
+	assert_line "      --stats=SECONDS     a JSON line of figures on stderr every SECONDS (and on SIGUSR1)"
+	assert_line "      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)"
 }
 
 @test "--help and --version exit 1 when standard output cannot be written" {
