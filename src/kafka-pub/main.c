@@ -24,7 +24,6 @@
 #include "kconf.h"
 #include "linereader.h"
 #include "log.h"
-#include "notify.h"
 #include "opt.h"
 #include "pub.h"
 #include "sig.h"
