@@ -45,6 +45,8 @@ read_back() {
 	run --separate-stderr kafka-pub --help
 	assert_success
 	assert_line --index 0 "Usage: kafka-pub [OPTION]... -t TOPIC"
+	assert_line "      --stats=SECONDS     a JSON line of figures on stderr every SECONDS (and on SIGUSR1)"
+	assert_line "      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)"
 }
 
 @test "--help and --version exit 1 when standard output cannot be written" {
@@ -404,4 +406,118 @@ unlearnable() {
 @test "a null-key line whose topic's partitions cannot be learned: exit 1 with the reason, not counted" {
 	unlearnable "$TOPIC" -t "$TOPIC"
 	unlearnable cdc.public.a --topic-prefix=cdc
+}
+
+# fig FILTER FILE: jq's FILTER of the last kafka-pub line of FILE, compact
+fig() {
+	grep '^{"stage":"kafka-pub"' "$2" | tail -n 1 | jq -c "$1"
+}
+
+@test "--stats and --metrics: the line at exit counts what was read, delivered and dead-lettered" {
+	{ events 300; echo 'not json'; events 2; } >"$WORK/in"
+	run --separate-stderr kafka-pub -t "$TOPIC" -k key --ack="$WORK/ack" --dlq="$WORK/dlq" --stats=60 \
+		--stats-file="$WORK/stats" --metrics="$WORK/pub.prom" <"$WORK/in"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(read_back | wc -l)" 302
+	assert_equal "$(cat "$WORK/ack")" 303
+	assert_equal "$(wc -l <"$WORK/dlq")" 1
+	# --stats=60 in a short run: only the line at exit
+	assert_equal "$(wc -l <"$WORK/stats")" 1
+	run fig '[.stage, .lines_in, .messages_delivered, .lines_acknowledged, .dead_lettered, .delivery_failures, .in_flight]' "$WORK/stats"
+	assert_output '["kafka-pub",303,302,303,1,0,0]'
+	assert_equal "$(fig .topic_messages_delivered "$WORK/stats")" "{\"$TOPIC\":302}"
+	assert_equal "$(fig '(.delivery_latency_seconds > 0 and .delivery_latency_seconds < 60)' "$WORK/stats")" true
+	assert_equal "$(fig '(.lines_per_second > 0)' "$WORK/stats")" true
+	assert_equal "$(fig '(.time | test("^[0-9-]{10}T[0-9:.]{12}Z$"))' "$WORK/stats")" true
+	# the metrics file, written at exit: what promtool accepts, the same figures
+	run promtool check metrics <"$WORK/pub.prom"
+	assert_success
+	assert_output ""
+	grep -qx 'pgcdc_lines_in_total{stage="kafka-pub"} 303' "$WORK/pub.prom"
+	grep -qx 'pgcdc_messages_delivered_total{stage="kafka-pub"} 302' "$WORK/pub.prom"
+	grep -qx 'pgcdc_lines_acknowledged_total{stage="kafka-pub"} 303' "$WORK/pub.prom"
+	grep -qx 'pgcdc_dead_lettered_total{stage="kafka-pub"} 1' "$WORK/pub.prom"
+	grep -qx 'pgcdc_delivery_failures_total{stage="kafka-pub"} 0' "$WORK/pub.prom"
+	grep -qx 'pgcdc_in_flight{stage="kafka-pub"} 0' "$WORK/pub.prom"
+	grep -qx '# TYPE pgcdc_delivery_latency_seconds gauge' "$WORK/pub.prom"
+	grep -qx "pgcdc_topic_messages_delivered_total{stage=\"kafka-pub\",topic=\"$TOPIC\"} 302" "$WORK/pub.prom"
+	# no temporary left beside it
+	assert_equal "$(ls "$WORK" | grep -c 'pub.prom')" 1
+}
+
+@test "--topic-prefix and --metrics: messages delivered per topic, a null-key line's copies each" {
+	P="cdc$BATS_TEST_NUMBER"
+	kafka_topic "$P.public.a" 3
+	{ tables 9; echo '{"table":"public.a","key":null}'; } >"$WORK/in"
+	run --separate-stderr kafka-pub --topic-prefix="$P" -k key --metrics="$WORK/pub.prom" --stats=60 <"$WORK/in"
+	assert_success
+	assert_equal "$(fig '[.lines_in, .lines_acknowledged, .messages_delivered]' <(echo "$stderr"))" '[10,10,12]'
+	assert_equal "$(fig '.topic_messages_delivered | to_entries | sort_by(.key) | from_entries' <(echo "$stderr"))" \
+		"{\"$P.inv.c\":3,\"$P.public.a\":6,\"$P.public.b\":3}"
+	assert_equal "$(read_topic "$P.public.a" | wc -l)" 6
+	run promtool check metrics <"$WORK/pub.prom"
+	assert_success
+	assert_equal "$(grep '^pgcdc_topic_messages_delivered_total' "$WORK/pub.prom" | sort)" \
+"pgcdc_topic_messages_delivered_total{stage=\"kafka-pub\",topic=\"$P.inv.c\"} 3
+pgcdc_topic_messages_delivered_total{stage=\"kafka-pub\",topic=\"$P.public.a\"} 6
+pgcdc_topic_messages_delivered_total{stage=\"kafka-pub\",topic=\"$P.public.b\"} 3"
+}
+
+@test "SIGUSR1: a line on demand, on stderr, while it waits for input" {
+	mkfifo "$WORK/fifo"
+	kafka-pub -t "$TOPIC" -k key --ack="$WORK/ack" <"$WORK/fifo" 2>"$WORK/err" 3>&- &
+	BG=$!
+	exec 4>"$WORK/fifo"
+	events 40 >&4
+	wait_for 10 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 40 ]'
+	sleep 0.2
+	kill -USR1 $BG
+	wait_for 10 'grep -q "^{\"stage\":\"kafka-pub\"" "$WORK/err"'
+	run fig '[.lines_in, .messages_delivered, .lines_acknowledged, .dead_lettered, .in_flight]' "$WORK/err"
+	assert_output '[40,40,40,0,0]'
+	assert_equal "$(fig .topic_messages_delivered "$WORK/err")" "{\"$TOPIC\":40}"
+	exec 4>&-
+	wait $BG
+	BG=
+	# no --stats: no line at exit, only the one asked for, and nothing else
+	assert_equal "$(grep -c '^{"stage"' "$WORK/err")" 1
+	assert_equal "$(grep -vc '^{"stage"' "$WORK/err")" 0
+	assert_equal "$(read_back | wc -l)" 40
+}
+
+@test "systemd's notify socket: READY=1, STATUS= with the counts, WATCHDOG=1 while idle, STOPPING=1" {
+	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>"$WORK/socat.err" 3>&- &
+	SOCAT=$!
+	wait_for 10 '[ -S "$WORK/notify" ]'
+	mkfifo "$WORK/fifo"
+	NOTIFY_SOCKET=$WORK/notify WATCHDOG_USEC=400000 kafka-pub -t "$TOPIC" -k key --ack="$WORK/ack" \
+		<"$WORK/fifo" 2>"$WORK/err" 3>&- &
+	BG=$!
+	exec 4>"$WORK/fifo"
+	wait_for 10 'grep -q "^READY=1" "$WORK/heard"'
+	events 20 >&4
+	echo 'not json' >&4
+	wait_for 20 'grep -qx "STATUS=21 lines read, 20 messages delivered, 1 dead-lettered, 0 in flight" "$WORK/heard"'
+	# idle, it still tells the watchdog it lives: every 200 ms
+	local before
+	before=$(grep -c '^WATCHDOG=1' "$WORK/heard")
+	sleep 1
+	[ "$(grep -c '^WATCHDOG=1' "$WORK/heard")" -ge $((before + 3)) ]
+	exec 4>&-
+	wait $BG
+	BG=
+	wait_for 10 'grep -q "^STOPPING=1" "$WORK/heard"'
+	kill $SOCAT
+	assert_equal "$(head -n 2 "$WORK/heard")" "READY=1
+STATUS=waiting for input"
+	assert_equal "$(cat "$WORK/ack")" 21
+	assert_equal "$(grep -c '"error"' "$WORK/err")" 1
+}
+
+@test "a stats file that cannot be opened: one error and exit 1, nothing read" {
+	run --separate-stderr kafka-pub -t "$TOPIC" --stats=1 --stats-file=/nonexistent/stats <<<'{"n":1}'
+	assert_failure 1
+	assert_equal "$stderr" 'kafka-pub: cannot open stats file "/nonexistent/stats": No such file or directory'
+	assert_equal "$(read_back | wc -l)" 0
 }

@@ -230,6 +230,10 @@ reporter_open(struct reporter *r, const char *stage, const struct stats_opts *o,
 	r->out = stderr;
 	if (o->file && (r->out = fopen(o->file, "a")) == NULL) {
 		log_error("cannot open stats file \"%s\":", o->file);
+		/* the tool stops: its reporter_final must not write to no file */
+		r->out = stderr;
+		r->lines = 0;
+		r->metrics = NULL;
 		return -1;
 	}
 	return 0;

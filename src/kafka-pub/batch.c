@@ -63,6 +63,7 @@ batch_result(struct pub *p, const rd_kafka_message_t *m)
 
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		p->queued_bytes += m->len + m->key_len;
+		p->in_flight++;
 	} else if (too_large(m->err)) {
 		dead_letter(p, seq, m->payload, m->len, rd_kafka_err2str(m->err), 0);
 	} else if (m->err != RD_KAFKA_RESP_ERR__QUEUE_FULL || !sig_stop) {
@@ -101,7 +102,7 @@ pending_flush(struct pub *p)
 		produce_each(p, b);
 	} else {
 		while (!room(p, b->n, b->bytes) && !sig_stop)
-			rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */
+			pub_wait(p, 100);	/* backpressure: wait for deliveries */
 		if (sig_stop)
 			for (i = 0; i < b->n; i++)
 				b->msgs[i].err = RD_KAFKA_RESP_ERR__QUEUE_FULL;

@@ -105,6 +105,9 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 	(void)rk;
 	p->queued_bytes -= m->len + m->key_len;
+	p->in_flight--;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		report_delivered(p, m);
 	if (tag & 1)
 		line_reported(p, tag >> 1, m->err, m->payload, m->len);
 	else
@@ -127,11 +130,13 @@ produce(struct pub *p, rd_kafka_topic_t *rkt, const char *line, size_t len, cons
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		    RD_KAFKA_V_OPAQUE(opaque),
 		    RD_KAFKA_V_END);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			p->queued_bytes += len + klen;	/* see batch.c */
+			p->in_flight++;
+		}
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || sig_stop)
 			return err;
-		rd_kafka_poll(p->rk, 100);	/* backpressure: wait for deliveries */
+		pub_wait(p, 100);	/* backpressure: wait for deliveries */
 	}
 }
 
@@ -160,7 +165,7 @@ partition_count(struct pub *p, rd_kafka_topic_t *rkt, rd_kafka_resp_err_t *errp)
 			return n;
 		if (sig_stop || mono_ms() - start >= p->timeout_ms)
 			break;
-		rd_kafka_poll(p->rk, 200);
+		pub_wait(p, 200);
 	}
 	*errp = err ? err : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
 	log_error("cannot learn the partitions of topic \"%s\": %s", rd_kafka_topic_name(rkt),
@@ -182,7 +187,7 @@ publish_everywhere(struct pub *p, rd_kafka_topic_t *rkt, uint64_t seq, const cha
 	int n, i;
 
 	while (p->acked < seq && !p->fatal && !sig_stop)
-		rd_kafka_poll(p->rk, 100);
+		pub_wait(p, 100);
 	if (p->fatal || sig_stop)
 		return;	/* never acknowledged, so sent again after a restart */
 	if ((n = partition_count(p, rkt, &err)) < 0) {

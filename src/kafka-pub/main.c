@@ -45,6 +45,7 @@ static const char usage_text[] =
 "  -F, --config=FILE       librdkafka properties file (key=value lines)\n"
 "      --ack=FILE          keep the count of leading lines made durable in FILE\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
+STATS_USAGE
 "  -v, --verbose           more diagnostics\n"
 "  -q, --quiet             errors only\n"
 "  -h, --help              show this help and exit\n"
@@ -220,6 +221,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		{ "config", required_argument, NULL, 'F' },
 		{ "ack", required_argument, NULL, 'A' },
 		{ "dlq", required_argument, NULL, 'D' },
+		STATS_LONGOPTS,
 		OPT_GENERAL_LONG
 	};
 	const char *brokers = NULL;
@@ -236,7 +238,9 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'F': kconf_file(conf, optarg); break;
 		case 'A': o->ack = optarg; break;
 		case 'D': o->dlq = optarg; break;
-		default: opt_general(c, argv, usage_text);
+		default:
+			if (!stats_option(&o->stats, c, optarg))
+				opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)
@@ -289,7 +293,7 @@ wait_events(struct pub *p, int evfd, int want_input, int ms)
 {
 	struct pollfd fds[2] = { { evfd, POLLIN, 0 }, { STDIN_FILENO, POLLIN, 0 } };
 	char drain[64];
-	int n = poll(fds, want_input ? 2 : 1, ms);
+	int n = poll(fds, want_input ? 2 : 1, (int)reporter_wait(&p->rep, ms));
 
 	if (n > 0 && fds[0].revents)
 		while (read(evfd, drain, sizeof drain) > 0)
@@ -311,6 +315,8 @@ run(struct pub *p, int evfd)
 		die("out of memory");
 	while (!sig_stop && !p->fatal && !lr_done(lr)) {
 		dlq_reopen_if_asked(p->dlq);
+		if (pub_tick(p) < 0)
+			break;
 		if (p->next - p->acked >= RING) {
 			wait_events(p, evfd, 0, 100);
 			continue;
@@ -346,6 +352,7 @@ flush_all(struct pub *p)
 			rd_kafka_poll(p->rk, 0);
 		}
 		rd_kafka_flush(p->rk, 100);
+		pub_tick(p);	/* a failure is noted: the lines read are still delivered */
 		if (update_ack(p) < 0)
 			return -1;
 		if (sig_count >= 2) {
@@ -420,6 +427,8 @@ main(int argc, char **argv)
 		die("pipe:");
 	mainq = rd_kafka_queue_get_main(p.rk);
 	rd_kafka_queue_io_event_enable(mainq, evpipe[1], "1", 1);
+	if (report_open(&p) < 0)
+		p.fatal = p.report_failed = 1;
 
 	status = run(&p, evpipe[0]);
 	if (flush_all(&p) < 0 || rd_kafka_fatal_error(p.rk, NULL, 0))
@@ -431,6 +440,8 @@ main(int argc, char **argv)
 	}
 	log_debug("%" PRIu64 " lines: %" PRIu64 " delivered, %llu dead-lettered, %zu topics",
 	    p.next, p.delivered, dlq_count(p.dlq), topics_count(p.topics));
+	if (report_close(&p) < 0 || p.report_failed)
+		status = 1;
 	if (dlq_close(p.dlq) < 0)
 		status = 1;
 	topics_free(p.topics);

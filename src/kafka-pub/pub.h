@@ -11,6 +11,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "stats.h"
+
 #define MAX_KEY		(64u << 10)
 #define RING		(1u << 20)	/* most lines in flight: the backpressure bound */
 #define BATCH		512		/* most lines handed to librdkafka in one call */
@@ -31,6 +33,7 @@ struct options {
 	const char *key;
 	const char *ack;
 	const char *dlq;
+	struct stats_opts stats;	/* --stats, --stats-file, --metrics */
 };
 
 struct pub {
@@ -46,7 +49,10 @@ struct pub {
 	uint64_t next;		/* lines read so far */
 	uint64_t acked;		/* leading lines durable */
 	uint64_t ack_written;
-	uint64_t delivered, undelivered;
+	uint64_t delivered, undelivered;	/* lines */
+	uint64_t messages;	/* delivery reports without error: a null-key line's copies each */
+	uint64_t in_flight;	/* messages produced, not yet reported */
+	double latency_us, latencies;	/* produce to report: the sum and count since the last report */
 	rd_kafka_resp_err_t first_err;
 	int fatal;
 	int refused;		/* a fatal error of the client: nothing more can be delivered */
@@ -54,6 +60,9 @@ struct pub {
 	struct pending *pend;
 	uint64_t queued_bytes;	/* of the messages not yet reported: librdkafka's count or more */
 	uint64_t max_msgs, max_bytes;	/* the limits of librdkafka's queue */
+	struct reporter rep;	/* --stats, --metrics, systemd's STATUS= and watchdog */
+	int report_failed;	/* a stats line or the metrics file could not be written */
+	double last_at, last_acked, latency;	/* report.c: the report before, the last latency */
 };
 
 /* A message's opaque: its line's number tagged with the low bit (else a line's copies). */
@@ -74,6 +83,19 @@ void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 /* Produce one message, waiting while the queue is full; QUEUE_FULL back means a signal came. */
 rd_kafka_resp_err_t produce(struct pub *p, rd_kafka_topic_t *rkt, const char *line, size_t len,
     const char *key, size_t klen, int32_t partition, void *opaque);
+
+/* The reports of report.c: set up and READY=1 (-1 after logging); the last one at exit, STOPPING=1. */
+int report_open(struct pub *p);
+int report_close(struct pub *p);
+
+/* Message m is delivered: the counts, its topic's, and its latency. */
+void report_delivered(struct pub *p, const rd_kafka_message_t *m);
+
+/* The reports due now, STATUS= and WATCHDOG=1; -1 (and fatal) when a report cannot be written. */
+int pub_tick(struct pub *p);
+
+/* Serve delivery reports for up to ms, and the reports due meanwhile: every wait calls it. */
+void pub_wait(struct pub *p, int ms);
 
 /* The batch of pending lines (batch.c): set up once rk is made, and freed. */
 void pending_init(struct pub *p);

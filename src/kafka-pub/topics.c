@@ -3,13 +3,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "topics.h"
+
+/*
+ * What the reports tell of a topic.  Its handle's opaque points to it, so a
+ * delivery report finds it without a look-up; it lives apart from the slot,
+ * which moves when the table grows.
+ */
+struct topic_fig {
+	char *labels;		/* topic="NAME", its sample's labels in the metrics file */
+	uint64_t delivered;	/* messages */
+};
 
 struct slot {
 	char *name;		/* NULL: empty */
 	size_t len;
 	uint32_t hash;
 	rd_kafka_topic_t *rkt;
+	struct topic_fig *fig;
 };
 
 /* Open addressing, linear probing, at most half full so a miss ends soon. */
@@ -76,20 +88,42 @@ grow(struct topics *t)
 	return 0;
 }
 
+/*
+ * A handle of topic name, configured as the producer's default topic
+ * configuration (acks, partitioner, -X's) says, with fig as its opaque.
+ */
+static rd_kafka_topic_t *
+new_handle(rd_kafka_t *rk, const char *name, struct topic_fig *fig)
+{
+	rd_kafka_topic_conf_t *conf = rd_kafka_default_topic_conf_dup(rk);
+
+	if (conf == NULL)
+		return NULL;
+	rd_kafka_topic_conf_set_opaque(conf, fig);
+	return rd_kafka_topic_new(rk, name, conf);	/* it owns conf, made or not */
+}
+
 /* A new handle in the empty slot s; NULL (errno set) when it cannot be made. */
 static rd_kafka_topic_t *
 add(struct topics *t, struct slot *s, const char *name, size_t len, uint32_t h)
 {
 	char *copy = malloc(len + 1);
+	struct topic_fig *fig = calloc(1, sizeof *fig);
 
-	if (copy == NULL)
-		return NULL;
-	memcpy(copy, name, len);
-	copy[len] = '\0';
-	if ((s->rkt = rd_kafka_topic_new(t->rk, copy, NULL)) == NULL) {
+	if (copy == NULL || fig == NULL) {
 		free(copy);
+		free(fig);
 		return NULL;
 	}
+	memcpy(copy, name, len);
+	copy[len] = '\0';
+	if ((s->rkt = new_handle(t->rk, copy, fig)) == NULL) {
+		free(copy);
+		free(fig);
+		return NULL;
+	}
+	fig->labels = stats_labels("topic", copy, NULL);
+	s->fig = fig;
 	s->name = copy;
 	s->len = len;
 	s->hash = h;
@@ -124,6 +158,26 @@ topics_count(const struct topics *t)
 }
 
 void
+topics_delivered(rd_kafka_topic_t *rkt)
+{
+	struct topic_fig *fig = rd_kafka_topic_opaque(rkt);
+
+	if (fig != NULL)
+		fig->delivered++;
+}
+
+void
+topics_figures(const struct topics *t, struct figures *f)
+{
+	size_t i;
+
+	for (i = 0; i < t->cap; i++)
+		if (t->slots[i].name != NULL)
+			fig_sample(f, "topic_messages_delivered", "Messages delivered to a topic.", 1,
+			    (double)t->slots[i].fig->delivered, t->slots[i].fig->labels, t->slots[i].name);
+}
+
+void
 topics_free(struct topics *t)
 {
 	size_t i;
@@ -135,6 +189,8 @@ topics_free(struct topics *t)
 			continue;
 		rd_kafka_topic_destroy(t->slots[i].rkt);
 		free(t->slots[i].name);
+		free(t->slots[i].fig->labels);
+		free(t->slots[i].fig);
 	}
 	free(t->slots);
 	free(t);

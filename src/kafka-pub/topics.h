@@ -28,6 +28,13 @@ rd_kafka_topic_t *topics_get(struct topics *t, const char *name, size_t len);
 /* Topics known so far. */
 size_t topics_count(const struct topics *t);
 
+/* One message delivered to rkt, a handle topics_get made: its topic's count in the reports. */
+void topics_delivered(rd_kafka_topic_t *rkt);
+
+struct figures;
+/* Each topic's sample of topic_messages_delivered, labelled topic="NAME" (stats.h). */
+void topics_figures(const struct topics *t, struct figures *f);
+
 /* Destroy every handle and the set. */
 void topics_free(struct topics *t);
 
