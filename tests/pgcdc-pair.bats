@@ -200,3 +200,65 @@ up TERM"
 	assert_equal "$stderr" "pgcdc-pair: cannot run \"$DIR/no-such-stage\": No such file or directory
 pgcdc-pair: no-such-stage exited with status 127"
 }
+
+@test "under systemd, pgcdc-pair speaks for the pair: READY=1 once both are, STATUS= of both, WATCHDOG=1 while both ping" {
+	# notifier NAME: sends READY=1 once $DIR/NAME.go exists, then its
+	# status (saying whether WATCHDOG_PID is its own pid) and a ping each
+	# 100 ms until $DIR/NAME.hang exists; each with socat, a process of its
+	# own; "two" exits at the end of its input
+	cat >"$DIR/notifier" <<-'EOF'
+		#!/bin/bash
+		name=${0##*/}
+		n() { printf '%s\n' "$1" | socat -u - "ABSTRACT-SENDTO:${NOTIFY_SOCKET#@}"; }
+		trap 'exit 0' TERM
+		while [ ! -e "$DIR/$name.go" ]; do sleep 0.05; done
+		n READY=1
+		[ "$WATCHDOG_PID" = $$ ] && n "STATUS=$name ok, WATCHDOG_USEC=$WATCHDOG_USEC" || n "STATUS=$name: WATCHDOG_PID $WATCHDOG_PID"
+		while :; do
+			[ -e "$DIR/$name.hang" ] || n WATCHDOG=1
+			# the downstream ends at the end of its input
+			if [ "$name" = two ]; then
+				IFS= read -r -t 0.1 _ || [ $? -gt 128 ] || exit 0
+			else
+				sleep 0.1
+			fi
+		done
+	EOF
+	chmod +x "$DIR/notifier"
+	ln -s notifier "$DIR/one"
+	ln -s notifier "$DIR/two"
+	export DIR
+	socat -u UNIX-RECV:"$DIR/notify" - >"$DIR/heard" 2>/dev/null 3>&- &
+	SOCAT=$!
+	wait_for 10 '[ -S "$DIR/notify" ]'
+	NOTIFY_SOCKET=$DIR/notify WATCHDOG_USEC=2000000 start_pair "$DIR/one" '|' "$DIR/two"
+	# the first stage is ready, the second not yet: the pair is not
+	touch "$DIR/one.go"
+	wait_for 10 'grep -q "one ok" "$DIR/heard"'
+	sleep 0.3
+	assert_equal "$(cat "$DIR/heard")" "STATUS=one: one ok, WATCHDOG_USEC=2000000; two: starting"
+	touch "$DIR/two.go"
+	wait_for 10 'grep -q "two ok" "$DIR/heard"'
+	wait_for 10 '[ "$(grep -c "^WATCHDOG=1" "$DIR/heard")" -ge 3 ]'
+	assert_equal "$(sed -n 2p "$DIR/heard")" READY=1
+	assert_equal "$(grep -c '^READY=1' "$DIR/heard")" 1
+	grep -qx 'STATUS=one: one ok, WATCHDOG_USEC=2000000; two: two ok, WATCHDOG_USEC=2000000' "$DIR/heard"
+	# one stage hangs: the pings stop, so that systemd restarts the unit
+	touch "$DIR/two.hang"
+	sleep 0.3
+	before=$(grep -c '^WATCHDOG=1' "$DIR/heard")
+	sleep 1
+	assert_equal "$(grep -c '^WATCHDOG=1' "$DIR/heard")" "$before"
+	kill -TERM "$PAIR"
+	finish 10
+	kill "$SOCAT"
+	assert_equal "$STATUS" 0
+	assert_equal "$(cat "$DIR/err")" ""
+}
+
+@test "without NOTIFY_SOCKET the stages get none from pgcdc-pair" {
+	start_pair bash -c 'echo "[${NOTIFY_SOCKET-unset}]" >"$0"; sleep 0.2' "$DIR/seen" '|' cat
+	finish 10
+	assert_equal "$STATUS" 0
+	assert_equal "$(cat "$DIR/seen")" "[unset]"
+}

@@ -1,5 +1,6 @@
 #include "backoff.h"
 #include "log.h"
+#include "notify.h"
 #include "sig.h"
 
 #define BACKOFF_MAX_MS 5000
@@ -22,4 +23,6 @@ backoff_sleep(struct backoff *b, const char *why)
 	else
 		log_info("retrying in %ld ms", b->delay_ms);
 	sleep_ms(backoff_next(b));
+	/* waiting out a database or broker that is down is no hang (at most 5 s a wait) */
+	notify_watchdog();
 }

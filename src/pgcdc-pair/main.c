@@ -11,8 +11,9 @@
  * hurries both; a stage still running --timeout seconds after the first exit
  * or signal is hurried, and killed 5 seconds later.
  *
- * Every signal is blocked and taken synchronously with sigtimedwait(), so
- * there are no handlers and the whole supervision is one plain loop.
+ * Every signal is blocked and taken synchronously from a signalfd, so there
+ * are no handlers and the whole supervision is one plain loop.  Under
+ * systemd (Type=notify) it speaks for the pair (relay.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +32,7 @@
 #include "clock.h"
 #include "log.h"
 #include "opt.h"
+#include "relay.h"
 
 #define HURRY_GAP_MS	200	/* between the two SIGTERMs of a hurry */
 #define KILL_AFTER_MS	5000	/* from the hurry at the timeout to SIGKILL */
@@ -72,6 +76,7 @@ struct pair {
 	char failure[256];	/* the failure reported, "" while there is none */
 	int failure_weight;	/* an enum weight: how much it says of the cause */
 	int status;		/* the exit status failure implies */
+	struct relay relay;	/* systemd's notifications of the stages */
 };
 
 static void
@@ -137,8 +142,11 @@ split_commands(char **argv, struct pair *p)
  * prctl took effect), the stage does not start at all.
  */
 static noreturn void
-exec_stage(const struct stage *s, pid_t supervisor, int in, int out, const sigset_t *mask)
+exec_stage(const struct pair *p, int i, pid_t supervisor, int in, int out, const sigset_t *mask)
 {
+	const struct stage *s = &p->st[i];
+
+	relay_child(&p->relay, i);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != supervisor)
 		_exit(EXIT_RUNTIME);
 	if ((in != STDIN_FILENO && dup2(in, STDIN_FILENO) < 0) ||
@@ -188,7 +196,7 @@ start_stages(struct pair *p, const sigset_t *mask)
 		if ((s->pid = fork()) < 0)
 			die("cannot start %s:", s->name);
 		if (s->pid == 0)
-			exec_stage(s, self, i == UP ? STDIN_FILENO : fd[0],
+			exec_stage(p, i, self, i == UP ? STDIN_FILENO : fd[0],
 			    i == UP ? fd[1] : STDOUT_FILENO, mask);
 		s->live = 1;
 		log_debug("started %s, pid %ld", s->name, (long)s->pid);
@@ -376,24 +384,38 @@ run_deadlines(struct pair *p)
 		on_timer(p);
 }
 
-/* Supervise until both stages have been reaped. */
+/*
+ * Supervise until both stages have been reaped: the signals come through a
+ * signalfd, beside the stages' notifications, and deadlines bound the wait.
+ */
 static void
 supervise(struct pair *p, const sigset_t *set)
 {
+	struct signalfd_siginfo si;
 	struct timespec ts;
-	int sig;
+	struct pollfd fds[3];
+	int sfd = signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK), i;
 
+	if (sfd < 0)
+		die("cannot take signals:");
+	fds[0] = (struct pollfd){ sfd, POLLIN, 0 };
+	for (i = UP; i <= DOWN; i++)
+		fds[1 + i] = (struct pollfd){ p->relay.fd[i], POLLIN, 0 };
 	for (;;) {
 		reap(p);
 		if (!p->st[UP].live && !p->st[DOWN].live)
-			return;
-		sig = sigtimedwait(set, NULL, time_left(p, &ts));
-		if (sig == SIGINT || sig == SIGTERM)
-			on_signal(p, sig);
-		else if (sig < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+		if (ppoll(fds, 3, time_left(p, &ts), NULL) < 0 && errno != EINTR)
 			die("cannot wait for a signal:");
+		while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+			if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)
+				on_signal(p, (int)si.ssi_signo);
+		for (i = UP; i <= DOWN; i++)
+			if (fds[1 + i].revents)
+				relay_read(&p->relay, i);
 		run_deadlines(p);
 	}
+	close(sfd);
 }
 
 int
@@ -407,7 +429,7 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &p);
 	split_commands(argv + optind, &p);
 	/*
-	 * Taken by sigtimedwait() alone, from before the first fork: a signal
+	 * Taken from the signalfd alone, from before the first fork: a signal
 	 * that comes while the stages start waits for the loop.  SIGCHLD must
 	 * not be ignored, or the kernel would reap the stages for us.
 	 */
@@ -417,8 +439,11 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, &old);
+	if (relay_open(&p.relay, p.st[UP].name, p.st[DOWN].name) < 0)
+		return EXIT_RUNTIME;
 	start_stages(&p, &old);
 	supervise(&p, &set);
+	relay_close(&p.relay);
 	if (p.failure[0] != '\0') {
 		log_error("%s", p.failure);
 		return p.status != 0 ? p.status : EXIT_RUNTIME;
