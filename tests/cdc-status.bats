@@ -140,8 +140,8 @@ Try "cdc-status --help" for more information.'
 
 @test "a pipeline caught up: every stage OK, exit 0, CDC OK; --json says the same" {
 	new_pipeline
-	start cdc-source
-	start cdc-sink
+	start source
+	start sink
 	simulate --count 300 --rate 0 --seed 1
 	changes=$(sql -d "$DB" -c "SELECT count(*) FROM orders_cdc_log WHERE op <> 's'")
 	# every change and the schema event applied, and kafka-sub's file says so
@@ -171,8 +171,8 @@ pg-upsert 0 OK"
 
 @test "a sink stalled by a lock on its table: pg-upsert STUCK with its pending lines, exit 2, CDC CRITICAL" {
 	new_pipeline
-	start cdc-source
-	start cdc-sink
+	start source
+	start sink
 	simulate --count 50 --rate 0 --seed 2
 	wait_for 60 '[ "$(cat "$STATE/sink-default.ack" 2>/dev/null || echo 0)" -gt 50 ]'
 	# the lock held for a minute in the background
@@ -202,7 +202,7 @@ pg-upsert 0 OK"
 @test "dead letters in the sink's file: exit 1, CDC WARNING with the count; --json counts the same" {
 	new_pipeline
 	printf '%s\n' 'not json' '{"op":"c"}' | kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" -X acks=all
-	start cdc-sink
+	start sink
 	wait_for 30 '[ "$(cat "$STATE/sink-default-dead-letters.ndjson" 2>/dev/null | wc -l)" -eq 2 ] &&
 		[ "$(metric "$STATE/sink-default-upsert.prom" pgcdc_dead_lettered_total)" = 1 ]'
 	run --separate-stderr env -i PATH="$PATH" cdc-status -e "$WORK/sink.env" --interval=1
