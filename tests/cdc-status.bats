@@ -181,7 +181,7 @@ pg-upsert 0 OK"
 	STARTED+=($!)
 	wait_for 10 '[ "$(sql -d "$WH" -c "SELECT count(*) FROM pg_locks WHERE mode = '\''AccessExclusiveLock'\'' AND relation = '\''analytics.fct_orders'\''::regclass")" = 1 ]'
 	acked=$(cat "$STATE/sink-default.ack")
-	simulate --count 200 --rate 0 --seed 3
+	simulate --count 200 --rate 0 --seed 20
 	wait_for 30 '[ "$(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total)" -gt $((acked + 100)) ]' ||
 		fail "kafka-sub passed on $(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total)"
 	pending=$(($(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total) - acked))
