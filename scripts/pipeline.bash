@@ -1,14 +1,16 @@
 # pipeline.bash: what cdc-source and cdc-sink share, sourced by both: their
 # options, env files, and the hand-over of the two stage commands (the
 # arrays up and down) to pgcdc-pair, which supervises them.  The sourcing
-# script sets prog and usage_text.
+# script sets prog and usage_text; cdc-status, which reads the same env files,
+# also sets usage_status (the exit status of a usage error, default 2) and
+# defines own_option (below).
 
 warn() { echo "$prog: warning: $*" >&2; }
 fail() { echo "$prog: $*" >&2; exit 1; }
 usage_error() {
 	echo "$prog: error: $*" >&2
 	echo "Try \"$prog --help\" for more information." >&2
-	exit 2
+	exit "${usage_status:-2}"
 }
 
 # The variables set (and not empty) in the environment: env files do not
@@ -43,7 +45,7 @@ load_env_file() {
 require() {
 	[ -n "${!1:-}" ] && return 0
 	echo "$prog: error: $1 is not set: give $2 in the environment or an env file (-e)" >&2
-	exit 2
+	exit "${usage_status:-2}"
 }
 
 # split_opts NAME VALUE: the array NAME holds VALUE split at white space,
@@ -53,9 +55,14 @@ split_opts() {
 }
 
 # parse_args ARGS...: options into env_files and dry_run; help and version.
+# A word the sourcing script's own_option WORD takes (status 0) is its own.
 env_files=() dry_run=0
 parse_args() {
 	while [ $# -gt 0 ]; do
+		if declare -F own_option >/dev/null && own_option "$1"; then
+			shift
+			continue
+		fi
 		case $1 in
 		-e | --env-file)
 			[ $# -ge 2 ] || usage_error "option \"$1\" requires a file"

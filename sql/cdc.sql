@@ -272,3 +272,57 @@ BEGIN
 	END IF;
 END
 $$;
+
+-- How far behind each consumer is, one row per row of cdc.consumer: the log
+-- rows of its table committed (visible to the query) and not yet delivered
+-- to it, the ts of the oldest of them, and how long ago that was.  Schema
+-- rows (op 's') are not changes and are not counted.  For a table whose
+-- capture was disabled since (no cdc.captured row, no log known) changes,
+-- oldest and behind are NULL.
+--
+-- A row is delivered when its transaction is visible in snap_lo, or, with
+-- snap_hi set, visible in snap_hi (and not in snap_lo) and its id is at most
+-- last_id: the same test as pg-cdc-tail's batches, by transaction snapshot,
+-- never by log id.  So a transaction that took its log ids early and commits
+-- after later ones were delivered is counted: its txid was in progress when
+-- snap_lo and snap_hi were taken, visible in neither, whatever its ids.  The
+-- query reads only the log rows of transactions from snap_lo's xmin on (the
+-- txid index): each transaction below it had ended when snap_lo was taken,
+-- so its committed rows are visible in snap_lo and delivered; those are what
+-- cdc.prune() deletes, so on a pruned log the query reads only what is
+-- behind and the few transactions in progress at the last position.
+-- The querying transaction's own uncommitted rows are not counted.
+CREATE OR REPLACE FUNCTION cdc.lag_rows(OUT consumer text, OUT tbl regclass, OUT changes bigint,
+	OUT oldest timestamptz, OUT behind interval) RETURNS SETOF record
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN SELECT con.name, con.tbl, con.snap_lo, con.snap_hi, con.last_id, cap.log
+	           FROM cdc.consumer con LEFT JOIN cdc.captured cap ON cap.tbl = con.tbl
+	          ORDER BY con.name, con.tbl::oid
+	LOOP
+		consumer := c.name;
+		tbl := c.tbl;
+		changes := NULL;
+		oldest := NULL;
+		behind := NULL;
+		IF c.log IS NOT NULL THEN
+			EXECUTE format('SELECT count(*), min(ts) FROM %s'
+			               ' WHERE txid >= coalesce(pg_snapshot_xmin($1), ''0''::xid8)'
+			               '   AND op <> ''s'''
+			               '   AND NOT coalesce(pg_visible_in_snapshot(txid, $1), false)'
+			               '   AND NOT coalesce(pg_visible_in_snapshot(txid, $2) AND id <= $3, false)'
+			               '   AND txid IS DISTINCT FROM pg_current_xact_id_if_assigned()', c.log)
+			   INTO changes, oldest USING c.snap_lo, c.snap_hi, c.last_id;
+			-- now() is when the querying transaction began: a row committed
+			-- since may be younger than that
+			behind := coalesce(greatest(now() - oldest, interval '0'), interval '0');
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END
+$fn$;
+
+CREATE OR REPLACE VIEW cdc.lag AS SELECT * FROM cdc.lag_rows();
+COMMENT ON VIEW cdc.lag IS 'pgcdc: per consumer and table, the changes committed and not yet delivered (sql/cdc.sql)';

@@ -42,7 +42,8 @@
 --     it: --follow, --snapshot, --schema-events, --prune, every captured table
 --     or a pattern.  USAGE on schema cdc; SELECT on cdc.captured (which tables
 --     are captured, and the schema each was enabled with); SELECT, INSERT,
---     UPDATE on cdc.consumer (the consumers' positions); for each captured
+--     UPDATE on cdc.consumer (the consumers' positions); SELECT on cdc.lag
+--     (how far behind each consumer is); for each captured
 --     table USAGE on its schema, SELECT on the table (--snapshot), SELECT and
 --     DELETE on its change log (DELETE only for --prune, through
 --     cdc.prune()).  It cannot write to a captured table, nor change what is
@@ -178,6 +179,10 @@ BEGIN
 	GRANT USAGE ON SCHEMA cdc TO pgcdc_capture_trigger;
 	GRANT SELECT ON cdc.captured TO pgcdc_capture_trigger;
 	GRANT SELECT, INSERT, UPDATE ON cdc.consumer TO pgcdc_capture_trigger;
+	-- how far behind each consumer is (pg-cdc-tail's reports, cdc-status)
+	IF to_regclass('cdc.lag') IS NOT NULL THEN
+		GRANT SELECT ON cdc.lag TO pgcdc_capture_trigger;
+	END IF;
 	FOR r IN SELECT cap.tbl, cap.log, tn.nspname AS tbl_nsp, ln.nspname AS log_nsp
 	           FROM cdc.captured cap
 	           JOIN pg_class t ON t.oid = cap.tbl JOIN pg_namespace tn ON tn.oid = t.relnamespace

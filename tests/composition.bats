@@ -265,13 +265,13 @@ kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --dlq=/var/lib/pg
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
 		CDC_TOPIC=orders_cdc cdc-sink -n
 	assert_success
-	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson |
-pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson"
+	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-default-sub.prom |
+pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-default-upsert.prom"
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
 		CDC_TOPIC=orders_cdc CDC_INSTANCE=2 \
 		CDC_DLQ_TABLE=analytics.failed_events CDC_UPSERT_OPTS="--batch=100 -v" cdc-sink -n
 	assert_success
-	assert_line --index 1 "pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-2.ack --dlq=/var/lib/pgcdc/sink-2-dead-letters.ndjson --dlq-table=analytics.failed_events --batch=100 -v"
+	assert_line --index 1 "pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-2.ack --dlq=/var/lib/pgcdc/sink-2-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-2-upsert.prom --dlq-table=analytics.failed_events --batch=100 -v"
 }
 
 @test "an env file holds KEY=VALUE lines: # comments, one pair of matching quotes removed, nothing expanded" {

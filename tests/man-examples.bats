@@ -581,6 +581,38 @@ not an event: "pos" is not an unsigned 64-bit integer'
 	check_service_example "${EX[4]}"
 }
 
+# ------------------------------------------------------------- cdc-status(1)
+
+@test "cdc-status(1) examples: the table shown, the positions for a script, the cron check silent when all is OK" {
+	examples cdc-status
+	assert_equal "${#EX[@]}" 3
+	# the first runs its commands in turn, the last printing what is shown
+	local script=${EX[0]} cmds=() want=() line
+	while IFS= read -r line; do
+		if [[ $line == '$ '* ]]; then cmds+=("${line:2}"); else want+=("$line"); fi
+	done <<<"${script%$'\n'}"
+	run_example "${cmds[0]}"
+	assert_success
+	run_example "${cmds[1]}"
+	assert_success
+	assert_output "$(printf '%s\n' "${want[@]}")"
+	assert_equal "$stderr" ""
+
+	# the env files of /etc/pgcdc here: the sink of the first example
+	: >source.env
+	printf '%s\n' CDC_WAREHOUSE=dbname=dw "CDC_STATE_DIR=$PWD/state" >sink.env
+	run_example "${EX[1]//\/etc\/pgcdc/$PWD}"
+	assert_success
+	assert_output "$(printf 'kafka-sub\t\npg-upsert\t12')"
+	assert_equal "$stderr" ""
+	# the crontab line's command, its file here too
+	local cron=${EX[2]#\*/5 \* \* \* \* }
+	run_example "${cron//\/etc\/pgcdc\/sink.env/sink.env}" -u KAFKA_BROKERS
+	run_example "${cron//\/etc\/pgcdc\/sink.env/sink.env}"
+	assert_success
+	assert_equal "$output$stderr" ""
+}
+
 # ------------------------------------------------------------- pgcdc-pair(1)
 
 @test "pgcdc-pair(1) examples: the output shown, then the source half stopped by SIGTERM with all acknowledged" {

@@ -109,6 +109,7 @@ pgcdc_log_writer|f|f|f|f|f|f"
 cdc.consumer|INSERT
 cdc.consumer|SELECT
 cdc.consumer|UPDATE
+cdc.lag|SELECT
 orders|SELECT
 orders_cdc_log|DELETE
 orders_cdc_log|SELECT"
@@ -149,6 +150,15 @@ orders_cdc_log|SELECT"
 	assert_output ""
 	run sql -d "$DB" -c "SELECT name, tbl FROM cdc.consumer"
 	assert_output "pg-cdc-tail|orders"
+}
+
+@test "trigger mode as pgcdc_capture_trigger: cdc.lag shows how far behind its consumer is" {
+	changes 10 1
+	pg-cdc-tail -d "dbname=$DB user=cdc_reader" -t orders >/dev/null
+	sql -d "$DB" -U cdc_app -c "UPDATE orders SET status = 'lagging' WHERE id IN (SELECT id FROM orders ORDER BY id LIMIT 2)" >/dev/null
+	run --separate-stderr sql -d "$DB" -U cdc_reader -c "SELECT consumer, tbl, changes FROM cdc.lag"
+	assert_success
+	assert_output "pg-cdc-tail|orders|2"
 }
 
 @test "trigger mode as pgcdc_capture_trigger: --snapshot --schema-events, then --prune deletes what it has passed" {
