@@ -101,6 +101,17 @@ lag_refresh(struct tail *s)
 	PQclear(res);
 }
 
+void
+report_lines(struct figures *f, const struct emitter *e, uint64_t acked, unsigned long reconnects)
+{
+	fig_add(f, "lines_out", "Event lines written to standard output.", 1, (double)e->lines);
+	fig_add(f, "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
+	    (double)acked);
+	fig_add(f, "pos", "The pos of the last event written.", 0, e->lines ? (double)e->pos : NAN);
+	fig_add(f, "reconnects", "Connections to the source made anew after one was lost.", 1,
+	    (double)reconnects);
+}
+
 /* The figures of a report (stats.h). */
 static void
 figures(void *arg, struct figures *f)
@@ -109,13 +120,8 @@ figures(void *arg, struct figures *f)
 	int i;
 
 	lag_refresh(s);
-	fig_add(f, "lines_out", "Event lines written to standard output.", 1, (double)s->e.lines);
-	fig_add(f, "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
-	    (double)(s->e.win ? ackwin_acked(s->e.win) : s->e.lines));
-	fig_add(f, "pos", "The pos of the last event written.", 0, s->e.lines ? (double)s->e.pos : NAN);
+	report_lines(f, &s->e, s->e.win ? ackwin_acked(s->e.win) : s->e.lines, s->reconnects);
 	fig_add(f, "tables", "Tables followed.", 0, s->ntables);
-	fig_add(f, "reconnects", "Connections to the source made anew after one was lost.", 1,
-	    (double)s->reconnects);
 	fig_add(f, "changes_behind", "Changes committed and not yet written out.", 0, s->changes_behind);
 	fig_add(f, "seconds_behind", "Age of the oldest change committed and not yet written out.", 0,
 	    s->seconds_behind);

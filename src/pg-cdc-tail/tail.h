@@ -228,6 +228,8 @@ int report_unacked(uint64_t acked, uint64_t lines);
 int report_open(struct tail *s);
 void report_ready(struct tail *s);
 int report_close(struct tail *s);
+/* Both modes' figures: lines_out, lines_acknowledged, pos, reconnects. */
+void report_lines(struct figures *f, const struct emitter *e, uint64_t acked, unsigned long reconnects);
 
 /* logical.c */
 int logical_run(struct options *o);
