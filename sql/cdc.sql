@@ -292,36 +292,41 @@ $$;
 -- cdc.prune() deletes, so on a pruned log the query reads only what is
 -- behind and the few transactions in progress at the last position.
 -- The querying transaction's own uncommitted rows are not counted.
-CREATE OR REPLACE FUNCTION cdc.lag_rows(OUT consumer text, OUT tbl regclass, OUT changes bigint,
-	OUT oldest timestamptz, OUT behind interval) RETURNS SETOF record
+-- The changes of table t's log behind a position (snap_lo, snap_hi, last_id,
+-- as cdc.consumer has them), and the ts of the oldest; NULL when t has no
+-- capture enabled.  pg-cdc-tail asks it of the position it has written out.
+CREATE OR REPLACE FUNCTION cdc.lag_of(t regclass, snap_lo pg_snapshot, snap_hi pg_snapshot,
+	last_id bigint, OUT changes bigint, OUT oldest timestamptz)
 LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
-	c record;
+	logrel regclass;
 BEGIN
-	FOR c IN SELECT con.name, con.tbl, con.snap_lo, con.snap_hi, con.last_id, cap.log
-	           FROM cdc.consumer con LEFT JOIN cdc.captured cap ON cap.tbl = con.tbl
-	          ORDER BY con.name, con.tbl::oid
-	LOOP
-		consumer := c.name;
-		tbl := c.tbl;
-		changes := NULL;
-		oldest := NULL;
-		behind := NULL;
-		IF c.log IS NOT NULL THEN
-			EXECUTE format('SELECT count(*), min(ts) FROM %s'
-			               ' WHERE txid >= coalesce(pg_snapshot_xmin($1), ''0''::xid8)'
-			               '   AND op <> ''s'''
-			               '   AND NOT coalesce(pg_visible_in_snapshot(txid, $1), false)'
-			               '   AND NOT coalesce(pg_visible_in_snapshot(txid, $2) AND id <= $3, false)'
-			               '   AND txid IS DISTINCT FROM pg_current_xact_id_if_assigned()', c.log)
-			   INTO changes, oldest USING c.snap_lo, c.snap_hi, c.last_id;
-			-- now() is when the querying transaction began: a row committed
-			-- since may be younger than that
-			behind := coalesce(greatest(now() - oldest, interval '0'), interval '0');
-		END IF;
-		RETURN NEXT;
-	END LOOP;
+	SELECT log INTO logrel FROM cdc.captured WHERE tbl = t;
+	IF logrel IS NULL THEN
+		RETURN;
+	END IF;
+	EXECUTE format('SELECT count(*), min(ts) FROM %s'
+	               ' WHERE txid >= coalesce(pg_snapshot_xmin($1), ''0''::xid8)'
+	               '   AND op <> ''s'''
+	               '   AND NOT coalesce(pg_visible_in_snapshot(txid, $1), false)'
+	               '   AND NOT coalesce(pg_visible_in_snapshot(txid, $2) AND id <= $3, false)'
+	               '   AND txid IS DISTINCT FROM pg_current_xact_id_if_assigned()', logrel)
+	   INTO changes, oldest USING snap_lo, snap_hi, last_id;
 END
+$fn$;
+
+-- cdc.lag's rows: cdc.lag_of() of each consumer's stored position.
+CREATE OR REPLACE FUNCTION cdc.lag_rows(OUT consumer text, OUT tbl regclass, OUT changes bigint,
+	OUT oldest timestamptz, OUT behind interval) RETURNS SETOF record
+LANGUAGE sql STABLE AS $fn$
+	-- now() is when the querying transaction began: a row committed since
+	-- may be younger than that
+	SELECT con.name, con.tbl, l.changes, l.oldest,
+	       CASE WHEN l.changes IS NOT NULL
+	            THEN coalesce(greatest(now() - l.oldest, interval '0'), interval '0') END
+	  FROM cdc.consumer con
+	 CROSS JOIN LATERAL cdc.lag_of(con.tbl, con.snap_lo, con.snap_hi, con.last_id) l
+	 ORDER BY con.name, con.tbl::oid
 $fn$;
 
 CREATE OR REPLACE VIEW cdc.lag AS SELECT * FROM cdc.lag_rows();

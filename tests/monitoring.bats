@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
-# What an operator sees of a running stage: pg-upsert's figures as JSON lines
-# (--stats, SIGUSR1), the Prometheus textfile (--metrics, checked with
-# promtool), and systemd's notify protocol (READY, STATUS, WATCHDOG, STOPPING)
-# received on a socket of the test's own (socat).
+# What an operator sees of a running stage: pg-upsert's and pg-cdc-tail's
+# figures as JSON lines (--stats, SIGUSR1), the Prometheus textfile
+# (--metrics, checked with promtool), and systemd's notify protocol (READY,
+# STATUS, WATCHDOG, STOPPING) received on a socket of the test's own (socat);
+# and the dead-letter lifecycle: where a dead letter came from, --replay.
 
 bats_require_minimum_version 1.5.0
 
@@ -242,4 +243,129 @@ rows() {
 	sql -d "$WH" -c "SELECT id, status, amount_cents FROM analytics.fct_orders ORDER BY id" >"$WORK/wh"
 	run diff "$WORK/source" "$WORK/wh"
 	assert_success
+
+# ------------------------------------------------------------- pg-cdc-tail
+
+# orders N: N new orders in one transaction, in $DB
+orders() {
+	sql -d "$DB" -c "INSERT INTO orders (id, user_id, status, amount_cents, currency, country)
+		SELECT gen_random_uuid(), gen_random_uuid(), 'created', g, 'EUR', 'DE'
+		FROM generate_series(1, $1) g"
+}
+
+# last JSON line of FILE with stage pg-cdc-tail: its member NAME (a jq path)
+tfig() {
+	grep '^{"stage":"pg-cdc-tail"' "$2" | tail -n 1 | jq -r ".$1"
+}
+
+@test "pg-cdc-tail --stats: the counts are the lines written, the pos the last event's, nothing behind at the end" {
+	new_source_db
+	order-sim -d "$DB" -q --clients 2 --count 300 --rate 0 --update-ratio 0.3 --seed 7
+	run --separate-stderr pg-cdc-tail -d "$DB" --stats=1 --stats-file="$WORK/stats" -n c
+	assert_success
+	assert_equal "$stderr" ""
+	printf '%s\n' "$output" >"$WORK/events"
+	assert_equal "$(tfig lines_out "$WORK/stats")" "$(wc -l <"$WORK/events")"
+	assert_equal "$(tfig lines_acknowledged "$WORK/stats")" "$(wc -l <"$WORK/events")"
+	assert_equal "$(tfig pos "$WORK/stats")" "$(tail -n 1 "$WORK/events" | jq .pos)"
+	assert_equal "$(tfig tables "$WORK/stats")" 1
+	assert_equal "$(tfig reconnects "$WORK/stats")" 0
+	assert_equal "$(tfig changes_behind "$WORK/stats")" 0
+	assert_equal "$(tfig seconds_behind "$WORK/stats")" 0
+	assert_equal "$(tfig '"table_changes_behind"."public.orders"' "$WORK/stats")" 0
+}
+
+# ack_all: $WORK/ack says every line of $WORK/out is durable
+ack_all() {
+	wc -l <"$WORK/out" >"$WORK/ack.new" && mv "$WORK/ack.new" "$WORK/ack"
+}
+
+@test "pg-cdc-tail --stats: a tail held behind reports the changes not yet written and their age, then none once caught up" {
+	new_source_db
+	orders 3
+	pg-cdc-tail -d "$DB" -t orders -n c >/dev/null
+	orders 10
+	sleep 1.2
+	# the downstream acknowledges nothing: 4 lines go out, 6 changes stay behind
+	echo 0 >"$WORK/ack"
+	pg-cdc-tail -d "$DB" -t orders -n c -f --ack="$WORK/ack" --window=4 --stats=1 \
+		--stats-file="$WORK/stats" >"$WORK/out" 2>"$WORK/err" &
+	BG+=($!)
+	wait_for 20 '[ -s "$WORK/stats" ]'
+	assert_equal "$(tfig lines_out "$WORK/stats")" 4
+	assert_equal "$(tfig lines_acknowledged "$WORK/stats")" 0
+	assert_equal "$(tfig changes_behind "$WORK/stats")" 6
+	assert_equal "$(tfig '"table_changes_behind"."public.orders"' "$WORK/stats")" 6
+	jq -e '.seconds_behind > 1 and .seconds_behind < 600' <<<"$(tail -n 1 "$WORK/stats")"
+	# the view, from the stored position: all 10, none acknowledged
+	assert_equal "$(sql -d "$DB" -c "SELECT changes FROM cdc.lag WHERE consumer = 'c'")" 10
+	# the downstream acknowledges what it has, until all 10 are out
+	wait_for 20 'ack_all; [ "$(wc -l <"$WORK/out")" = 10 ]'
+	ack_all
+	wait_for 20 '[ "$(tfig changes_behind "$WORK/stats")" = 0 ] && [ "$(tfig lines_out "$WORK/stats")" = 10 ]'
+	assert_equal "$(tfig seconds_behind "$WORK/stats")" 0
+	assert_equal "$(wc -l <"$WORK/out")" 10
+	assert_equal "$(cat "$WORK/err")" ""
+}
+
+@test "pg-cdc-tail --metrics: a Prometheus textfile promtool accepts, with a sample per table" {
+	new_source_db
+	sql -d "$DB" -c "CREATE TABLE k (id int PRIMARY KEY); SELECT cdc.enable('k')" >/dev/null
+	orders 5
+	sql -d "$DB" -c "INSERT INTO k VALUES (1), (2)"
+	run --separate-stderr pg-cdc-tail -d "$DB" --metrics="$WORK/pgcdc.prom"
+	assert_success
+	assert_equal "$stderr" ""
+	run promtool check metrics <"$WORK/pgcdc.prom"
+	assert_success
+	assert_output ""
+	grep -qx 'pgcdc_lines_out_total{stage="pg-cdc-tail"} 7' "$WORK/pgcdc.prom"
+	grep -qx 'pgcdc_lines_acknowledged_total{stage="pg-cdc-tail"} 7' "$WORK/pgcdc.prom"
+	grep -qx 'pgcdc_changes_behind{stage="pg-cdc-tail"} 0' "$WORK/pgcdc.prom"
+	grep -qx 'pgcdc_table_changes_behind{stage="pg-cdc-tail",table="public.k"} 0' "$WORK/pgcdc.prom"
+	grep -qx 'pgcdc_table_changes_behind{stage="pg-cdc-tail",table="public.orders"} 0' "$WORK/pgcdc.prom"
+	grep -qx '# TYPE pgcdc_seconds_behind gauge' "$WORK/pgcdc.prom"
+}
+
+@test "pg-cdc-tail SIGUSR1: a line on demand while following, the counts moved with the changes" {
+	new_source_db
+	pg-cdc-tail -d "$DB" -t orders -f >"$WORK/out" 2>"$WORK/err" &
+	BG+=($!)
+	wait_for 10 '[ "$(sql -d "$DB" -c "SELECT count(*) FROM pg_stat_activity
+		WHERE application_name = '"'pg-cdc-tail'"' AND datname = '"'$DB'"'")" = 1 ]'
+	orders 7
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 7 ]'
+	assert_equal "$(grep -c . "$WORK/err")" 0
+	kill -USR1 "${BG[0]}"
+	wait_for 10 'grep -q "^{\"stage\":\"pg-cdc-tail\"" "$WORK/err"'
+	assert_equal "$(tfig lines_out "$WORK/err")" 7
+	assert_equal "$(tfig changes_behind "$WORK/err")" 0
+	orders 2
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 9 ]'
+	kill -USR1 "${BG[0]}"
+	wait_for 10 '[ "$(grep -c "^{\"stage\":\"pg-cdc-tail\"" "$WORK/err")" = 2 ]'
+	assert_equal "$(tfig lines_out "$WORK/err")" 9
+	assert_equal "$(tfig pos "$WORK/err")" 9
+}
+
+@test "pg-cdc-tail on systemd's notify socket: READY=1 once connected, STATUS= with the summary, STOPPING=1" {
+	new_source_db
+	orders 4
+	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>"$WORK/socat.err" 3>&- &
+	BG+=($!)
+	wait_for 10 '[ -S "$WORK/notify" ]'
+	NOTIFY_SOCKET=$WORK/notify WATCHDOG_USEC=400000 pg-cdc-tail -d "$DB" -t orders -f \
+		>"$WORK/out" 2>"$WORK/err" &
+	BG+=($!)
+	wait_for 20 'grep -q "^STATUS=4 lines written, 4 acknowledged; 0 changes behind (0.0 s)" "$WORK/heard"'
+	local before
+	before=$(grep -c '^WATCHDOG=1' "$WORK/heard")
+	sleep 1
+	[ "$(grep -c '^WATCHDOG=1' "$WORK/heard")" -ge $((before + 3)) ]
+	kill -TERM "${BG[1]}"
+	wait "${BG[1]}"
+	wait_for 10 'grep -q "^STOPPING=1" "$WORK/heard"'
+	assert_equal "$(head -n 2 "$WORK/heard")" "READY=1
+STATUS=connected, following 1 tables"
+	assert_equal "$(cat "$WORK/err")" ""
 }

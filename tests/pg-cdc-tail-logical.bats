@@ -530,3 +530,46 @@ $(cat "$WORK/err")"
 	assert_success
 	dropdb "wh_$DB"
 }
+
+# last JSON line of FILE with stage pg-cdc-tail: its member NAME
+lfig() {
+	grep '^{"stage":"pg-cdc-tail"' "$2" | tail -n 1 | jq -r ".$1"
+}
+
+@test "--stats in logical mode: a one-shot run reports the lines written, the last pos, nothing behind at the end" {
+	create_slot
+	insert_orders 5
+	insert_orders 3
+	run --separate-stderr tail_l -t orders --stats=1 --stats-file="$WORK/stats"
+	assert_success
+	assert_equal "$stderr" ""
+	printf '%s\n' "$output" >"$WORK/events"
+	assert_equal "$(lfig lines_out "$WORK/stats")" 8
+	assert_equal "$(lfig lines_acknowledged "$WORK/stats")" 8
+	assert_equal "$(lfig pos "$WORK/stats")" "$(tail -n 1 "$WORK/events" | jq .pos)"
+	assert_equal "$(lfig reconnects "$WORK/stats")" 0
+	assert_equal "$(lfig seconds_behind "$WORK/stats")" 0
+	assert_equal "$(lfig slot_bytes_behind "$WORK/stats")" 0
+}
+
+@test "--stats in logical mode: a tail held behind by its downstream reports the slot's bytes and seconds behind" {
+	create_slot
+	insert_orders 1
+	insert_orders 1
+	insert_orders 1
+	sleep 1.2
+	echo 0 >"$WORK/ack"
+	tail_l -t orders -f --ack="$WORK/ack" --window=1 --stats=1 --stats-file="$WORK/stats" \
+		>"$WORK/out" 2>"$WORK/err" &
+	TAIL=$!
+	wait_for 20 '[ "$(grep -c . "$WORK/stats" 2>/dev/null)" -ge 2 ]'
+	assert_equal "$(lfig lines_out "$WORK/stats")" 1
+	assert_equal "$(lfig lines_acknowledged "$WORK/stats")" 0
+	jq -e '.slot_bytes_behind > 0 and .seconds_behind > 1 and .seconds_behind < 600' \
+		<<<"$(tail -n 1 "$WORK/stats")"
+	# acknowledged, one line at a time, the tail catches up: nothing behind
+	wait_for 30 'wc -l <"$WORK/out" >"$WORK/ack.new" && mv "$WORK/ack.new" "$WORK/ack" &&
+		[ "$(lfig lines_acknowledged "$WORK/stats")" = 3 ] &&
+		[ "$(lfig slot_bytes_behind "$WORK/stats")" = 0 ] && [ "$(lfig seconds_behind "$WORK/stats")" = 0 ]'
+	assert_equal "$(cat "$WORK/err")" ""
+}

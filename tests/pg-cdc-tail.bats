@@ -54,6 +54,27 @@ log_count() {
 	assert_equal "$stderr" ""
 }
 
+@test "--help lists the report options" {
+	run --separate-stderr pg-cdc-tail --help
+	assert_success
+	assert_line "      --stats=SECONDS     a JSON line of figures on stderr every SECONDS (and on SIGUSR1)"
+	assert_line "      --stats-file=FILE   append those lines to FILE instead"
+	assert_line "      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)"
+}
+
+@test "--stats out of range is a usage error, exit 2" {
+	run --separate-stderr pg-cdc-tail -d "$DB" --stats=0
+	assert_failure 2
+	assert_equal "${stderr_lines[0]}" "pg-cdc-tail: error: --stats must be in range 1..86400"
+}
+
+@test "a --stats-file that cannot be opened is one error before connecting, exit 1" {
+	run --separate-stderr pg-cdc-tail -d "$DB" --stats-file=/nonexistent/stats
+	assert_failure 1
+	assert_equal "$stderr" 'pg-cdc-tail: cannot open stats file "/nonexistent/stats": No such file or directory'
+	assert_output ""
+}
+
 @test "--help and --version exit 1 when standard output cannot be written" {
 	run --separate-stderr sh -c 'pg-cdc-tail --help >/dev/full'
 	assert_failure 1

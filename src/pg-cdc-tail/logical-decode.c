@@ -129,6 +129,7 @@ put_event(struct logical *s, char op, const struct relation *rel, uint64_t lsn,
 	fprintf(out, ",\"pos\":%" PRIu64 ",\"txid\":%" PRIu32 ",\"ts_ms\":%" PRId64 "}\n",
 	    lsn, s->xid, s->ts_ms);
 	s->e.lines++;
+	s->e.pos = lsn;
 }
 
 static struct relation *
@@ -308,6 +309,7 @@ on_truncate(struct logical *s, struct reader *r, uint64_t lsn)
 		fprintf(s->e.out, "{\"op\":\"t\"%snull,\"before\":null,\"after\":null,\"pos\":%" PRIu64
 		    ",\"txid\":%" PRIu32 ",\"ts_ms\":%" PRId64 "}\n", rel->prefix, lsn, s->xid, s->ts_ms);
 		s->e.lines++;
+		s->e.pos = lsn;
 	}
 	return 0;
 }
@@ -327,6 +329,7 @@ on_message(struct logical *s, struct reader *r, uint64_t lsn)
 		s->ts_ms = ts / 1000 + PG_EPOCH_MS;
 		s->xid = get_n(r, 4);
 		s->in_txn = 1;
+		s->behind = 1;	/* until a keepalive between transactions */
 		return r->bad ? -1 : 0;
 	case 'C':
 		get_n(r, 1);

@@ -135,6 +135,27 @@ sender_timeout(struct logical *s)
 }
 
 /*
+ * For the reports (logical-report.c), until the stream tells more: the
+ * server's WAL end and the slot's confirmed LSN as streaming starts.
+ */
+static int
+slot_progress(struct logical *s)
+{
+	PGresult *res = query_lit(s->conn,
+	    "SELECT pg_current_wal_lsn(), confirmed_flush_lsn FROM pg_replication_slots"
+	    " WHERE slot_name = %s", s->opt->slot, PGRES_TUPLES_OK);
+
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) > 0) {
+		s->start_end = lsn_parse(PQgetvalue(res, 0, 0));
+		s->start_confirmed = lsn_parse(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
  * On each connection: status updates well inside the server's
  * wal_sender_timeout; without -f, the end of what is committed at start
  * (flushed to disk or not, under synchronous_commit=off) is where to stop.
@@ -144,6 +165,8 @@ stream_limits(struct logical *s)
 {
 	PGresult *res;
 
+	if (slot_progress(s) < 0)
+		return -1;
 	if (s->status_ms == 0) {
 		long t = sender_timeout(s);
 

@@ -135,7 +135,7 @@ room(struct emitter *e)
 		if (fflush(stdout) != 0)
 			die("write error:");
 		/* the server hears from us while we wait, or wal_sender_timeout ends the stream */
-		if (s->streaming && status_due(s) < 0)
+		if ((s->streaming && status_due(s) < 0) || reporter_tick(&s->rep) < 0)
 			return 0;
 		{
 			struct pollfd p[2] = { { STDOUT_FILENO, 0, 0 }, { s->ackfd, POLLIN, 0 } };
@@ -163,6 +163,7 @@ on_keepalive(struct logical *s, uint64_t end, int reply)
 	if (end > s->received)
 		s->received = end;
 	if (!s->in_txn) {
+		s->behind = 0;
 		s->idle_end = end;
 		durable_idle(s);
 	}
@@ -200,7 +201,7 @@ wait_input(struct logical *s)
 		ms = 20;	/* the next ping */
 	if (ms < 0)
 		ms = 0;
-	if (poll(p, s->ackfd >= 0 ? 3 : 2, ms) > 0) {
+	if (poll(p, s->ackfd >= 0 ? 3 : 2, reporter_wait(&s->rep, ms)) > 0) {
 		if (p[1].revents & (POLLERR | POLLHUP))
 			die("standard output closed by the reader");
 		if (p[2].revents)
@@ -277,6 +278,7 @@ reconnect(struct logical *s)
 		return -1;
 	}
 	log_warning("replication connection lost: %s; reconnecting", pg_errmsg(s->conn));
+	s->reconnects++;
 	if (connect_stream(s, 0) < 0)
 		return sig_stop ? 1 : -1;
 	return 0;
@@ -289,6 +291,8 @@ stream(struct logical *s)
 	int rc;
 
 	while (!sig_stop && !s->caught_up) {
+		if (reporter_tick(&s->rep) < 0)
+			return -1;
 		if (s->e.lines - s->acked >= (uint64_t)s->opt->window && room(&s->e) <= 0)
 			break;
 		if ((rc = read_stream(s, &count)) < 0)
@@ -309,7 +313,7 @@ status_tick(void *ctx)
 
 	if (PQstatus(s->conn) == CONNECTION_OK)
 		status_due(s);
-	return 0;
+	return reporter_tick(&s->rep);
 }
 
 int

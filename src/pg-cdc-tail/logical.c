@@ -21,6 +21,7 @@
 #include "ackwin.h"
 #include "log.h"
 #include "logical.h"
+#include "notify.h"
 #include "pgconn.h"
 #include "sig.h"
 
@@ -136,7 +137,16 @@ logical_run(struct options *opt)
 	if ((s.win = ackwin_open(opt->ack, sizeof(uint64_t), SIZE_MAX)) == NULL)
 		return -1;
 	s.ackfd = ackwin_fd(s.win);
-	status = connect_stream(&s, 1) < 0 ? -1 : stream(&s);
+	if (logical_report_open(&s) < 0) {
+		logical_free(&s);
+		return -1;
+	}
+	status = connect_stream(&s, 1) < 0 ? -1 : 0;
+	if (status == 0) {
+		/* streaming, the tables known: what systemd waits for with Type=notify */
+		notify("READY=1\nSTATUS=streaming from slot %s", opt->slot);
+		status = stream(&s);
+	}
 	if (fflush(stdout) != 0 || (!opt->follow && fclose(stdout) != 0))
 		die("write error:");
 	if (status == 0 && finish(&s) < 0)
@@ -144,6 +154,8 @@ logical_run(struct options *opt)
 	/* a clean stop ends the COPY before closing, as pg_recvlogical does */
 	if (status == 0)
 		stream_end(&s);
+	if (logical_report_close(&s) < 0)
+		status = -1;
 	PQfinish(s.conn);
 	logical_free(&s);
 	if (opt->follow && fclose(stdout) != 0 && status == 0)

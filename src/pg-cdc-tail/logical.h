@@ -7,6 +7,7 @@
  *   logical-slot.c     the replication connection, the slot, and (re)starting the stream
  *   logical-decode.c   pgoutput messages to CDC events
  *   logical-stream.c   the stream loop: acknowledgements, status updates, the clean stop
+ *   logical-report.c   the reports (--stats, --metrics, systemd's notify protocol)
  */
 #ifndef PG_CDC_TAIL_LOGICAL_H
 #define PG_CDC_TAIL_LOGICAL_H
@@ -68,6 +69,12 @@ struct logical {
 		char *emitted;
 	} *seen;
 	int nseen;
+	/* the reports (logical-report.c) */
+	struct reporter rep;
+	unsigned long reconnects;	/* replication connections made anew after one was lost */
+	uint64_t start_end;	/* at connecting: the server's WAL end (pg_current_wal_lsn()) */
+	uint64_t start_confirmed;	/* and the slot's confirmed_flush_lsn */
+	int behind;		/* no keepalive since the last Begin: the server may have more to send */
 };
 
 /* 2000-01-01, PostgreSQL's epoch, in Unix milliseconds */
@@ -115,6 +122,11 @@ int relation_schema(struct logical *s, struct relation *rel);
 void schema_before(struct logical *s, const struct relation *rel, uint64_t lsn);
 /* The schema emitted for table oid (the snapshot's), taking schema over. */
 void schema_emitted(struct logical *s, uint32_t oid, char *schema);
+
+/* logical-report.c */
+int logical_report_open(struct logical *s);
+/* The last report and STOPPING=1: -1 when the report could not be written. */
+int logical_report_close(struct logical *s);
 
 /* logical-decode.c */
 /* One CopyData message of the stream: 0, -1 on error, -2 to give the connection up. */

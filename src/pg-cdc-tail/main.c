@@ -83,6 +83,7 @@ recover(struct tail *s)
 		return -1;
 	}
 	log_warning("connection lost: %s; reconnecting", pg_errmsg(s->conn));
+	s->reconnects++;
 	PQfinish(s->conn);
 	s->conn = NULL;
 	return connect_source(s);
@@ -147,7 +148,7 @@ room(struct emitter *e)
 			return s->opt->window - out;
 		if (sig_stop)
 			return 0;
-		if (sync_positions(s) < 0)
+		if (sync_positions(s) < 0 || reporter_tick(&s->rep) < 0)
 			return 0;
 		wait_ack(s, 100);
 	}
@@ -343,6 +344,8 @@ run(struct tail *s)
 	if (s->opt->snapshot && take_snapshots(s) < 0)
 		return -1;
 	while (!sig_stop && (!all_done(s) || (s->opt->follow && s->opt->dynamic))) {
+		if (reporter_tick(&s->rep) < 0)
+			return -1;
 		if (tables_rescan(s) < 0) {
 			if (recover(s) < 0)
 				return -1;
@@ -368,7 +371,7 @@ run(struct tail *s)
 			continue;
 		}
 		if (n == 0 && s->listening)
-			wait_for_work(s, next_wait(s));
+			wait_for_work(s, reporter_wait(&s->rep, next_wait(s)));
 	}
 	return 0;
 }
@@ -379,6 +382,8 @@ store_tick(void *ctx)
 {
 	struct tail *s = ctx;
 
+	if (reporter_tick(&s->rep) < 0)
+		return -1;
 	return sync_positions(s) < 0 && recover(s) < 0 ? -1 : 0;
 }
 
@@ -422,9 +427,10 @@ setup(struct tail *s)
 			return -1;
 		s->ackfd = ackwin_fd(s->e.win);
 	}
-	if (connect_source(s) < 0)
+	if (connect_source(s) < 0 || tables_setup(s) < 0)
 		return -1;
-	return tables_setup(s);
+	report_ready(s);
+	return 0;
 }
 
 int
@@ -451,10 +457,14 @@ main(int argc, char **argv)
 	s.e.schema_events = opt.schema_events;
 	s.e.room = room;
 
+	if (report_open(&s) < 0)
+		return EXIT_RUNTIME;
 	status = setup(&s) < 0 || run(&s) < 0;
 	if (fflush(stdout) != 0 || (!opt.follow && fclose(stdout) != 0))
 		die("write error:");
 	if (status == 0 && finish(&s) < 0)
+		status = 1;
+	if (report_close(&s) < 0)
 		status = 1;
 
 	for (i = 0; i < s.ntables; i++) {

@@ -38,7 +38,7 @@ static const char usage_text[] =
 "      --schema-events     emit a table's columns and key (op \"s\") before its first\n"
 "                          change and before the first change after they change\n"
 "      --prune             delete log rows that every consumer has passed\n"
-"  -v, --verbose           more diagnostics\n"
+STATS_USAGE"  -v, --verbose           more diagnostics\n"
 "  -q, --quiet             errors only\n"
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n";
@@ -75,6 +75,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "ack", required_argument, NULL, OPT_ACK },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT },
+		/* reports */
+		STATS_LONGOPTS,
 		/* general */
 		OPT_GENERAL_LONG
 	};
@@ -112,7 +114,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_PUBLICATION: o->publication = optarg; break;
 		case OPT_CREATE_SLOT: o->create_slot = 1; break;
 		case OPT_DROP_SLOT: o->drop_slot = 1; break;
-		default: opt_general(c, argv, usage_text);
+		default:
+			if (!stats_option(&o->stats, c, optarg))
+				opt_general(c, argv, usage_text);
 		}
 	}
 	if (optind < argc)

@@ -62,9 +62,8 @@ due(const struct tail *s, int i)
 	return pos_equal(p, &t->stored) ? NULL : p;
 }
 
-/* The positions due, as the array texts of STORE_SQL's $2 to $5; the number of them. */
-static int
-due_arrays(const struct tail *s, char *arr[4])
+int
+pos_arrays(const struct tail *s, const struct pos *(*pick)(const struct tail *s, int i), char *arr[4])
 {
 	FILE *f[4];
 	size_t len[4];
@@ -74,7 +73,7 @@ due_arrays(const struct tail *s, char *arr[4])
 		if ((f[j] = open_memstream(&arr[j], &len[j])) == NULL || fputc('{', f[j]) == EOF)
 			die("out of memory");
 	for (i = 0; i < s->ntables; i++) {
-		const struct pos *p = due(s, i);
+		const struct pos *p = pick(s, i);
 
 		if (p == NULL)
 			continue;
@@ -122,7 +121,7 @@ run_with_positions(struct tail *s, const char *sql, int store_only, PGresult **r
 	int j, n;
 
 	*res = NULL;
-	n = due_arrays(s, arr);
+	n = pos_arrays(s, due, arr);
 	if (n == 0 && store_only) {
 		for (j = 0; j < 4; j++)
 			free(arr[j]);

@@ -80,6 +80,8 @@ put_rows(struct emitter *e, const struct table *t, PGresult *res, const char *ts
 		fprintf(e->out, ",\"pos\":0,\"txid\":null,\"ts_ms\":%s}\n", ts);
 	}
 	e->lines += n;
+	if (n > 0)
+		e->pos = 0;
 }
 
 /*

@@ -7,6 +7,8 @@
 
 #include <libpq-fe.h>
 
+#include "stats.h"
+
 struct options {
 	const char *conninfo;
 	const char **tables;
@@ -28,6 +30,7 @@ struct options {
 	const char *publication;
 	int create_slot;
 	int drop_slot;
+	struct stats_opts stats;	/* --stats, --stats-file, --metrics */
 };
 
 /* A transaction snapshot ("xmin:xmax:xip,..."), shared by the lines emitted under it. */
@@ -73,6 +76,9 @@ struct table {
 	char *row_names;	/* the member names of the last row read */
 	char *emitted;		/* the schema last emitted for the table in this run */
 	char *schema_sql;	/* the query for the schema in force at a log id */
+	/* the reports (report.c) */
+	char *labels;		/* table="schema.table", of its table_changes_behind sample */
+	double behind;		/* changes committed and not written out, as last asked; NAN: unknown */
 };
 
 /* window.c: trigger mode's marks (table, position) in the ack window of src/common/ackwin.h. */
@@ -115,6 +121,7 @@ struct emitter {
 	struct ackwin *win;	/* NULL without --ack (trigger mode) */
 	int index;		/* table index, for window marks */
 	uint64_t lines;		/* lines written so far */
+	uint64_t pos;		/* the pos of the last event written */
 	int schema_events;	/* --schema-events */
 	/* How many more lines may be written now; waits while none may, 0 to give up. */
 	long (*room)(struct emitter *e);
@@ -168,6 +175,11 @@ struct tail {
 	int started;		/* the start-up snapshot is taken: a table found now gets its own */
 	int round_prepared;	/* position.c's statements are prepared on the connection */
 	int store_prepared;
+	/* the reports (report.c) */
+	struct reporter rep;
+	unsigned long reconnects;	/* connections made anew after one was lost */
+	double lag_at;		/* mono_ms() when the lag was last asked of the source */
+	double changes_behind, seconds_behind;	/* its answer; NAN: unknown */
 };
 
 /* Following, the least time between the starts of two rounds (main.c's pace()). */
@@ -180,6 +192,13 @@ struct tail {
 void parse_options(int argc, char **argv, struct options *o);
 
 /* position.c */
+/*
+ * The positions pick(s, i) gives for tables i (skipping NULL), as the array
+ * texts of STORE_SQL's $2 to $5 (oids, snap_lo, snap_hi, last_id), for
+ * free(); the number of them.
+ */
+int pos_arrays(const struct tail *s, const struct pos *(*pick)(const struct tail *s, int i),
+    char *arr[4]);
 int position_load(PGconn *conn, const char *consumer, struct table *t);
 /* Store each table's position where it moved (with --ack: where acknowledged). */
 int sync_positions(struct tail *s);
@@ -203,6 +222,14 @@ int recover(struct tail *s);
 
 /* main.c: at exit, lines not acknowledged come again: an error unless a signal stopped us */
 int report_unacked(uint64_t acked, uint64_t lines);
+
+/* report.c: trigger mode's reports (stats.h) */
+/* Open the reporter (-1 after logging); READY=1 once connected, STOPPING=1, the last report. */
+int report_open(struct tail *s);
+void report_ready(struct tail *s);
+int report_close(struct tail *s);
+/* Both modes' figures: lines_out, lines_acknowledged, pos, reconnects. */
+void report_lines(struct figures *f, const struct emitter *e, uint64_t acked, unsigned long reconnects);
 
 /* logical.c */
 int logical_run(struct options *o);

@@ -269,6 +269,7 @@ table_free(struct table *t)
 	free(t->row_names);
 	free(t->emitted);
 	free(t->schema_sql);
+	free(t->labels);
 	pos_clear(&t->cur);
 	pos_clear(&t->stored);
 }
@@ -503,6 +504,7 @@ emit_page(PGconn *conn, struct table *t, struct emitter *e, long limit)
 			}
 			put_change(e->out, t, res, i);
 			e->lines++;
+			e->pos = strtoull(PQgetvalue(res, i, 0), NULL, 10);
 			written++;
 		}
 		t->cur.last = strtoll(PQgetvalue(res, i, 0), NULL, 10);
