@@ -243,6 +243,7 @@ rows() {
 	sql -d "$WH" -c "SELECT id, status, amount_cents FROM analytics.fct_orders ORDER BY id" >"$WORK/wh"
 	run diff "$WORK/source" "$WORK/wh"
 	assert_success
+}
 
 # ------------------------------------------------------------- pg-cdc-tail
 
