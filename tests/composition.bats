@@ -254,11 +254,11 @@ Try \"cdc-sink --help\" for more information."
 @test "defaults: cdc-source -n prints the pipeline it would run" {
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc cdc-source -n
 	assert_success
-	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack --schema-events |
-kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
+	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack --metrics=/var/lib/pgcdc/source-tail.prom --schema-events |
+kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --metrics=/var/lib/pgcdc/source-pub.prom --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc \
 		STATE_DIRECTORY=/var/lib/x cdc-source -n
-	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack --schema-events |"
+	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack --metrics=/var/lib/x/source-tail.prom --schema-events |"
 }
 
 @test "defaults: cdc-sink -n prints the pipeline it would run, per instance" {

@@ -16,6 +16,13 @@ setup() {
 	assert_line --regexp '^demo: started Kafka at 127\.0\.0\.1:[0-9]+ \(its data in .*/pgcdc-kafka\.[^ ]*, removed at the end\)$'
 	assert_line --regexp '^demo: pipeline ready: the first change took [0-9.]+ s end to end$'
 	assert_line 'demo: OK: the warehouse equals the source, and answers the demo queries as it does'
+	# each stage's last report: all of it moved, nothing behind, no dead letters
+	assert_line --regexp '^  pg-cdc-tail  [0-9]+ lines out; behind: 0 changes, 0 s$'
+	assert_line --regexp '^  kafka-pub    [0-9]+ delivered; 0 in flight; 0 dead letters$'
+	assert_line --regexp '^  kafka-sub    [0-9]+ lines out; consumer lag 0 messages; 0 dead letters$'
+	assert_line --regexp '^  pg-upsert    [0-9]+ applied; 0 pending; last batch [0-9]+ ms behind its commit; 0 dead letters$'
+	# and the same count through every stage
+	assert_equal "$(grep -E '^  (pg-cdc-tail|kafka-pub|kafka-sub|pg-upsert) ' <<<"$output" | awk '{ print $2 }' | sort -u | wc -l)" 1
 	# the broker and its data are gone
 	dir=$(sed -n 's/^demo: started Kafka at .* (its data in \(.*\), removed at the end)$/\1/p' <<<"$output")
 	[ -n "$dir" ]
