@@ -292,8 +292,8 @@ pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default
 	run --separate-stderr env -i PATH="$PATH" cdc-source --env-file="$WORK/a.env" --dry-run
 	assert_success
 	assert_output "export KAFKA_BROKERS=k1:9092,k2:9092
-pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f '--ack=/tmp/state dir/source.ack' --schema-events --poll=100 --batch=10 |
-kafka-pub -t 'a \"b\" \$c \\d' -k key '--ack=/tmp/state dir/source.ack' '--dlq=/tmp/state dir/source-dead-letters.ndjson' '\"-v'\\'''"
+pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f '--ack=/tmp/state dir/source.ack' '--metrics=/tmp/state dir/source-tail.prom' --schema-events --poll=100 --batch=10 |
+kafka-pub -t 'a \"b\" \$c \\d' -k key '--ack=/tmp/state dir/source.ack' '--metrics=/tmp/state dir/source-pub.prom' '--dlq=/tmp/state dir/source-dead-letters.ndjson' '\"-v'\\'''"
 	assert_equal "$stderr" ""
 }
 
