@@ -487,3 +487,25 @@ cdc-source: kafka-pub was killed by signal 15"
 	assert_success
 	assert_output ""
 }
+
+@test "under systemd's notify protocol each half is READY once both its stages are, and STATUS= shows both" {
+	new_databases
+	kafka_topic "$TOPIC" 1
+	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>/dev/null 3>&- &
+	STARTED+=($!)
+	wait_for 10 '[ -S "$WORK/notify" ]'
+	env -i PATH="$PATH" NOTIFY_SOCKET="$WORK/notify" WATCHDOG_USEC=2000000 cdc-source -e "$WORK/source.env" \
+		</dev/null >/dev/null 2>>"$WORK/source.err" 3>&- &
+	SOURCE=$!
+	STARTED+=("$SOURCE")
+	wait_for 20 'grep -q "^READY=1" "$WORK/heard"'
+	simulate --count 50 --rate 0
+	wait_for 20 'grep -q "^STATUS=pg-cdc-tail: .*; kafka-pub: 5[0-9] lines read, 5[0-9] messages delivered, 0 dead-lettered, 0 in flight$" "$WORK/heard"'
+	# the stages' pings reach systemd through pgcdc-pair
+	wait_for 10 '[ "$(grep -c "^WATCHDOG=1" "$WORK/heard")" -ge 2 ]'
+	assert_equal "$(grep -c '^READY=1' "$WORK/heard")" 1
+	kill -TERM "$SOURCE"
+	wait_for 30 '! kill -0 "$SOURCE" 2>/dev/null'
+	wait_for 10 'grep -q "^STOPPING=1" "$WORK/heard"'
+	assert_equal "$(cat "$WORK/source.err")" ""
+}
