@@ -61,6 +61,8 @@ fig() {
 	assert_equal "$(fig retries "$WORK/stats")" 0
 	[ "$(fig batches "$WORK/stats")" -ge 1 ]
 	assert_equal "$(fig pos "$WORK/stats")" "$(tail -n 1 "$WORK/events" | jq .pos)"
+	# and per table, by the name the catalog gives it
+	assert_equal "$(fig 'table_applied | tojson' "$WORK/stats")" '{"analytics.fct_orders":500}'
 	# the latency of the last batch: from its source commit, a few seconds ago at most
 	jq -e '.apply_latency_seconds > 0 and .apply_latency_seconds < 600' <<<"$(tail -n 1 "$WORK/stats")"
 	# every line is one JSON object with the stage and a UTC time
@@ -101,6 +103,7 @@ fig() {
 	assert_output ""
 	grep -qx 'pgcdc_lines_acknowledged_total{stage="pg-upsert"} 300' "$WORK/pgcdc.prom"
 	grep -qx 'pgcdc_applied_total{stage="pg-upsert"} 300' "$WORK/pgcdc.prom"
+	grep -qx 'pgcdc_table_applied_total{stage="pg-upsert",table="analytics.fct_orders"} 300' "$WORK/pgcdc.prom"
 	grep -qx '# TYPE pgcdc_apply_latency_seconds gauge' "$WORK/pgcdc.prom"
 	# no temporary left beside it
 	assert_equal "$(ls "$WORK" | grep -c 'pgcdc.prom')" 1

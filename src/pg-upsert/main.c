@@ -218,6 +218,8 @@ finish_batch(struct upsert *u, struct batch *b)
 	for (i = 0; i < b->n; i++) {
 		if (b->state[i] == LINE_OK) {
 			u->applied++;
+			if (b->sink[i])
+				b->sink[i]->applied++;
 			note_applied(u, b, i);
 			continue;
 		}
@@ -387,6 +389,7 @@ static void
 figures(void *arg, struct figures *f)
 {
 	struct upsert *u = arg;
+	struct sink *s;
 	double now = mono_ms(), in = (double)(u->lines + u->sent.n * (size_t)u->pending + u->batch.n);
 	double rate = u->last_at > 0 && now > u->last_at ? (u->lines - u->last_lines) * 1000 / (now - u->last_at) : NAN;
 
@@ -403,6 +406,15 @@ figures(void *arg, struct figures *f)
 	fig_add(f, "apply_latency_seconds", "Source commit (ts_ms) to warehouse commit of the last event applied.", 0,
 	    u->latency_ms / 1000);
 	fig_add(f, "pending_lines", "Lines read but not yet acknowledged.", 0, in - (double)u->lines);
+	for (s = u->router.sinks; s != NULL; s = s->next) {
+		if (s->applied == 0)
+			continue;
+		/* its label may have changed since (-t names the table as the catalog does once loaded) */
+		free(s->labels);
+		s->labels = stats_labels("table", s->label, NULL);
+		fig_sample(f, "table_applied", "Events applied to a warehouse table.", 1, (double)s->applied,
+		    s->labels, s->label);
+	}
 	u->last_lines = (double)u->lines;
 	u->last_at = now;
 }

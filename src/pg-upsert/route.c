@@ -413,6 +413,7 @@ router_free(struct router *r)
 			target_free(&s->t);
 		free(s->qname);
 		free(s->label);
+		free(s->labels);
 		free(s->schema);
 		free(s->table);
 		free(s->source);

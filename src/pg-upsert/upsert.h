@@ -180,6 +180,8 @@ struct sink {
 	char *refuse;		/* why it cannot take events: missing or unfit */
 	char *broken;		/* a schema change it could not follow: its new events are dead-lettered */
 	struct target t;	/* SINK_READY: the statements */
+	unsigned long long applied;	/* events applied to it, for the reports */
+	char *labels;		/* its labels in the metrics file, made at the last report */
 	struct sink *next;
 };
 
