@@ -372,9 +372,9 @@ in_key_order() {
 	assert_equal "${stderr_lines[0]}" '{"error":"no table field","input_line":2,"line":"{\"key\":2}"}'
 	assert_equal "${stderr_lines[1]}" '{"error":"table field not a string","input_line":3,"line":"{\"table\":7,\"key\":3}"}'
 	assert_equal "${stderr_lines[2]}" '{"error":"table field not a string","input_line":4,"line":"{\"table\":null,\"key\":4}"}'
-	assert_equal "${stderr_lines[3]}" '{"error":"empty table field","input_line":5,"line":"{\"table\":\"\",\"key\":5}"}'
-	assert_equal "${stderr_lines[4]}" "{\"error\":\"topic name too long\",\"input_line\":6,\"line\":\"{\\\"table\\\":\\\"$long\\\",\\\"key\\\":6}\"}"
-	assert_equal "${stderr_lines[5]}" '{"error":"no key field","input_line":7,"line":"{\"table\":\"public.a\"}"}'
+	assert_equal "${stderr_lines[3]}" '{"error":"empty table field","input_line":5,"table":"","line":"{\"table\":\"\",\"key\":5}"}'
+	assert_equal "${stderr_lines[4]}" "{\"error\":\"topic name too long\",\"input_line\":6,\"table\":\"$long\",\"line\":\"{\\\"table\\\":\\\"$long\\\",\\\"key\\\":6}\"}"
+	assert_equal "${stderr_lines[5]}" '{"error":"no key field","input_line":7,"table":"public.a","line":"{\"table\":\"public.a\"}"}'
 	run read_topic "$P.public.a"
 	assert_output '{"table":"public.a","key":1}
 {"table":"public.a","key":8}'

@@ -443,3 +443,11 @@ slow_sink() {
 	assert_success
 	assert_equal "$(jq -c '[.messages_in, .lines_out, .consumer_lag]' <<<"$stderr")" '[300,300,0]'
 }
+
+@test "a stats file that cannot be opened: one error and exit 1, nothing consumed" {
+	lines 1 5 | produce
+	run --separate-stderr kafka-sub -t "$TOPIC" -g "$GROUP" -o beginning -e --stats=1 --stats-file=/nonexistent/stats
+	assert_failure 1
+	assert_equal "$stderr" 'kafka-sub: cannot open stats file "/nonexistent/stats": No such file or directory'
+	assert_output ""
+}

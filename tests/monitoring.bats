@@ -373,3 +373,11 @@ ack_all() {
 STATUS=connected, following 1 tables"
 	assert_equal "$(cat "$WORK/err")" ""
 }
+
+@test "pg-upsert: a stats file that cannot be opened is one error and exit 1, nothing applied" {
+	stream 10
+	run --separate-stderr pg-upsert -d "$WH" -t analytics.fct_orders --stats=1 --stats-file=/nonexistent/stats <"$WORK/events"
+	assert_failure 1
+	assert_equal "$stderr" 'pg-upsert: cannot open stats file "/nonexistent/stats": No such file or directory'
+	assert_equal "$(sql -d "$WH" -c "SELECT count(*) FROM analytics.fct_orders")" 0
+}

@@ -204,6 +204,38 @@ dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const 
 	return d->failed ? -1 : 0;
 }
 
+#define ORIGIN_KEY_MAX 1024
+
+char *
+dlq_origin(const char *line, size_t len)
+{
+	static const char *const names[] = { "table", "key", "pos" };
+	const char *v[3];
+	size_t vl[3], size = 0;
+	char *buf = NULL;
+	FILE *f;
+	int i;
+
+	if (json_scan_fields(line, len, names, 3, v, vl) != NULL)
+		return NULL;
+	if ((f = open_memstream(&buf, &size)) == NULL)
+		die("out of memory");
+	for (i = 0; i < 3; i++) {
+		if (v[i] == NULL || (i == 0 && v[i][0] != '"') ||
+		    (i == 1 && (v[i][0] != '{' || vl[i] > ORIGIN_KEY_MAX)) ||
+		    (i == 2 && v[i][0] != '-' && (v[i][0] < '0' || v[i][0] > '9')))
+			continue;
+		fprintf(f, ",\"%s\":%.*s", names[i], (int)vl[i], v[i]);
+	}
+	if (fclose(f) != 0)
+		die("out of memory");
+	if (size == 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 int
 dlq_flush(struct dlq *d)
 {

@@ -29,6 +29,14 @@ void dlq_set_limit(struct dlq *d, size_t max);
 /* One record; context is pre-rendered JSON members (",\"offset\":5") or NULL. */
 int dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const char *context);
 
+/*
+ * Where a line came from, for its record's context: its members table (a
+ * string), key (an object of at most 1024 bytes) and pos (a number) as the
+ * line holds them, as JSON members (",\"table\":..."); NULL when it is no
+ * JSON object or holds none.  free() it.
+ */
+char *dlq_origin(const char *line, size_t len);
+
 /* Flush; -1 (logged) on a write error.  Records count as written only after this. */
 int dlq_flush(struct dlq *d);
 

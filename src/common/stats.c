@@ -100,6 +100,25 @@ stats_labels(const char *name, ...)
 	return buf;
 }
 
+void
+stats_rate_start(struct stats_rate *r, double count)
+{
+	r->count = count;
+	r->at = mono_ms();
+}
+
+double
+stats_rate(struct stats_rate *r, double count)
+{
+	double now = mono_ms(), rate = NAN;
+
+	if (r->at > 0 && now > r->at)
+		rate = (count - r->count) * 1000 / (now - r->at);
+	r->count = count;
+	r->at = now;
+	return rate;
+}
+
 /* A value as JSON and Prometheus both read it: an integer without a point. */
 static void
 put_value(FILE *f, double v, const char *unknown)

@@ -37,6 +37,15 @@ void fig_sample(struct figures *f, const char *key, const char *help, int counte
 /* The labels of a sample, name="value" pairs for (name, value, ..., NULL), escaped; free() it. */
 char *stats_labels(const char *name, ...);
 
+/* A count's rate between reports: stats_rate_start() at the start, then stats_rate() at each report. */
+struct stats_rate {
+	double count, at;
+};
+
+void stats_rate_start(struct stats_rate *r, double count);
+/* count's growth per second since the call before; NAN when no time has passed. */
+double stats_rate(struct stats_rate *r, double count);
+
 /* When reports are due: every interval_ms (0: only on SIGUSR1). */
 struct stats_clock {
 	long interval_ms;

@@ -62,7 +62,8 @@ struct pub {
 	uint64_t max_msgs, max_bytes;	/* the limits of librdkafka's queue */
 	struct reporter rep;	/* --stats, --metrics, systemd's STATUS= and watchdog */
 	int report_failed;	/* a stats line or the metrics file could not be written */
-	double last_at, last_acked, latency;	/* report.c: the report before, the last latency */
+	struct stats_rate rate;	/* report.c: lines acknowledged per second */
+	double latency;		/* report.c: the last latency */
 };
 
 /* A message's opaque: its line's number tagged with the low bit (else a line's copies). */

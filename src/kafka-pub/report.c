@@ -16,19 +16,6 @@
 #include "pub.h"
 #include "topics.h"
 
-/* Lines acknowledged per second since the report before (the start, for the first). */
-static double
-rate(struct pub *p)
-{
-	double now = mono_ms(), r = NAN;
-
-	if (p->last_at > 0 && now > p->last_at)
-		r = ((double)p->acked - p->last_acked) * 1000 / (now - p->last_at);
-	p->last_at = now;
-	p->last_acked = (double)p->acked;
-	return r;
-}
-
 /*
  * The mean time from produce to delivery report of the messages delivered
  * since the report before, in seconds; the report before's when none were
@@ -65,7 +52,8 @@ figures(void *arg, struct figures *f)
 	fig_add(f, "delivery_failures", "Lines Kafka could not be given (retries exhausted, fatal errors).", 1,
 	    (double)p->undelivered);
 	fig_add(f, "in_flight", "Messages produced, not yet reported delivered or failed.", 0, (double)p->in_flight);
-	fig_add(f, "lines_per_second", "Lines acknowledged per second since the report before.", 0, rate(p));
+	fig_add(f, "lines_per_second", "Lines acknowledged per second since the report before.", 0,
+	    stats_rate(&p->rate, (double)p->acked));
 	fig_add(f, "delivery_latency_seconds", "Produce to delivery report, mean since the report before.", 0,
 	    latency(p));
 	topics_figures(p->topics, f);
@@ -85,7 +73,7 @@ int
 report_open(struct pub *p)
 {
 	p->latency = NAN;
-	p->last_at = mono_ms();
+	stats_rate_start(&p->rate, 0);
 	if (reporter_open(&p->rep, "kafka-pub", &p->opt->stats, &(struct report_ops){ figures, status_line }, p) < 0)
 		return -1;
 	notify("READY=1\nSTATUS=waiting for input");

@@ -373,6 +373,8 @@ figures(void *arg, struct figures *f)
 		owned += s->parts[i].owned;
 	fig_add(f, "messages_in", "Messages consumed from Kafka.", 1, (double)s->consumed);
 	fig_add(f, "lines_out", "Lines written to standard output.", 1, (double)s->lines);
+	fig_add(f, "lines_per_second", "Lines written per second since the report before.", 0,
+	    stats_rate(&s->rate, (double)s->lines));
 	fig_add(f, "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
 	    (double)(s->opt->ack ? ackwin_acked(s->win) : s->lines));
 	fig_add(f, "dead_lettered", "Messages written to the dead letters.", 1, (double)dlq_count(s->dlq));
@@ -541,9 +543,11 @@ main(int argc, char **argv)
 	rd_kafka_queue_io_event_enable(q, evpipe[1], "1", 1);
 
 	subscribe(&s);
+	stats_rate_start(&s.rate, 0);
 	if (reporter_open(&s.rep, "kafka-sub", &opt.stats, &(struct report_ops){ figures, status_line }, &s) < 0)
 		s.fatal = 1;
-	notify("READY=1\nSTATUS=subscribed, waiting for partitions");
+	else
+		notify("READY=1\nSTATUS=subscribed, waiting for partitions");
 
 	status = run(&s, evpipe[0]);
 	flush_out(&s);

@@ -54,6 +54,7 @@ struct sub {
 	int near_full;
 	rd_kafka_topic_t **known;	/* handles of the named topics (see subscribe) */
 	struct reporter rep;	/* --stats, --metrics, systemd's STATUS= */
+	struct stats_rate rate;	/* of lines, for the reports */
 	unsigned long long commits;
 };
 

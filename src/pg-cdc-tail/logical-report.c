@@ -73,6 +73,7 @@ status_line(void *arg, char *buf, size_t size)
 int
 logical_report_open(struct logical *s)
 {
+	stats_rate_start(&s->e.rate, (double)s->e.lines);
 	return reporter_open(&s->rep, "pg-cdc-tail", &s->opt->stats,
 	    &(struct report_ops){ figures, status_line }, s);
 }

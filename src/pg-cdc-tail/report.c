@@ -72,7 +72,6 @@ lag_take(struct tail *s, PGresult *res)
 static void
 lag_refresh(struct tail *s)
 {
-	static int warned;
 	const char *params[4];
 	char *arr[4];
 	PGresult *res;
@@ -95,16 +94,18 @@ lag_refresh(struct tail *s)
 		free(arr[j]);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		lag_take(s, res);
-	else if (!pg_conn_lost(s->conn) && !warned++)
+	else if (!pg_conn_lost(s->conn) && !s->lag_warned++)
 		log_warning("cannot ask how far behind the source is (run sql/cdc.sql again?): %s",
 		    pg_errmsg(s->conn));
 	PQclear(res);
 }
 
 void
-report_lines(struct figures *f, const struct emitter *e, uint64_t acked, unsigned long reconnects)
+report_lines(struct figures *f, struct emitter *e, uint64_t acked, unsigned long reconnects)
 {
 	fig_add(f, "lines_out", "Event lines written to standard output.", 1, (double)e->lines);
+	fig_add(f, "lines_per_second", "Lines written per second since the report before.", 0,
+	    stats_rate(&e->rate, (double)e->lines));
 	fig_add(f, "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
 	    (double)acked);
 	fig_add(f, "pos", "The pos of the last event written.", 0, e->lines ? (double)e->pos : NAN);
@@ -151,6 +152,7 @@ int
 report_open(struct tail *s)
 {
 	lag_unknown(s);
+	stats_rate_start(&s->e.rate, (double)s->e.lines);
 	return reporter_open(&s->rep, "pg-cdc-tail", &s->opt->stats,
 	    &(struct report_ops){ figures, status_line }, s);
 }

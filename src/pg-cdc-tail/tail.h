@@ -122,6 +122,7 @@ struct emitter {
 	int index;		/* table index, for window marks */
 	uint64_t lines;		/* lines written so far */
 	uint64_t pos;		/* the pos of the last event written */
+	struct stats_rate rate;	/* of lines, for the reports */
 	int schema_events;	/* --schema-events */
 	/* How many more lines may be written now; waits while none may, 0 to give up. */
 	long (*room)(struct emitter *e);
@@ -180,6 +181,7 @@ struct tail {
 	unsigned long reconnects;	/* connections made anew after one was lost */
 	double lag_at;		/* mono_ms() when the lag was last asked of the source */
 	double changes_behind, seconds_behind;	/* its answer; NAN: unknown */
+	int lag_warned;		/* the source could not say: warned once */
 };
 
 /* Following, the least time between the starts of two rounds (main.c's pace()). */
@@ -229,7 +231,7 @@ int report_open(struct tail *s);
 void report_ready(struct tail *s);
 int report_close(struct tail *s);
 /* Both modes' figures: lines_out, lines_acknowledged, pos, reconnects. */
-void report_lines(struct figures *f, const struct emitter *e, uint64_t acked, unsigned long reconnects);
+void report_lines(struct figures *f, struct emitter *e, uint64_t acked, unsigned long reconnects);
 
 /* logical.c */
 int logical_run(struct options *o);

@@ -182,46 +182,6 @@ event_scan(const char *line, size_t len, struct scan *sc)
 	return NULL;
 }
 
-/*
- * Where a line came from, for its dead letter: its members table (a
- * string), key (an object of at most ORIGIN_KEY_MAX bytes) and pos (a
- * number) as it holds them, as JSON members (",\"table\":..."); NULL when it
- * is no JSON object or holds none.  free() it.
- */
-#define ORIGIN_KEY_MAX 1024
-
-char *
-event_origin(const char *line, size_t len)
-{
-	static const int which[] = { F_TABLE, F_KEY, F_POS };
-	struct scan sc;
-	char *buf = NULL;
-	size_t size = 0, i;
-	FILE *f;
-
-	if (json_scan_fields(line, len, fields, NFIELDS, sc.v, sc.vl) != NULL)
-		return NULL;
-	if ((f = open_memstream(&buf, &size)) == NULL)
-		die("out of memory");
-	for (i = 0; i < sizeof which / sizeof *which; i++) {
-		const char *v = sc.v[which[i]];
-		size_t vl = sc.vl[which[i]];
-
-		if (v == NULL || (which[i] == F_TABLE && v[0] != '"') ||
-		    (which[i] == F_KEY && (v[0] != '{' || vl > ORIGIN_KEY_MAX)) ||
-		    (which[i] == F_POS && v[0] != '-' && (v[0] < '0' || v[0] > '9')))
-			continue;
-		fprintf(f, ",\"%s\":%.*s", fields[which[i]], (int)vl, v);
-	}
-	if (fclose(f) != 0)
-		die("out of memory");
-	if (size == 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
 /* Why a scanned event is not one the target can take, or NULL. */
 const char *
 event_check(const char *line, const struct scan *sc, const struct target *t, struct ev *ev)

@@ -47,7 +47,7 @@ struct upsert {
 	unsigned long long batches, retries;
 	double pos;		/* the last pos applied; NAN: none yet */
 	double latency_ms;	/* source commit (ts_ms) to this commit, of the last batch's last event */
-	double last_lines, last_at;	/* u->lines and the time at the report before */
+	struct stats_rate rate;	/* of u->lines */
 	char *replay;		/* --replay: the line of the record in hand */
 	size_t replay_cap;
 };
@@ -199,7 +199,7 @@ static void
 dead_letter(struct upsert *u, const struct batch *b, size_t i)
 {
 	const char *line = b->text + b->off[i];
-	char *origin = event_origin(line, b->len[i]), *ctx;
+	char *origin = dlq_origin(line, b->len[i]), *ctx;
 
 	if (asprintf(&ctx, ",\"input_line\":%llu%s", u->lines + i + 1, origin ? origin : "") < 0)
 		die("out of memory");
@@ -390,8 +390,7 @@ figures(void *arg, struct figures *f)
 {
 	struct upsert *u = arg;
 	struct sink *s;
-	double now = mono_ms(), in = (double)(u->lines + u->sent.n * (size_t)u->pending + u->batch.n);
-	double rate = u->last_at > 0 && now > u->last_at ? (u->lines - u->last_lines) * 1000 / (now - u->last_at) : NAN;
+	double in = (double)(u->lines + u->sent.n * (size_t)u->pending + u->batch.n);
 
 	fig_add(f, "lines_in", "Lines read from standard input.", 1, in);
 	fig_add(f, "lines_acknowledged", "Lines committed or dead-lettered, as the ack file counts them.", 1,
@@ -401,7 +400,8 @@ figures(void *arg, struct figures *f)
 	fig_add(f, "skipped", "Events of unmapped tables skipped (--unmapped=skip).", 1, (double)u->router.skipped);
 	fig_add(f, "batches", "Batches committed.", 1, (double)u->batches);
 	fig_add(f, "retries", "Attempts retried after a transient failure.", 1, (double)u->retries);
-	fig_add(f, "lines_per_second", "Lines acknowledged per second since the report before.", 0, rate);
+	fig_add(f, "lines_per_second", "Lines acknowledged per second since the report before.", 0,
+	    stats_rate(&u->rate, (double)u->lines));
 	fig_add(f, "pos", "The pos of the last event applied.", 0, u->pos);
 	fig_add(f, "apply_latency_seconds", "Source commit (ts_ms) to warehouse commit of the last event applied.", 0,
 	    u->latency_ms / 1000);
@@ -415,8 +415,6 @@ figures(void *arg, struct figures *f)
 		fig_sample(f, "table_applied", "Events applied to a warehouse table.", 1, (double)s->applied,
 		    s->labels, s->label);
 	}
-	u->last_lines = (double)u->lines;
-	u->last_at = now;
 }
 
 /* systemd's STATUS= line. */
@@ -508,6 +506,7 @@ main(int argc, char **argv)
 	batch_init(&u.batch, opt.batch);
 	batch_init(&u.sent, opt.batch);
 	u.pos = u.latency_ms = NAN;
+	stats_rate_start(&u.rate, 0);
 	if (reporter_open(&u.rep, "pg-upsert", &opt.stats, &(struct report_ops){ figures, status_line }, &u) < 0)
 		status = EXIT_RUNTIME;
 	else {

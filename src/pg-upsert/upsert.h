@@ -285,8 +285,6 @@ int stage_send(PGconn *conn, struct batch *b);
 /* event.c */
 const char *event_scan(const char *line, size_t len, struct scan *sc);
 const char *event_check(const char *line, const struct scan *sc, const struct target *t, struct ev *ev);
-/* Its table, key and pos as JSON members for its dead letter, or NULL; free() it. */
-char *event_origin(const char *line, size_t len);
 /*
  * The values of the members names[0..n) (of lengths lens) of the valid JSON
  * object obj, the last of each when one is repeated (NULL: none); returns
