@@ -457,8 +457,10 @@ main(int argc, char **argv)
 	s.e.schema_events = opt.schema_events;
 	s.e.room = room;
 
-	if (report_open(&s) < 0)
+	if (report_open(&s) < 0) {
+		free(opt.tables);
 		return EXIT_RUNTIME;
+	}
 	status = setup(&s) < 0 || run(&s) < 0;
 	if (fflush(stdout) != 0 || (!opt.follow && fclose(stdout) != 0))
 		die("write error:");
