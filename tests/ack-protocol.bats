@@ -9,18 +9,12 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	pg_start
-	make_source_template
-	make_warehouse_template
-	kafka_start
+	suite_start source warehouse kafka
 }
 
 teardown_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	kafka_destroy
-	pg_destroy
+	suite_stop
 }
 
 setup() {
@@ -39,11 +33,7 @@ setup() {
 # Stop by pid whatever the test left running (the children of a script
 # first), then drop the test's slot once nothing uses it.
 teardown() {
-	local p
-	for p in "${STARTED[@]}"; do
-		pkill -9 -P "$p"
-		kill -9 "$p" && wait "$p"
-	done 2>/dev/null
+	stop_started
 	drop_slot "$SLOT"
 	rm -rf "$WORK"
 }

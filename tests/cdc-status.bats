@@ -7,18 +7,12 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	pg_start
-	make_source_template
-	make_warehouse_template
-	kafka_start
+	suite_start source warehouse kafka
 }
 
 teardown_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	kafka_destroy
-	pg_destroy
+	suite_stop
 }
 
 setup() {
@@ -32,11 +26,7 @@ setup() {
 
 # Stop by pid whatever the test started: the stages first.
 teardown() {
-	local p
-	for p in "${STARTED[@]}"; do
-		pkill -9 -P "$p"
-		kill -9 "$p" && wait "$p"
-	done 2>/dev/null
+	stop_started
 	rm -rf "$WORK"
 }
 

@@ -8,19 +8,12 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	pg_start
-	make_source_template
-	createdb -T template0 wh_template
-	sql -d wh_template -f "$TOP/tests/lib/fct-orders-soft.sql" >/dev/null
-	kafka_start
+	suite_start source warehouse kafka
 }
 
 teardown_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	kafka_destroy
-	pg_destroy
+	suite_stop
 }
 
 setup() {
@@ -35,11 +28,7 @@ setup() {
 # Stop by pid whatever the test started and left running: the stages first,
 # so that no script outlives its stages' parent.
 teardown() {
-	local p
-	for p in "${STARTED[@]}"; do
-		pkill -9 -P "$p"
-		kill -9 "$p" && wait "$p"
-	done 2>/dev/null
+	stop_started
 	rm -rf "$WORK"
 }
 

@@ -6,14 +6,12 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	kafka_start
+	suite_start kafka
 }
 
 teardown_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	kafka_destroy
+	suite_stop
 }
 
 setup() {

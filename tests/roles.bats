@@ -8,8 +8,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	pg_start
-	make_source_template
+	suite_start source
 	# the administrator's part: the publication of logical mode
 	sql -d src_template -c "CREATE PUBLICATION shop_pub FOR TABLE orders"
 	createdb -T template0 wh_hard
@@ -36,7 +35,7 @@ setup_file() {
 
 teardown_file() {
 	load lib/common
-	pg_destroy
+	suite_stop
 }
 
 setup() {

@@ -7,17 +7,12 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	pg_start
-	make_source_template
-	kafka_start
+	suite_start source kafka
 }
 
 teardown_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	kafka_destroy
-	pg_destroy
+	suite_stop
 }
 
 setup() {

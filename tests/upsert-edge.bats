@@ -8,16 +8,14 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	pg_start
-	make_source_template
-	make_warehouse_template
+	suite_start source warehouse
 	sql -d wh_template -c "CREATE TABLE doc (id int PRIMARY KEY, n int, body text,
 		cdc_pos numeric(20,0), is_deleted boolean)"
 }
 
 teardown_file() {
 	load lib/common
-	pg_destroy
+	suite_stop
 }
 
 setup() {

@@ -9,13 +9,12 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	pg_start
-	make_warehouse_template
+	suite_start warehouse
 }
 
 teardown_file() {
 	load lib/common
-	pg_destroy
+	suite_stop
 }
 
 setup() {

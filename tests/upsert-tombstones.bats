@@ -9,7 +9,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	pg_start
+	suite_start pg
 	# the original's warehouse table, with the guard column, and the tombstones
 	createdb -T template0 wh_template
 	sql -d wh_template <<-'SQL'
@@ -31,7 +31,7 @@ setup_file() {
 
 teardown_file() {
 	load lib/common
-	pg_destroy
+	suite_stop
 }
 
 setup() {

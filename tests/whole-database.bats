@@ -11,16 +11,12 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	pg_start
-	kafka_start
+	suite_start pg kafka
 }
 
 teardown_file() {
 	load lib/common
-	. "$TOP/tests/lib/kafka.bash"
-	kafka_destroy
-	pg_destroy
+	suite_stop
 }
 
 setup() {
@@ -41,11 +37,7 @@ setup() {
 }
 
 teardown() {
-	local p
-	for p in "${STARTED[@]}"; do
-		pkill -9 -P "$p"
-		kill -9 "$p" && wait "$p"
-	done 2>/dev/null
+	stop_started
 	drop_slot "$SLOT"
 	rm -rf "$WORK"
 }

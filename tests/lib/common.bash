@@ -9,6 +9,44 @@ load "$BATS_LIB/bats-assert/load"
 load "$BATS_LIB/bats-file/load"
 . "$TOP/tests/lib/pg.bash"
 
+# suite_start WHAT...: in setup_file, the services a suite's tests share: pg
+# (a PostgreSQL), source (pg and the source template), warehouse (pg and the
+# warehouse template), kafka (one broker; KAFKA_SECURE=1 as kafka_start
+# takes it).  suite_stop, in teardown_file, stops whatever it started.
+suite_start() {
+	local what pg=0
+	for what; do
+		case $what in
+		pg | source | warehouse) [ $pg = 1 ] || pg_start || return 1; pg=1 ;;
+		esac
+		case $what in
+		source) make_source_template ;;
+		warehouse) make_warehouse_template ;;
+		kafka) . "$TOP/tests/lib/kafka.bash" && kafka_start || return 1 ;;
+		esac
+	done
+}
+
+suite_stop() {
+	if [ -n "${KAFKA_DIR:-}" ]; then
+		. "$TOP/tests/lib/kafka.bash"
+		kafka_destroy
+	fi
+	[ -z "${PGTEST_DIR:-}" ] || pg_destroy
+}
+
+# stop_started: in teardown, kill -9 what the test started in the background
+# (the pids in STARTED), the children of each first, so that no script
+# outlives its stages' parent.
+stop_started() {
+	local p
+	for p in "${STARTED[@]}"; do
+		pkill -9 -P "$p"
+		kill -9 "$p" && wait "$p"
+	done 2>/dev/null
+	return 0
+}
+
 # A template database with the capture machinery and the orders table, made
 # once per test file (call from setup_file after pg_start).
 make_source_template() {
