@@ -368,7 +368,7 @@ ack_all() {
 	wait "${BG[1]}"
 	wait_for 10 'grep -q "^STOPPING=1" "$WORK/heard"'
 	assert_equal "$(head -n 2 "$WORK/heard")" "READY=1
-STATUS=connected, following 1 tables"
+STATUS=connected, following 1 table"
 	assert_equal "$(cat "$WORK/err")" ""
 }
 

@@ -161,7 +161,7 @@ report_open(struct tail *s)
 void
 report_ready(struct tail *s)
 {
-	notify("READY=1\nSTATUS=connected, following %d tables", s->ntables);
+	notify("READY=1\nSTATUS=connected, following %d table%s", s->ntables, s->ntables == 1 ? "" : "s");
 }
 
 /* The last report, STOPPING=1: -1 when the report could not be written. */
