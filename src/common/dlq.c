@@ -204,9 +204,15 @@ dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const 
 	return d->failed ? -1 : 0;
 }
 
+/*
+ * Where a line came from: its members table (a string), key (an object of
+ * at most ORIGIN_KEY_MAX bytes) and pos (a number) as the line holds them, as
+ * JSON members (",\"table\":..."); NULL when it is no JSON object or holds
+ * none.  free() it.
+ */
 #define ORIGIN_KEY_MAX 1024
 
-char *
+static char *
 dlq_origin(const char *line, size_t len)
 {
 	static const char *const names[] = { "table", "key", "pos" };
@@ -234,6 +240,22 @@ dlq_origin(const char *line, size_t len)
 		return NULL;
 	}
 	return buf;
+}
+
+int
+dlq_write_input(struct dlq *d, const char *line, size_t len, const char *error,
+    unsigned long long n, int cut)
+{
+	char *origin = cut ? NULL : dlq_origin(line, len), *ctx;
+	int status;
+
+	if (asprintf(&ctx, ",\"input_line\":%llu%s%s", n, origin ? origin : "",
+	    cut ? ",\"truncated\":true" : "") < 0)
+		die("out of memory");
+	status = dlq_write(d, line, len, error, ctx);
+	free(ctx);
+	free(origin);
+	return status;
 }
 
 int

@@ -30,12 +30,12 @@ void dlq_set_limit(struct dlq *d, size_t max);
 int dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const char *context);
 
 /*
- * Where a line came from, for its record's context: its members table (a
- * string), key (an object of at most 1024 bytes) and pos (a number) as the
- * line holds them, as JSON members (",\"table\":..."); NULL when it is no
- * JSON object or holds none.  free() it.
+ * The record of input line n (from 1): its number, where it came from
+ * (its table, key and pos as it holds them, at most 1 KiB of key; unless cut: the stage kept only its start, said as
+ * "truncated":true), then as dlq_write.
  */
-char *dlq_origin(const char *line, size_t len);
+int dlq_write_input(struct dlq *d, const char *line, size_t len, const char *error,
+    unsigned long long n, int cut);
 
 /* Flush; -1 (logged) on a write error.  Records count as written only after this. */
 int dlq_flush(struct dlq *d);

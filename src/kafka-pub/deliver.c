@@ -27,14 +27,7 @@ mark_done(struct pub *p, uint64_t seq)
 void
 dead_letter(struct pub *p, uint64_t seq, const char *line, size_t len, const char *why, int cut)
 {
-	char *origin = cut ? NULL : dlq_origin(line, len), *ctx;
-
-	if (asprintf(&ctx, ",\"input_line\":%" PRIu64 "%s%s", seq + 1, origin ? origin : "",
-	    cut ? ",\"truncated\":true" : "") < 0)
-		die("out of memory");
-	dlq_write(p->dlq, line, len, why, ctx);
-	free(ctx);
-	free(origin);
+	dlq_write_input(p->dlq, line, len, why, (unsigned long long)seq + 1, cut);
 	mark_done(p, seq);
 }
 

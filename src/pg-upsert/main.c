@@ -194,21 +194,6 @@ note_applied(struct upsert *u, const struct batch *b, size_t i)
 	}
 }
 
-/* The dead letter of line i of b: its input line number, and its table, key and pos when it has them. */
-static void
-dead_letter(struct upsert *u, const struct batch *b, size_t i)
-{
-	const char *line = b->text + b->off[i];
-	char *origin = dlq_origin(line, b->len[i]), *ctx;
-
-	if (asprintf(&ctx, ",\"input_line\":%llu%s", u->lines + i + 1, origin ? origin : "") < 0)
-		die("out of memory");
-	dlq_write(u->dlq, line, b->len[i], b->why[i], ctx);
-	u->dead++;
-	free(ctx);
-	free(origin);
-}
-
 static int
 finish_batch(struct upsert *u, struct batch *b)
 {
@@ -225,7 +210,8 @@ finish_batch(struct upsert *u, struct batch *b)
 		}
 		if (b->state[i] == LINE_SKIPPED)
 			continue;
-		dead_letter(u, b, i);
+		dlq_write_input(u->dlq, b->text + b->off[i], b->len[i], b->why[i], u->lines + i + 1, 0);
+		u->dead++;
 	}
 	if (dlq_flush(u->dlq) < 0)
 		return -1;
