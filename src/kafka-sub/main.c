@@ -202,23 +202,48 @@ handle(struct sub *s, rd_kafka_message_t *m)
 }
 
 /*
+ * librdkafka 2.0's broker thread looks for partitions to fetch only when it
+ * wakes up: for a request to send, a response, or after a second.  A
+ * partition that becomes fetchable meanwhile (resumed, or below the prefetch
+ * limits again) waits for the rest of that second.  A ListOffsets request
+ * for the owned partitions not at their end (its answer unused) wakes every
+ * leader's thread, which fetches at once.  The request is sent at once; its
+ * answer may wait behind a fetch that waits for data (fetch.wait.max.ms):
+ * not for it.
+ */
+static void
+wake_fetchers(struct sub *s, const char *why)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->nparts);
+	int i;
+
+	for (i = 0; i < s->nparts; i++)
+		if (s->parts[i].owned && !s->parts[i].eof)
+			rd_kafka_topic_partition_list_add(list, s->parts[i].topic,
+			    s->parts[i].partition)->offset = -1;	/* the latest offset */
+	if (list->cnt > 0) {
+		double t0 = mono_ms();
+
+		rd_kafka_offsets_for_times(s->rk, list, 1);
+		log_debug("%s: fetchers of %d partitions woken in %.1f ms", why, list->cnt, mono_ms() - t0);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/*
  * librdkafka 2.0 stops fetching a partition while the local queue holds
- * queued.min.messages or queued.max.messages.kbytes, and looks again only
- * when its broker thread wakes up: for a request to send, a response, or
- * after a second.  A reader that empties the queue sooner (a small queue,
- * kept so for memory, or a downstream slower than the broker) then waits for
- * the rest of that second with nothing to do.  Once the queue came near a
- * limit and has fallen well below it, a ListOffsets request for the owned
- * partitions not at their end (its answer unused) wakes every leader's
- * thread, which fetches at once.
+ * queued.min.messages or queued.max.messages.kbytes.  A reader that empties
+ * the queue sooner (a small queue, kept so for memory, or a downstream
+ * slower than the broker) would wait for the fetcher's next wake-up with
+ * nothing to do: once the queue came near a limit and has fallen well below
+ * it, the fetchers are woken.
  */
 static void
 refill(struct sub *s, size_t before)
 {
 	size_t qlen = rd_kafka_queue_length(s->queue);
 	double avg = s->msgs_read ? (double)s->bytes_read / s->msgs_read : 0;
-	rd_kafka_topic_partition_list_t *list;
-	int i;
+	char why[64];
 
 	/* the queue as it was before this batch, as the fetcher last saw it */
 	if ((long long)before * 4 >= s->min_msgs * 3 || before * avg * 4 >= s->max_bytes * 3.0)
@@ -227,21 +252,8 @@ refill(struct sub *s, size_t before)
 	    qlen * avg * 4 >= s->max_bytes)
 		return;
 	s->near_full = 0;
-	list = rd_kafka_topic_partition_list_new(s->nparts);
-	for (i = 0; i < s->nparts; i++)
-		if (s->parts[i].owned && !s->parts[i].eof)
-			rd_kafka_topic_partition_list_add(list, s->parts[i].topic,
-			    s->parts[i].partition)->offset = -1;	/* the latest offset */
-	if (list->cnt > 0) {
-		double t0 = mono_ms();
-
-		/* the request is sent at once; its answer may wait behind a
-		 * fetch that waits for data (fetch.wait.max.ms): not for it */
-		rd_kafka_offsets_for_times(s->rk, list, 10);
-		log_debug("%zu messages queued: fetchers of %d partitions woken in %.1f ms",
-		    qlen, list->cnt, mono_ms() - t0);
-	}
-	rd_kafka_topic_partition_list_destroy(list);
+	snprintf(why, sizeof why, "%zu messages queued", qlen);
+	wake_fetchers(s, why);
 }
 
 /* librdkafka's prefetch limits, as refill() compares them. */
@@ -260,12 +272,18 @@ prefetch_limits(struct sub *s)
 		s->max_bytes = strtoll(buf, NULL, 10) * 1024;
 }
 
-/* Pause consuming while the window is full; resume when there is room. */
+/*
+ * Pause consuming while the window is full; resume once half of it is
+ * acknowledged.  Each resume costs a fetch round trip before lines flow
+ * again: a downstream acknowledging line by line would otherwise have the
+ * partitions paused and resumed for every line.
+ */
 static void
 throttle(struct sub *s)
 {
 	rd_kafka_topic_partition_list_t *list;
-	int full = s->opt->ack && ackwin_len(s->win) >= (size_t)s->opt->window;
+	size_t len = ackwin_len(s->win), window = (size_t)s->opt->window;
+	int full = s->opt->ack && (s->paused ? len > window / 2 : len >= window);
 
 	if (full == s->paused)
 		return;
@@ -277,6 +295,9 @@ throttle(struct sub *s)
 		rd_kafka_topic_partition_list_destroy(list);
 	}
 	s->paused = full;
+	/* a window of a few hundred lines would otherwise move once a second */
+	if (!full)
+		wake_fetchers(s, "window open");
 }
 
 static int
@@ -424,7 +445,9 @@ run(struct sub *s, int evfd)
 		throttle(s);
 		n = consume_batch(s, &status);
 		flush_out(s);
+		/* the room these acks make resumes the partitions before the wait */
 		read_acks(s);
+		throttle(s);
 		if (mono_ms() - s->last_commit >= 100 && commit(s, 0) < 0)
 			return 1;
 		if (n > 0 || done(s))
