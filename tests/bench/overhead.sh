@@ -11,7 +11,10 @@
 # background processes) and the reader spent per change: on a 2-core machine
 # shared with other work the rate is noisy, the CPU per change much less so.
 #
-# DETAIL=1 adds trigger capture with no reader: what the triggers cost alone.
+# DETAIL=1 adds trigger capture with no reader (what the triggers cost alone),
+# the same less its log's indexes and its NOTIFY (what a log nobody can read
+# at once would cost), and the floor with the columns a reader needs beside
+# the bytes (an identity, the txid, a time).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SIM=${SIM_CHANGES:-60000}
@@ -35,6 +38,22 @@ sql -d bench >/dev/null <<-'SQL'
 			INSERT INTO floor_log VALUES ('d', json_build_object('id', OLD.id), row_to_json(OLD), NULL);
 		ELSE
 			INSERT INTO floor_log VALUES ('u', json_build_object('id', NEW.id), row_to_json(OLD), row_to_json(NEW));
+		END IF;
+		RETURN NULL;
+	END $$;
+	-- the same, with the columns any reader of a log needs beside the bytes:
+	-- an order (an identity), the writing transaction (for snapshots) and a
+	-- time; still no index, no reader
+	CREATE TABLE floor_cols_log (id bigint GENERATED ALWAYS AS IDENTITY, txid xid8 DEFAULT pg_current_xact_id(),
+		ts timestamptz DEFAULT clock_timestamp(), op "char", key json, before json, after json);
+	CREATE FUNCTION floor_cols_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF TG_OP = 'INSERT' THEN
+			INSERT INTO floor_cols_log (op, key, before, after) VALUES ('c', json_build_object('id', NEW.id), NULL, row_to_json(NEW));
+		ELSIF TG_OP = 'DELETE' THEN
+			INSERT INTO floor_cols_log (op, key, before, after) VALUES ('d', json_build_object('id', OLD.id), row_to_json(OLD), NULL);
+		ELSE
+			INSERT INTO floor_cols_log (op, key, before, after) VALUES ('u', json_build_object('id', NEW.id), row_to_json(OLD), row_to_json(NEW));
 		END IF;
 		RETURN NULL;
 	END $$;
@@ -70,7 +89,8 @@ reader_us() { echo $(( $(proc_ticks "$1") * TICK_US / SIM )); }
 # every run starts from empty tables, no capture, and a checkpoint behind it
 none() {
 	sql -d bench -c "SET client_min_messages = warning; DROP TRIGGER IF EXISTS floor_capture ON orders;
-		TRUNCATE orders, orders_cdc_log, floor_log; SELECT cdc.disable('orders');
+		DROP TRIGGER IF EXISTS floor_cols_capture ON orders;
+		TRUNCATE orders, orders_cdc_log, floor_log, floor_cols_log; SELECT cdc.disable('orders');
 		DELETE FROM cdc.consumer; CHECKPOINT" >/dev/null
 }
 run_none() { none; sim_rate "$1"; }
@@ -79,6 +99,30 @@ run_floor() {
 	sql -d bench -c "CREATE TRIGGER floor_capture AFTER INSERT OR UPDATE OR DELETE ON orders
 		FOR EACH ROW EXECUTE FUNCTION floor_capture()" >/dev/null
 	sim_rate "$1"
+}
+run_floor_cols() {
+	none
+	sql -d bench -c "CREATE TRIGGER floor_cols_capture AFTER INSERT OR UPDATE OR DELETE ON orders
+		FOR EACH ROW EXECUTE FUNCTION floor_cols_capture()" >/dev/null
+	sim_rate "$1"
+}
+# trigger capture with no reader, less what makes its log readable and
+# followed: the primary key, the txid and schema indexes, the NOTIFY
+run_stripped() {
+	none
+	sql -d bench >/dev/null 2>&1 <<-'SQL'
+		SELECT cdc.enable('orders');
+		ALTER TABLE orders_cdc_log DROP CONSTRAINT orders_cdc_log_pkey;
+		DROP INDEX orders_cdc_log_txid, orders_cdc_log_schema;
+		DO $$ BEGIN
+			EXECUTE regexp_replace(pg_get_functiondef('orders_cdc_capture'::regproc),
+			                       'woken := pg_notify[^;]*;', '');
+		END $$;
+	SQL
+	sim_rate "$1"
+	# as they were, for the runs after it
+	sql -d bench -c "TRUNCATE orders_cdc_log; ALTER TABLE orders_cdc_log ADD PRIMARY KEY (id);
+		SELECT cdc.enable('orders')" >/dev/null 2>&1
 }
 run_logical() {
 	local rate pid us
@@ -111,7 +155,7 @@ run_unfollowed() {
 	sim_rate "$1"
 }
 kinds=${KINDS:-none floor trigger logical}
-[ "${DETAIL:-0}" = 1 ] && kinds="$kinds unfollowed"
+[ "${DETAIL:-0}" = 1 ] && kinds="$kinds unfollowed stripped floor_cols"
 declare -A top=() srv=() rdr=()
 for kind in $kinds; do top[$kind]=0; srv[$kind]=; rdr[$kind]=0; done
 # the least of a figure over the rounds: the run least disturbed
@@ -129,9 +173,11 @@ done
 declare -A label=(
 	[none]="no capture"
 	[floor]="floor: bare insert of the same bytes"
+	[floor_cols]="floor with id, txid and ts columns"
 	[trigger]="trigger capture, followed"
 	[logical]="logical capture, followed"
 	[unfollowed]="trigger capture, no reader"
+	[stripped]="  less its indexes and NOTIFY"
 )
 # overhead KIND: the write rate lost against no capture, in percent
 overhead() { awk -v b="${top[none]}" -v r="${top[$1]}" 'BEGIN { printf "%.1f", (b - r) * 100 / b }'; }
