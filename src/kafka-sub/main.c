@@ -46,7 +46,8 @@ find_part(struct sub *s, const char *topic, int32_t partition)
 	s->parts = realloc(s->parts, (s->nparts + 1) * sizeof *s->parts);
 	if (s->parts == NULL || (topic = strdup(topic)) == NULL)
 		die("out of memory");
-	s->parts[i] = (struct part){ (char *)topic, partition, -1, -1, -1, 0, 0, 0, NULL, NULL };
+	s->parts[i] = (struct part){ .topic = (char *)topic, .partition = partition,
+	    .next = -1, .committed = -1, .read = -1 };
 	snprintf(number, sizeof number, "%d", (int)partition);
 	s->parts[i].labels = stats_labels("topic", topic, "partition", number, NULL);
 	if (asprintf(&s->parts[i].name, "%s/%d", topic, (int)partition) < 0)
@@ -273,6 +274,31 @@ prefetch_limits(struct sub *s)
 }
 
 /*
+ * Pause or resume the partitions of list, noting which are paused.  Only
+ * those are resumed: librdkafka fetches a resumed partition half a second
+ * later, paused or not.
+ */
+void
+pause_list(struct sub *s, rd_kafka_topic_partition_list_t *list, int pause)
+{
+	rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(list->cnt);
+	int i, k;
+
+	for (i = 0; i < list->cnt; i++) {
+		k = find_part(s, list->elems[i].topic, list->elems[i].partition);
+		if (s->parts[k].paused == pause)
+			continue;
+		s->parts[k].paused = pause;
+		rd_kafka_topic_partition_list_add(todo, list->elems[i].topic, list->elems[i].partition);
+	}
+	if (todo->cnt > 0 && pause)
+		rd_kafka_pause_partitions(s->rk, todo);
+	else if (todo->cnt > 0)
+		rd_kafka_resume_partitions(s->rk, todo);
+	rd_kafka_topic_partition_list_destroy(todo);
+}
+
+/*
  * Pause consuming while the window is full; resume once half of it is
  * acknowledged.  Each resume costs a fetch round trip before lines flow
  * again: a downstream acknowledging line by line would otherwise have the
@@ -288,10 +314,7 @@ throttle(struct sub *s)
 	if (full == s->paused)
 		return;
 	if (rd_kafka_assignment(s->rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		if (full)
-			rd_kafka_pause_partitions(s->rk, list);
-		else
-			rd_kafka_resume_partitions(s->rk, list);
+		pause_list(s, list, full);
 		rd_kafka_topic_partition_list_destroy(list);
 	}
 	s->paused = full;

@@ -104,12 +104,10 @@ assign(struct sub *s, rd_kafka_topic_partition_list_t *list, int cooperative)
 	/*
 	 * librdkafka keeps a partition paused across assignments: one paused
 	 * while the window was full, revoked and assigned again, would never be
-	 * resumed.  Each partition taken is paused or resumed as the others are.
+	 * resumed.  Each partition taken is paused or resumed as the others are
+	 * (resumed only when it was paused: a resume costs half a second).
 	 */
-	if (s->paused)
-		rd_kafka_pause_partitions(s->rk, list);
-	else
-		rd_kafka_resume_partitions(s->rk, list);
+	pause_list(s, list, s->paused);
 }
 
 /*

@@ -21,6 +21,7 @@ struct part {
 	int owned;		/* assigned now */
 	unsigned gen;		/* its assignments so far: marks of an earlier one are stale */
 	int eof;		/* at its end (for -e) */
+	int paused;		/* paused by us: librdkafka keeps it so across assignments */
 	char *labels, *name;	/* its stats labels, and its key in a stats line: "topic/partition" */
 };
 
@@ -60,6 +61,7 @@ struct sub {
 
 /* main.c */
 int find_part(struct sub *s, const char *topic, int32_t partition);
+void pause_list(struct sub *s, rd_kafka_topic_partition_list_t *list, int pause);
 void read_acks(struct sub *s);
 int commit(struct sub *s, int sync);
 void flush_out(struct sub *s);
