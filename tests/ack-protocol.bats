@@ -147,13 +147,16 @@ follow_acked() {
 @test "logical mode: an ack file saying more than was written stops the tail (exit 1); the slot confirms no more and a restart sends the rest" {
 	"${LOGICAL[@]}" --create-slot -t orders >/dev/null
 	insert_orders 3 one
+	# the WAL after the first transaction: until its lines are acknowledged
+	# the tail confirms a position short of it (from which a restart sends
+	# that transaction again), which may come after the tail started
+	one=$(sql -c "SELECT pg_current_wal_lsn() - '0/0'")
 	insert_orders 3 two
 	"${LOGICAL[@]}" -f --ack="$ACK" >"$WORK/1" 2>"$WORK/err" 3>&- &
 	STARTED+=($!)
 	wait_for 10 '[ "$(count "$WORK/1")" = 6 ]'
-	before=$(confirmed)
 	put_ack "$ACK" $'3\n'
-	wait_for 10 "[ \"\$(confirmed)\" -gt $before ]"
+	wait_for 10 "[ \"\$(confirmed)\" -ge $one ]"
 	put_ack "$ACK" $'1000\n'
 	wait_exit "${STARTED[0]}" 10
 	assert_equal "$STATUS" 1
