@@ -254,7 +254,7 @@ kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --metrics=/var/li
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
 		CDC_TOPIC=orders_cdc cdc-sink -n
 	assert_success
-	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-default-sub.prom |
+	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --origin --metrics=/var/lib/pgcdc/sink-default-sub.prom |
 pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-default-upsert.prom"
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
 		CDC_TOPIC=orders_cdc CDC_INSTANCE=2 \
@@ -455,10 +455,17 @@ cdc-source: kafka-pub was killed by signal 15"
 	dead() {
 		jq -r --arg line "$1" 'select(.line == $line) | .error' "$STATE/sink-default-dead-letters.ndjson"
 	}
+	# pg-upsert's line is the message with its origin (kafka-sub --origin), and its record says it too
+	origin="{\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":1}"
+	bad_line="${bad%\}},\"kafka\":$origin}"
 	assert_equal "$(head -n 1 "$STATE/sink-default-dead-letters.ndjson")" '{"earlier":"dead letter"}'
 	assert_regex "$(dead 'not json')" '^not JSON: '
-	assert_regex "$(dead "$bad")" 'uuid'
-	assert_equal "$(sql -d "$WH" -c "SELECT convert_from(raw_value, 'UTF8') FROM analytics.failed_events")" "$bad"
+	assert_regex "$(dead "$bad_line")" 'uuid'
+	assert_equal "$(jq -c 'select(.line | startswith("not json") | not) | select(.topic) | {topic, partition, offset}' \
+		"$STATE/sink-default-dead-letters.ndjson")" "$origin"
+	assert_equal "$(jq -c 'select(.line == "not json") | {topic, partition, offset}' \
+		"$STATE/sink-default-dead-letters.ndjson")" "{\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":0}"
+	assert_equal "$(sql -d "$WH" -c "SELECT convert_from(raw_value, 'UTF8') FROM analytics.failed_events")" "$bad_line"
 }
 
 @test "systemd-analyze verify passes on the units" {

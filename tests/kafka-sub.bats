@@ -138,6 +138,27 @@ sub() {
 	assert_equal "${#stderr_lines[@]}" 2
 }
 
+@test "--origin adds each message's topic, partition and offset as the last member; what is no object is dead-lettered" {
+	kafka_topic "$TOPIC" 2
+	printf '%s\n' '{"n":1}' '{}' ' { "b" : [1,{"c":"}"}] } ' '{"kafka":{"topic":"x"}}' | produce -p 1
+	printf '%s\n' '[1]' '"s"' '{"n":2}' | produce -p 0
+	run --separate-stderr sub -e -o beginning --origin
+	assert_success
+	assert_equal "$(grep -v '"n":2' <<<"$output")" \
+"{\"n\":1,\"kafka\":{\"topic\":\"$TOPIC\",\"partition\":1,\"offset\":0}}
+{\"kafka\":{\"topic\":\"$TOPIC\",\"partition\":1,\"offset\":1}}
+ { \"b\" : [1,{\"c\":\"}\"}] ,\"kafka\":{\"topic\":\"$TOPIC\",\"partition\":1,\"offset\":2}} 
+{\"kafka\":{\"topic\":\"x\"},\"kafka\":{\"topic\":\"$TOPIC\",\"partition\":1,\"offset\":3}}"
+	assert_line "{\"n\":2,\"kafka\":{\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":2}}"
+	assert_equal "${#lines[@]}" 5
+	# every line is JSON whose last member kafka is the message's (jq keeps the last of a repeated name)
+	assert_equal "$(jq -c .kafka <<<"$output" | sort)" \
+"$(printf '{"topic":"%s","partition":%d,"offset":%d}\n' "$TOPIC" 0 2 "$TOPIC" 1 0 "$TOPIC" 1 1 "$TOPIC" 1 2 "$TOPIC" 1 3)"
+	assert_equal "$stderr" \
+"{\"error\":\"not a JSON object (--origin adds a member to each)\",\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":0,\"line\":\"[1]\"}
+{\"error\":\"not a JSON object (--origin adds a member to each)\",\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":1,\"line\":\"\\\"s\\\"\"}"
+}
+
 @test "--dlq writes dead letters to a file and the offsets past them are committed" {
 	printf 'bad' | produce
 	printf '{"n":1}\n' | produce

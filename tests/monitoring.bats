@@ -181,6 +181,21 @@ rows() {
 	assert_equal "$(cat "$WORK/dlq2")" '{"error":"not JSON: unexpected character","input_line":1,"line":"not json"}'
 }
 
+@test "a line from kafka-sub --origin: its dead letter says the message's topic, partition and offset; the line is kept whole" {
+	local line='{"op":"c","table":"public.orders","key":{"id":"x"},"before":null,"after":{"id":"x"},"pos":9,"kafka":{"topic":"t.a","partition":2,"offset":41}}'
+	# a member kafka that is not kafka-sub's shape gives only what is well formed
+	printf '%s\n' "$line" '{"op":"c","pos":1,"kafka":{"topic":7,"partition":"2","offset":5}}' '{"op":"c","kafka":[1]}' |
+		pg-upsert -q -d "$WH" -t analytics.fct_orders --dlq="$WORK/dlq"
+	run jq -c 'del(.error, .line)' "$WORK/dlq"
+	assert_output '{"input_line":1,"table":"public.orders","key":{"id":"x"},"pos":9,"topic":"t.a","partition":2,"offset":41}
+{"input_line":2,"pos":1,"offset":5}
+{"input_line":3}'
+	assert_equal "$(head -n 1 "$WORK/dlq" | jq -r .line)" "$line"
+	# replayed, a line refused again says the same
+	pg-upsert -q -d "$WH" -t analytics.fct_orders --replay --dlq="$WORK/again" <"$WORK/dlq"
+	assert_equal "$(jq -c 'del(.error, .input_line)' "$WORK/again")" "$(jq -c 'del(.error, .input_line)' "$WORK/dlq")"
+}
+
 @test "pg-upsert --replay: dead letters applied once their cause is fixed land exactly once, and never take a row back" {
 	stream 300
 	# the source as it is: what the warehouse must hold in the end

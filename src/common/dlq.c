@@ -7,6 +7,7 @@
 #include "dlq.h"
 #include "jsonout.h"
 #include "jsonscan.h"
+#include "jsonwalk.h"
 #include "log.h"
 #include "privfile.h"
 #include "sig.h"
@@ -206,33 +207,67 @@ dlq_write(struct dlq *d, const char *line, size_t len, const char *error, const 
 
 /*
  * Where a line came from: its members table (a string), key (an object of
- * at most ORIGIN_KEY_MAX bytes) and pos (a number) as the line holds them, as
- * JSON members (",\"table\":..."); NULL when it is no JSON object or holds
- * none.  free() it.
+ * at most ORIGIN_KEY_MAX bytes) and pos (a number) as the line holds them,
+ * and the topic (a string), partition and offset (numbers) of its member
+ * kafka (kafka-sub --origin), as JSON members (",\"table\":..."); NULL when
+ * it is no JSON object or holds none.  free() it.
  */
 #define ORIGIN_KEY_MAX 1024
+
+static int
+is_number(const char *v)
+{
+	return v[0] == '-' || (v[0] >= '0' && v[0] <= '9');
+}
+
+/* The members of kafka-sub's "kafka" object kafka[0..len) that are what they should be. */
+static void
+put_kafka_origin(FILE *f, const char *kafka, size_t len)
+{
+	static const char *const names[] = { "\"topic\"", "\"partition\"", "\"offset\"" };
+	const char *name, *v;
+	size_t nlen, vlen;
+	struct jiter it;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		/* the last of a repeated member, as json_scan_fields takes them */
+		const char *val = NULL;
+		size_t vl = 0;
+
+		jw_open(&it, kafka, len);
+		while (jw_next(&it, &name, &nlen, &v, &vlen))
+			if (nlen == strlen(names[i]) && memcmp(name, names[i], nlen) == 0) {
+				val = v;
+				vl = vlen;
+			}
+		if (val != NULL && (i == 0 ? val[0] == '"' : is_number(val)))
+			fprintf(f, ",%s:%.*s", names[i], (int)vl, val);
+	}
+}
 
 static char *
 dlq_origin(const char *line, size_t len)
 {
-	static const char *const names[] = { "table", "key", "pos" };
-	const char *v[3];
-	size_t vl[3], size = 0;
+	static const char *const names[] = { "table", "key", "pos", "kafka" };
+	const char *v[4];
+	size_t vl[4], size = 0;
 	char *buf = NULL;
 	FILE *f;
 	int i;
 
-	if (json_scan_fields(line, len, names, 3, v, vl) != NULL)
+	if (json_scan_fields(line, len, names, 4, v, vl) != NULL)
 		return NULL;
 	if ((f = open_memstream(&buf, &size)) == NULL)
 		die("out of memory");
 	for (i = 0; i < 3; i++) {
 		if (v[i] == NULL || (i == 0 && v[i][0] != '"') ||
-		    (i == 1 && (v[i][0] != '{' || vl[i] > ORIGIN_KEY_MAX)) ||
-		    (i == 2 && v[i][0] != '-' && (v[i][0] < '0' || v[i][0] > '9')))
+		    (i == 1 && (v[i][0] != '{' || vl[i] > ORIGIN_KEY_MAX)) || (i == 2 && !is_number(v[i])))
 			continue;
 		fprintf(f, ",\"%s\":%.*s", names[i], (int)vl[i], v[i]);
 	}
+	if (v[3] != NULL && v[3][0] == '{')
+		put_kafka_origin(f, v[3], vl[3]);
 	if (fclose(f) != 0)
 		die("out of memory");
 	if (size == 0) {

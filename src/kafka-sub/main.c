@@ -21,6 +21,7 @@
 #include "ackwin.h"
 #include "clock.h"
 #include "dlq.h"
+#include "jsonout.h"
 #include "jsonscan.h"
 #include "kconf.h"
 #include "log.h"
@@ -30,6 +31,24 @@
 #include "sig.h"
 #include "stats.h"
 
+
+/* --origin's member for a partition's messages, up to the offset. */
+static char *
+origin_member(const char *topic, int32_t partition)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+
+	if (f == NULL)
+		die("out of memory");
+	fputs("\"kafka\":{\"topic\":", f);
+	json_put_string(f, topic, strlen(topic));
+	fprintf(f, ",\"partition\":%d,\"offset\":", (int)partition);
+	if (fclose(f) != 0)
+		die("out of memory");
+	return buf;
+}
 
 /* The index of a partition in parts, added when first seen. */
 int
@@ -52,6 +71,7 @@ find_part(struct sub *s, const char *topic, int32_t partition)
 	s->parts[i].labels = stats_labels("topic", topic, "partition", number, NULL);
 	if (asprintf(&s->parts[i].name, "%s/%d", topic, (int)partition) < 0)
 		die("out of memory");
+	s->parts[i].origin = origin_member(topic, partition);
 	return s->nparts++;
 }
 
@@ -169,6 +189,42 @@ all_at_end(const struct sub *s)
 	return owned > 0;
 }
 
+static int
+json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * --origin: write the value v[0..len), valid JSON, with the member "kafka"
+ * (the message's topic, partition and offset) added last, before the
+ * object's closing brace; a reason when it is no object, which has no place
+ * for it.
+ */
+static const char *
+write_origin(const struct part *p, const char *v, size_t len, int64_t offset)
+{
+	size_t i = 0, end = len;
+
+	while (i < len && json_space(v[i]))
+		i++;
+	if (i == len || v[i] != '{')
+		return "not a JSON object (--origin adds a member to each)";
+	while (json_space(v[end - 1]))
+		end--;
+	end--;			/* the closing brace */
+	for (i++; json_space(v[i]); i++)
+		;
+	fwrite_unlocked(v, 1, end, stdout);
+	if (i < end)
+		putc_unlocked(',', stdout);
+	fputs_unlocked(p->origin, stdout);
+	fprintf(stdout, "%" PRId64 "}", offset);
+	fwrite_unlocked(v + end, 1, len - end, stdout);
+	putc_unlocked('\n', stdout);
+	return NULL;
+}
+
 /* Write one message as a line, or dead-letter it; tombstones are skipped. */
 static void
 handle(struct sub *s, rd_kafka_message_t *m)
@@ -182,10 +238,14 @@ handle(struct sub *s, rd_kafka_message_t *m)
 	s->parts[part].read = m->offset + 1;
 	if (m->payload != NULL) {
 		why = json_scan_line(m->payload, m->len);
-		if (why == NULL) {
+		if (why == NULL && s->opt->origin)
+			why = write_origin(&s->parts[part], m->payload, m->len, m->offset);
+		else if (why == NULL) {
 			/* one thread writes stdout: no lock per call */
 			fwrite_unlocked(m->payload, 1, m->len, stdout);
 			putc_unlocked('\n', stdout);
+		}
+		if (why == NULL) {
 			s->lines++;
 		} else {
 			snprintf(ctx, sizeof ctx, ",\"topic\":\"%.500s\",\"partition\":%d,\"offset\":%" PRId64,
@@ -200,127 +260,6 @@ handle(struct sub *s, rd_kafka_message_t *m)
 	else
 		s->parts[part].next = m->offset + 1;
 	s->consumed++;
-}
-
-/*
- * librdkafka 2.0's broker thread looks for partitions to fetch only when it
- * wakes up: for a request to send, a response, or after a second.  A
- * partition that becomes fetchable meanwhile (resumed, or below the prefetch
- * limits again) waits for the rest of that second.  A ListOffsets request
- * for the owned partitions not at their end (its answer unused) wakes every
- * leader's thread, which fetches at once.  The request is sent at once; its
- * answer may wait behind a fetch that waits for data (fetch.wait.max.ms):
- * not for it.
- */
-static void
-wake_fetchers(struct sub *s, const char *why)
-{
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->nparts);
-	int i;
-
-	for (i = 0; i < s->nparts; i++)
-		if (s->parts[i].owned && !s->parts[i].eof)
-			rd_kafka_topic_partition_list_add(list, s->parts[i].topic,
-			    s->parts[i].partition)->offset = -1;	/* the latest offset */
-	if (list->cnt > 0) {
-		double t0 = mono_ms();
-
-		rd_kafka_offsets_for_times(s->rk, list, 1);
-		log_debug("%s: fetchers of %d partitions woken in %.1f ms", why, list->cnt, mono_ms() - t0);
-	}
-	rd_kafka_topic_partition_list_destroy(list);
-}
-
-/*
- * librdkafka 2.0 stops fetching a partition while the local queue holds
- * queued.min.messages or queued.max.messages.kbytes.  A reader that empties
- * the queue sooner (a small queue, kept so for memory, or a downstream
- * slower than the broker) would wait for the fetcher's next wake-up with
- * nothing to do: once the queue came near a limit and has fallen well below
- * it, the fetchers are woken.
- */
-static void
-refill(struct sub *s, size_t before)
-{
-	size_t qlen = rd_kafka_queue_length(s->queue);
-	double avg = s->msgs_read ? (double)s->bytes_read / s->msgs_read : 0;
-	char why[64];
-
-	/* the queue as it was before this batch, as the fetcher last saw it */
-	if ((long long)before * 4 >= s->min_msgs * 3 || before * avg * 4 >= s->max_bytes * 3.0)
-		s->near_full = 1;
-	if (!s->near_full || s->paused || (long long)qlen * 4 >= s->min_msgs ||
-	    qlen * avg * 4 >= s->max_bytes)
-		return;
-	s->near_full = 0;
-	snprintf(why, sizeof why, "%zu messages queued", qlen);
-	wake_fetchers(s, why);
-}
-
-/* librdkafka's prefetch limits, as refill() compares them. */
-static void
-prefetch_limits(struct sub *s)
-{
-	char buf[32];
-	size_t len = sizeof buf;
-
-	s->min_msgs = s->max_bytes = 1LL << 40;	/* no limit known: never near it */
-	if (rd_kafka_conf_get(rd_kafka_conf(s->rk), "queued.min.messages", buf, &len) == RD_KAFKA_CONF_OK)
-		s->min_msgs = strtoll(buf, NULL, 10);
-	len = sizeof buf;
-	if (rd_kafka_conf_get(rd_kafka_conf(s->rk), "queued.max.messages.kbytes", buf, &len) ==
-	    RD_KAFKA_CONF_OK)
-		s->max_bytes = strtoll(buf, NULL, 10) * 1024;
-}
-
-/*
- * Pause or resume the partitions of list, noting which are paused.  Only
- * those are resumed: librdkafka fetches a resumed partition half a second
- * later, paused or not.
- */
-void
-pause_list(struct sub *s, rd_kafka_topic_partition_list_t *list, int pause)
-{
-	rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(list->cnt);
-	int i, k;
-
-	for (i = 0; i < list->cnt; i++) {
-		k = find_part(s, list->elems[i].topic, list->elems[i].partition);
-		if (s->parts[k].paused == pause)
-			continue;
-		s->parts[k].paused = pause;
-		rd_kafka_topic_partition_list_add(todo, list->elems[i].topic, list->elems[i].partition);
-	}
-	if (todo->cnt > 0 && pause)
-		rd_kafka_pause_partitions(s->rk, todo);
-	else if (todo->cnt > 0)
-		rd_kafka_resume_partitions(s->rk, todo);
-	rd_kafka_topic_partition_list_destroy(todo);
-}
-
-/*
- * Pause consuming while the window is full; resume once half of it is
- * acknowledged.  Each resume costs a fetch round trip before lines flow
- * again: a downstream acknowledging line by line would otherwise have the
- * partitions paused and resumed for every line.
- */
-static void
-throttle(struct sub *s)
-{
-	rd_kafka_topic_partition_list_t *list;
-	size_t len = ackwin_len(s->win), window = (size_t)s->opt->window;
-	int full = s->opt->ack && (s->paused ? len > window / 2 : len >= window);
-
-	if (full == s->paused)
-		return;
-	if (rd_kafka_assignment(s->rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		pause_list(s, list, full);
-		rd_kafka_topic_partition_list_destroy(list);
-	}
-	s->paused = full;
-	/* a window of a few hundred lines would otherwise move once a second */
-	if (!full)
-		wake_fetchers(s, "window open");
 }
 
 static int
@@ -625,6 +564,7 @@ main(int argc, char **argv)
 	for (i = 0; i < s.nparts; i++) {
 		free(s.parts[i].topic);
 		free(s.parts[i].labels);
+		free(s.parts[i].origin);
 		free(s.parts[i].name);
 	}
 	free(s.parts);

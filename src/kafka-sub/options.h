@@ -30,6 +30,7 @@ struct options {
 	long long count;
 	const char *ack;
 	const char *dlq;
+	int origin;		/* --origin: each line says its message's topic, partition and offset */
 	long long window;
 	long long ack_timeout_ms;
 	struct stats_opts stats;	/* --stats, --stats-file, --metrics */

@@ -23,6 +23,7 @@ struct part {
 	int eof;		/* at its end (for -e) */
 	int paused;		/* paused by us: librdkafka keeps it so across assignments */
 	char *labels, *name;	/* its stats labels, and its key in a stats line: "topic/partition" */
+	char *origin;		/* --origin's member up to the offset: "kafka":{"topic":...,"offset": */
 };
 
 /* A mark in the ack window: "once its line is durable, partition part is durable up to offset". */
@@ -61,11 +62,17 @@ struct sub {
 
 /* main.c */
 int find_part(struct sub *s, const char *topic, int32_t partition);
-void pause_list(struct sub *s, rd_kafka_topic_partition_list_t *list, int pause);
 void read_acks(struct sub *s);
 int commit(struct sub *s, int sync);
 void flush_out(struct sub *s);
 void wait_acks(struct sub *s, long long ms);
+
+/* fetch.c: pausing for --window, and waking librdkafka's fetchers */
+void wake_fetchers(struct sub *s, const char *why);
+void refill(struct sub *s, size_t before);
+void prefetch_limits(struct sub *s);
+void pause_list(struct sub *s, rd_kafka_topic_partition_list_t *list, int pause);
+void throttle(struct sub *s);
 
 /* rebalance.c: librdkafka's rebalance callback (-o applies to a partition's first assignment) */
 void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list, void *opaque);
