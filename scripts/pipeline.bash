@@ -117,6 +117,7 @@ run_pipe() {
 		[ "$w" != '|' ] || usage_error "the upstream stage's options cannot hold the word \"|\""
 	done
 	mkdir -p -- "$CDC_STATE_DIR" || fail "cannot make the state directory \"$CDC_STATE_DIR\""
+	mkdir -p -- "$CDC_METRICS_DIR" || fail "cannot make the metrics directory \"$CDC_METRICS_DIR\""
 	exec -a "$prog" pgcdc-pair --name="$prog" --timeout="$CDC_STOP_TIMEOUT" -- \
 		"${up[@]}" '|' "${down[@]}"
 }

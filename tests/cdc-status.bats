@@ -56,10 +56,11 @@ new_pipeline() {
 	EOF
 }
 
-# start HALF: cdc-source or cdc-sink in the background, from its env file
+# start HALF [NAME]: cdc-source or cdc-sink in the background, from the env
+# file NAME.env (default: HALF.env)
 start() {
-	env -i PATH="$PATH" "cdc-$1" -e "$WORK/$1.env" \
-		</dev/null >/dev/null 2>>"$WORK/$1.err" 3>&- &
+	env -i PATH="$PATH" "cdc-$1" -e "$WORK/${2:-$1}.env" \
+		</dev/null >/dev/null 2>>"$WORK/${2:-$1}.err" 3>&- &
 	STARTED+=($!)
 }
 
@@ -69,7 +70,7 @@ simulate() {
 
 # metric FILE NAME: the value of the stage's sample NAME in the metrics file
 metric() {
-	sed -n "s/^$2{stage=\"[a-z-]*\"} //p" "$1" 2>/dev/null
+	sed -n "s/^$2{stage=\"[a-z-]*\",pipeline=\"[a-z-]*\"} //p" "$1" 2>/dev/null
 }
 
 # status ARGS...: cdc-status from both env files, and only PATH
@@ -126,6 +127,50 @@ Try "cdc-status --help" for more information.'
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=x CDC_STATE_DIR="$STATE" cdc-status --interval=0 --stale=0
 	assert_success
 	assert_line --index -1 "CDC OK - 2 stages, not sampled twice"
+}
+
+@test "node_exporter's textfile collector reads the metrics of both halves and two sink instances together, without an error" {
+	command -v prometheus-node-exporter >/dev/null || fail "prometheus-node-exporter is not installed (make deps)"
+	new_pipeline
+	# the metrics in a directory of their own, as the systemd units have them
+	echo "CDC_METRICS_DIR=$WORK/metrics" | tee -a "$WORK/source.env" >>"$WORK/sink.env"
+	{ cat "$WORK/sink.env"; echo CDC_INSTANCE=b; } >"$WORK/sink-b.env"
+	start source
+	start sink
+	start sink sink-b
+	simulate --count 100 --rate 0 --seed 4
+	changes=$(sql -d "$DB" -c "SELECT count(*) FROM orders_cdc_log WHERE op <> 's'")
+	# one partition: one instance applies everything, the other stands by
+	wait_for 60 '[ "$(cat "$STATE"/sink-{default,b}.ack 2>/dev/null | sort -n | tail -n 1)" = $((changes + 1)) ] &&
+		[ "$(ls "$WORK/metrics"/*.prom 2>/dev/null | wc -l)" -eq 6 ]' ||
+		fail "acks: $(cat "$STATE"/sink-*.ack); metrics: $(ls "$WORK/metrics")"
+	assert_equal "$(ls "$STATE"/*.prom 2>/dev/null)" ""
+	port=$(_kafka_free_port)
+	prometheus-node-exporter --web.listen-address="127.0.0.1:$port" --collector.disable-defaults \
+		--collector.textfile --collector.textfile.directory="$WORK/metrics" \
+		</dev/null >"$WORK/node_exporter.log" 2>&1 3>&- &
+	STARTED+=($!)
+	wait_for 20 'curl -sf "http://127.0.0.1:$port/metrics" >"$WORK/scrape"' ||
+		fail "node_exporter: $(cat "$WORK/node_exporter.log")"
+	# every file read, nothing refused: metric names mean the same in every
+	# stage, and the instances' samples differ by their pipeline label
+	grep -qx 'node_textfile_scrape_error 0' "$WORK/scrape"
+	run grep -i 'level=error' "$WORK/node_exporter.log"
+	assert_output ""
+	run grep '^pgcdc_lines_acknowledged_total{' "$WORK/scrape"
+	assert_equal "${#lines[@]}" 6
+	for s in 'pipeline="source",stage="pg-cdc-tail"' 'pipeline="source",stage="kafka-pub"' \
+		'pipeline="sink-default",stage="kafka-sub"' 'pipeline="sink-default",stage="pg-upsert"' \
+		'pipeline="sink-b",stage="kafka-sub"' 'pipeline="sink-b",stage="pg-upsert"'; do
+		assert_line --regexp "^pgcdc_lines_acknowledged_total\\{$s\\} [0-9]+\$"
+	done
+	# what the two instances applied together is every change and the schema event
+	assert_equal "$(sed -n 's/^pgcdc_applied_total{pipeline="sink-[a-z]*",stage="pg-upsert"} //p' "$WORK/scrape" |
+		awk '{ n += $1 } END { print n }')" $((changes + 1))
+	# cdc-status finds them there too
+	run --separate-stderr env -i PATH="$PATH" cdc-status -e "$WORK/source.env" -e "$WORK/sink.env" --interval=0
+	assert_success
+	assert_line --index -1 "CDC OK - 6 stages, not sampled twice"
 }
 
 @test "a pipeline caught up: every stage OK, exit 0, CDC OK; --json says the same" {

@@ -243,24 +243,24 @@ Try \"cdc-sink --help\" for more information."
 @test "defaults: cdc-source -n prints the pipeline it would run" {
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc cdc-source -n
 	assert_success
-	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack --metrics=/var/lib/pgcdc/source-tail.prom --schema-events |
-kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --metrics=/var/lib/pgcdc/source-pub.prom --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
+	assert_output "pg-cdc-tail -d dbname=shop -t orders -n cdc-source -f --ack=/var/lib/pgcdc/source.ack --metrics=/var/lib/pgcdc/source-tail.prom --metrics-label=pipeline=source --schema-events |
+kafka-pub -t orders_cdc -k key --ack=/var/lib/pgcdc/source.ack --metrics=/var/lib/pgcdc/source-pub.prom --metrics-label=pipeline=source --dlq=/var/lib/pgcdc/source-dead-letters.ndjson"
 	run --separate-stderr env -i PATH="$PATH" CDC_SOURCE=dbname=shop CDC_TABLE=orders CDC_TOPIC=orders_cdc \
 		STATE_DIRECTORY=/var/lib/x cdc-source -n
-	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack --metrics=/var/lib/x/source-tail.prom --schema-events |"
+	assert_line --index 0 --partial " --ack=/var/lib/x/source.ack --metrics=/var/lib/x/source-tail.prom --metrics-label=pipeline=source --schema-events |"
 }
 
 @test "defaults: cdc-sink -n prints the pipeline it would run, per instance" {
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
 		CDC_TOPIC=orders_cdc cdc-sink -n
 	assert_success
-	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --origin --metrics=/var/lib/pgcdc/sink-default-sub.prom |
-pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-default-upsert.prom"
+	assert_output "kafka-sub -t orders_cdc -g cdc-sink --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --origin --metrics=/var/lib/pgcdc/sink-default-sub.prom --metrics-label=pipeline=sink-default |
+pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default.ack --dlq=/var/lib/pgcdc/sink-default-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-default-upsert.prom --metrics-label=pipeline=sink-default"
 	run --separate-stderr env -i PATH="$PATH" CDC_WAREHOUSE=dbname=wh CDC_TARGET=analytics.fct_orders \
 		CDC_TOPIC=orders_cdc CDC_INSTANCE=2 \
 		CDC_DLQ_TABLE=analytics.failed_events CDC_UPSERT_OPTS="--batch=100 -v" cdc-sink -n
 	assert_success
-	assert_line --index 1 "pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-2.ack --dlq=/var/lib/pgcdc/sink-2-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-2-upsert.prom --dlq-table=analytics.failed_events --batch=100 -v"
+	assert_line --index 1 "pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-2.ack --dlq=/var/lib/pgcdc/sink-2-dead-letters.ndjson --metrics=/var/lib/pgcdc/sink-2-upsert.prom --metrics-label=pipeline=sink-2 --dlq-table=analytics.failed_events --batch=100 -v"
 }
 
 @test "an env file holds KEY=VALUE lines: # comments, one pair of matching quotes removed, nothing expanded" {
@@ -281,8 +281,8 @@ pg-upsert -d dbname=wh -t analytics.fct_orders --ack=/var/lib/pgcdc/sink-default
 	run --separate-stderr env -i PATH="$PATH" cdc-source --env-file="$WORK/a.env" --dry-run
 	assert_success
 	assert_output "export KAFKA_BROKERS=k1:9092,k2:9092
-pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f '--ack=/tmp/state dir/source.ack' '--metrics=/tmp/state dir/source-tail.prom' --schema-events --poll=100 --batch=10 |
-kafka-pub -t 'a \"b\" \$c \\d' -k key '--ack=/tmp/state dir/source.ack' '--metrics=/tmp/state dir/source-pub.prom' '--dlq=/tmp/state dir/source-dead-letters.ndjson' '\"-v'\\'''"
+pg-cdc-tail -d 'host=/run/pg  dbname=shop' -t public.orders -n 'tail '\\''x' -f '--ack=/tmp/state dir/source.ack' '--metrics=/tmp/state dir/source-tail.prom' --metrics-label=pipeline=source --schema-events --poll=100 --batch=10 |
+kafka-pub -t 'a \"b\" \$c \\d' -k key '--ack=/tmp/state dir/source.ack' '--metrics=/tmp/state dir/source-pub.prom' --metrics-label=pipeline=source '--dlq=/tmp/state dir/source-dead-letters.ndjson' '\"-v'\\'''"
 	assert_equal "$stderr" ""
 }
 
@@ -466,6 +466,38 @@ cdc-source: kafka-pub was killed by signal 15"
 	assert_equal "$(jq -c 'select(.line == "not json") | {topic, partition, offset}' \
 		"$STATE/sink-default-dead-letters.ndjson")" "{\"topic\":\"$TOPIC\",\"partition\":0,\"offset\":0}"
 	assert_equal "$(sql -d "$WH" -c "SELECT convert_from(raw_value, 'UTF8') FROM analytics.failed_events")" "$bad_line"
+}
+
+@test "kill -HUP cdc-sink: both stages open their dead-letter file again (logrotate, systemctl reload); kill -USR1: both report" {
+	new_databases
+	kafka_topic "$TOPIC" 1
+	dlq=$STATE/sink-default-dead-letters.ndjson
+	bad='{"op":"c","table":"public.orders","key":{"id":"not a uuid"},"before":null,"after":{"id":"not a uuid"},"pos":2}'
+	printf '%s\n' 'not json 1' "$bad" | kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" -X acks=all
+	start_sink
+	wait_for 30 '[ "$(wc -l <"$dlq")" -eq 2 ]' || fail "dead letters: $(cat "$dlq")"
+	# logrotate's move, then its postrotate: the next dead letters of both stages go to a new file
+	mv "$dlq" "$dlq.1"
+	kill -HUP "$SINK"
+	sleep 1
+	printf '%s\n' 'not json 2' "${bad/\"pos\":2/\"pos\":3}" | kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" -X acks=all
+	wait_for 30 '[ "$(wc -l <"$dlq" 2>/dev/null)" = 2 ]' || fail "new file: $(cat "$dlq" 2>&1)"
+	assert_equal "$(jq -r '[.line[0:10], (.pos // "-")] | join(" ")' "$dlq.1")" 'not json 1 -
+{"op":"c", 2'
+	assert_equal "$(jq -r '[.line[0:10], (.pos // "-")] | join(" ")' "$dlq")" 'not json 2 -
+{"op":"c", 3'
+	# the pair runs on, and SIGUSR1 has each stage report its figures
+	kill -USR1 "$SINK"
+	wait_for 10 '[ "$(grep -c "^{\"stage\":" "$WORK/sink-default.err")" -eq 2 ]' ||
+		fail "reports: $(cat "$WORK/sink-default.err")"
+	assert_equal "$(jq -r '[.stage, .dead_lettered] | join(" ")' <(grep '^{"stage":' "$WORK/sink-default.err") | sort)" \
+"kafka-sub 2
+pg-upsert 2"
+	kill -0 "$(stage "$SINK" kafka-sub)"
+	kill -0 "$(stage "$SINK" pg-upsert)"
+	kill -TERM "$SINK"
+	wait_exit "$SINK" 20
+	assert_equal "$STATUS" 0
 }
 
 @test "systemd-analyze verify passes on the units" {

@@ -484,6 +484,28 @@ pgcdc_topic_messages_delivered_total{stage=\"kafka-pub\",topic=\"$P.public.b\"} 
 	assert_equal "$(read_back | wc -l)" 40
 }
 
+@test "SIGHUP opens the dead-letter file again by name: logrotate's move is followed by a new file, nothing lost" {
+	mkfifo "$WORK/fifo"
+	mkdir -m 700 "$WORK/d"
+	kafka-pub -t "$TOPIC" -k key --dlq="$WORK/d/dlq" <"$WORK/fifo" 2>"$WORK/err" 3>&- &
+	BG=$!
+	exec 4>"$WORK/fifo"
+	printf '%s\n' 'bad 1' '{"key":1}' >&4
+	wait_for 10 '[ -s "$WORK/d/dlq" ]'
+	mv "$WORK/d/dlq" "$WORK/d/dlq.1"
+	kill -HUP $BG
+	sleep 0.5
+	printf '%s\n' 'bad 2' '{"key":2}' >&4
+	exec 4>&-
+	wait $BG
+	BG=
+	assert_equal "$(jq -r .line "$WORK/d/dlq.1")" 'bad 1'
+	assert_equal "$(jq -r .line "$WORK/d/dlq")" 'bad 2'
+	assert_equal "$(stat -c %a "$WORK/d/dlq")" 600
+	assert_equal "$(read_back | wc -l)" 2
+	assert_equal "$(cat "$WORK/err")" ""
+}
+
 @test "systemd's notify socket: READY=1, STATUS= with the counts, WATCHDOG=1 while idle, STOPPING=1" {
 	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>"$WORK/socat.err" 3>&- &
 	SOCAT=$!

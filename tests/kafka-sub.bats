@@ -495,6 +495,44 @@ batch_sink() {
 	assert_equal "$(jq -c '[.messages_in, .lines_out, .consumer_lag]' <<<"$stderr")" '[300,300,0]'
 }
 
+@test "systemd's notify socket: READY=1 once subscribed, STATUS= with the counts and lag, WATCHDOG=1, STOPPING=1; SIGHUP opens the dead-letter file again" {
+	lines 1 30 | produce
+	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>/dev/null 3>&- &
+	BG2=$!
+	wait_for 10 '[ -S "$WORK/notify" ]'
+	mkdir -m 700 "$WORK/d"
+	# kafka-sub itself in the background, not a shell running it: the signals are for it
+	NOTIFY_SOCKET=$WORK/notify WATCHDOG_USEC=400000 kafka-sub -t "$TOPIC" -g "$GROUP" -o beginning --dlq="$WORK/d/dlq" \
+		>"$WORK/out" 2>"$WORK/err" 3>&- &
+	BG=$!
+	wait_for 10 'grep -q "^READY=1" "$WORK/heard"'
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 30 ]'
+	printf 'bad 1' | produce
+	wait_for 10 '[ -s "$WORK/d/dlq" ]'
+	wait_for 10 'grep -qx "STATUS=31 messages read, 30 lines written; 0 behind" "$WORK/heard"' ||
+		fail "STATUS: $(grep STATUS= "$WORK/heard" | tail -n 2)"
+	local before
+	before=$(grep -c '^WATCHDOG=1' "$WORK/heard")
+	sleep 1
+	[ "$(grep -c '^WATCHDOG=1' "$WORK/heard")" -ge $((before + 3)) ]
+	mv "$WORK/d/dlq" "$WORK/d/dlq.1"
+	kill -HUP $BG
+	sleep 0.5
+	printf 'bad 2' | produce
+	wait_for 10 '[ -s "$WORK/d/dlq" ]'
+	kill -TERM $BG
+	wait $BG
+	BG=
+	wait_for 10 'grep -q "^STOPPING=1" "$WORK/heard"'
+	kill $BG2
+	BG2=
+	assert_equal "$(head -n 2 "$WORK/heard")" "READY=1
+STATUS=subscribed, waiting for partitions"
+	assert_equal "$(jq -r .line "$WORK/d/dlq.1")" 'bad 1'
+	assert_equal "$(jq -r .line "$WORK/d/dlq")" 'bad 2'
+	assert_equal "$(cat "$WORK/err")" ""
+}
+
 @test "a stats file that cannot be opened: one error and exit 1, nothing consumed" {
 	lines 1 5 | produce
 	run --separate-stderr kafka-sub -t "$TOPIC" -g "$GROUP" -o beginning -e --stats=1 --stats-file=/nonexistent/stats

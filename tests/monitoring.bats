@@ -111,6 +111,27 @@ fig() {
 	assert_regex "$stderr" '^pg-upsert: cannot write metrics file "/nonexistent/x\.prom\.[0-9]+": No such file or directory$'
 }
 
+@test "--metrics-label: every sample labelled besides its stage; the file is readable by all under umask 077" {
+	stream 20
+	(umask 077 && pg-upsert -q -d "$WH" -t analytics.fct_orders --metrics="$WORK/m.prom" \
+		--metrics-label=pipeline=sink-1 --metrics-label='host=a "b" \c' <"$WORK/events")
+	assert_equal "$(stat -c %a "$WORK/m.prom")" 644
+	run promtool check metrics <"$WORK/m.prom"
+	assert_success
+	grep -qx 'pgcdc_applied_total{stage="pg-upsert",pipeline="sink-1",host="a \\"b\\" \\\\c"} 20' "$WORK/m.prom"
+	grep -qx 'pgcdc_table_applied_total{stage="pg-upsert",pipeline="sink-1",host="a \\"b\\" \\\\c",table="analytics.fct_orders"} 20' \
+		"$WORK/m.prom"
+	# every sample has both
+	assert_equal "$(grep -v '^#' "$WORK/m.prom" | grep -vc 'pipeline="sink-1",host=')" 0
+	# a name Prometheus would refuse, or one the figures have of their own: usage errors
+	local bad
+	for bad in pipeline 1x=a __x=a a-b=c table=x partition=0 =x; do
+		run --separate-stderr pg-upsert -d "$WH" -t analytics.fct_orders --metrics-label="$bad" </dev/null
+		assert_failure 2
+		assert_regex "${stderr_lines[0]}" '^pg-upsert: error: --metrics-label'
+	done
+}
+
 @test "systemd's notify socket: READY=1 once connected, STATUS= with the summary, WATCHDOG=1, STOPPING=1" {
 	stream 50
 	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>"$WORK/socat.err" 3>&- &

@@ -572,3 +572,38 @@ lfig() {
 		[ "$(lfig slot_bytes_behind "$WORK/stats")" = 0 ] && [ "$(lfig seconds_behind "$WORK/stats")" = 0 ]'
 	assert_equal "$(cat "$WORK/err")" ""
 }
+
+@test "logical mode under systemd: READY=1 once streaming, STATUS= with the slot, WATCHDOG=1; SIGUSR1 and --metrics report" {
+	create_slot
+	insert_orders 4
+	socat -u UNIX-RECV:"$WORK/notify" - >"$WORK/heard" 2>/dev/null 3>&- &
+	BG=$!
+	wait_for 10 '[ -S "$WORK/notify" ]'
+	# the tool itself in the background, not a shell running it: the signals are for it
+	NOTIFY_SOCKET=$WORK/notify WATCHDOG_USEC=400000 "${LOGICAL[@]}" -t orders -f --metrics="$WORK/m.prom" \
+		--metrics-label=pipeline=source >"$WORK/out" 2>"$WORK/err" 3>&- &
+	TAIL=$!
+	wait_for 10 'grep -q "^READY=1" "$WORK/heard"'
+	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 4 ]'
+	wait_for 10 'grep -q "^STATUS=4 lines written, 4 acknowledged; 0 bytes behind (0.0 s)$" "$WORK/heard"' ||
+		fail "heard: $(grep STATUS "$WORK/heard" | tail -n 3)"
+	assert_equal "$(grep -m 1 '^STATUS=' "$WORK/heard")" "STATUS=streaming from slot $SLOT"
+	local before
+	before=$(grep -c '^WATCHDOG=1' "$WORK/heard")
+	sleep 1
+	[ "$(grep -c '^WATCHDOG=1' "$WORK/heard")" -ge $((before + 3)) ]
+	# a line on demand, without --stats
+	kill -USR1 "$TAIL"
+	wait_for 10 'grep -q "^{\"stage\":\"pg-cdc-tail\"" "$WORK/err"'
+	assert_equal "$(lfig lines_out "$WORK/err")" 4
+	assert_equal "$(lfig pos "$WORK/err")" "$(tail -n 1 "$WORK/out" | jq .pos)"
+	kill -TERM "$TAIL"
+	wait "$TAIL"
+	TAIL=
+	wait_for 10 'grep -q "^STOPPING=1" "$WORK/heard"'
+	run promtool check metrics <"$WORK/m.prom"
+	assert_success
+	grep -qx 'pgcdc_lines_out_total{stage="pg-cdc-tail",pipeline="source"} 4' "$WORK/m.prom"
+	grep -qx 'pgcdc_slot_bytes_behind{stage="pg-cdc-tail",pipeline="source"} 0' "$WORK/m.prom"
+	assert_equal "$(grep -v '^{"stage"' "$WORK/err")" ""
+}

@@ -12,7 +12,8 @@ setup() {
 	DIR=$BATS_TEST_TMPDIR
 	export LOG=$DIR/log
 	: >"$LOG"
-	# stage LEFT MODE: logs "NAME TERM" for each SIGTERM and exits 0 at
+	# stage LEFT MODE: logs "NAME HUP", "NAME USR1" for those signals and
+	# "NAME TERM" for each SIGTERM and exits 0 at
 	# the LEFT-th (never if 0); MODE write: a line every 50 ms; read: reads
 	# to the end of its input, then logs "NAME eof" and exits 0; hold:
 	# neither reads nor writes.  NAME is the name it runs under: up, down.
@@ -21,6 +22,8 @@ setup() {
 		name=${0##*/} left=$1 n=0
 		trap 'echo "$name TERM" >>"$LOG"; n=$((n + 1))
 			[ "$left" -eq 0 ] || [ "$n" -lt "$left" ] || exit 0' TERM
+		trap 'echo "$name HUP" >>"$LOG"' HUP
+		trap 'echo "$name USR1" >>"$LOG"' USR1
 		case $2 in
 		write) while :; do echo line; sleep 0.05; done ;;
 		hold) while :; do sleep 0.05; done ;;
@@ -117,6 +120,23 @@ down eof"
 	assert_equal "$(cat "$DIR/err")" ""
 	# shellcheck disable=SC2086
 	gone $STAGES
+}
+
+@test "SIGHUP and SIGUSR1 are passed on to both stages, which run on (systemctl reload, logrotate)" {
+	start_pair "$DIR/up" 1 write '|' "$DIR/down" 1 read
+	kill -HUP "$PAIR"
+	wait_for 5 '[ "$(sort "$LOG")" = "down HUP
+up HUP" ]' || fail "the stages got: $(cat "$LOG")"
+	kill -USR1 "$PAIR"
+	wait_for 5 '[ "$(grep -c USR1 "$LOG")" -eq 2 ]' || fail "the stages got: $(cat "$LOG")"
+	assert_equal "$(sort "$LOG")" "down HUP
+down USR1
+up HUP
+up USR1"
+	kill -TERM "$PAIR"
+	finish 10
+	assert_equal "$STATUS" 0
+	assert_equal "$(cat "$DIR/err")" ""
 }
 
 @test "a second signal hurries both stages: SIGTERM twice to each" {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,8 +139,8 @@ same_figure(const struct metric *m, int i)
 	return i > 0 && strcmp(m[i].key, m[i - 1].key) == 0;
 }
 
-int
-stats_line(FILE *f, const char *stage, const struct figures *fig)
+static void
+put_line(FILE *f, const char *stage, const struct figures *fig)
 {
 	const struct metric *m = fig->m;
 	struct timespec ts;
@@ -167,12 +168,34 @@ stats_line(FILE *f, const char *stage, const struct figures *fig)
 			fputc('}', f);
 	}
 	fputs("}\n", f);
-	return fflush(f) == 0 && !ferror(f) ? 0 : -1;
+}
+
+/*
+ * The line is made whole, then written at once: stderr is unbuffered, and
+ * the stages of a pipeline often share it (cdc-source, cdc-sink), so that a
+ * line written piecemeal would be mixed with another stage's.
+ */
+int
+stats_line(FILE *f, const char *stage, const struct figures *fig)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	int ok;
+
+	if (mem == NULL)
+		die("out of memory");
+	put_line(mem, stage, fig);
+	if (fclose(mem) != 0)
+		die("out of memory");
+	ok = fwrite(buf, 1, len, f) == len && fflush(f) == 0 && !ferror(f);
+	free(buf);
+	return ok ? 0 : -1;
 }
 
 /* The exposition of the figures: HELP and TYPE once per metric, then its samples. */
 static void
-put_metrics(FILE *f, const char *stage, const struct figures *fig)
+put_metrics(FILE *f, const char *stage, const char *labels, const struct figures *fig)
 {
 	const struct metric *m = fig->m;
 	int i;
@@ -186,15 +209,15 @@ put_metrics(FILE *f, const char *stage, const struct figures *fig)
 		}
 		if (isnan(m[i].value))
 			continue;
-		fprintf(f, "pgcdc_%s%s{stage=\"%s\"%s%s} ", m[i].key, total, stage,
-		    m[i].labels ? "," : "", m[i].labels ? m[i].labels : "");
+		fprintf(f, "pgcdc_%s%s{stage=\"%s\"%s%s%s%s} ", m[i].key, total, stage,
+		    labels ? "," : "", labels ? labels : "", m[i].labels ? "," : "", m[i].labels ? m[i].labels : "");
 		put_value(f, m[i].value, "NaN");
 		fputc('\n', f);
 	}
 }
 
 int
-stats_metrics(const char *path, const char *stage, const struct figures *fig)
+stats_metrics(const char *path, const char *stage, const char *labels, const struct figures *fig)
 {
 	size_t len = strlen(path);
 	char *tmp = malloc(len + 16);
@@ -209,7 +232,10 @@ stats_metrics(const char *path, const char *stage, const struct figures *fig)
 		free(tmp);
 		return -1;
 	}
-	put_metrics(f, stage, fig);
+	/* node_exporter runs as a user of its own: figures, not data, for all to read */
+	if (fchmod(fileno(f), 0644) != 0)
+		log_warning("cannot make metrics file \"%s\" readable to all:", tmp);
+	put_metrics(f, stage, labels, fig);
 	ok = fflush(f) == 0 && !ferror(f);
 	if (fclose(f) != 0)
 		ok = 0;
@@ -223,6 +249,35 @@ stats_metrics(const char *path, const char *stage, const struct figures *fig)
 	return 0;
 }
 
+/*
+ * --metrics-label=NAME=VALUE: a name Prometheus takes, not one of the
+ * labels the figures have of their own or one it reserves (__...).
+ */
+static void
+add_label(struct stats_opts *o, const char *arg)
+{
+	static const char *const own[] = { "stage", "table", "topic", "partition" };
+	const char *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : 0, i;
+	char *name, *label, *all;
+
+	if (len == 0 || strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789") < len ||
+	    (arg[0] >= '0' && arg[0] <= '9') || strncmp(arg, "__", 2) == 0)
+		usage_error("--metrics-label takes NAME=VALUE, NAME a Prometheus label name, not \"%s\"", arg);
+	for (i = 0; i < sizeof own / sizeof *own; i++)
+		if (strlen(own[i]) == len && strncmp(arg, own[i], len) == 0)
+			usage_error("--metrics-label: the label \"%s\" is the figures' own", own[i]);
+	if ((name = strndup(arg, len)) == NULL)
+		die("out of memory");
+	label = stats_labels(name, eq + 1, NULL);
+	if (asprintf(&all, "%s%s%s", o->labels ? o->labels : "", o->labels ? "," : "", label) < 0)
+		die("out of memory");
+	free(o->labels);
+	free(label);
+	free(name);
+	o->labels = all;
+}
+
 int
 stats_option(struct stats_opts *o, int c, const char *arg)
 {
@@ -230,6 +285,7 @@ stats_option(struct stats_opts *o, int c, const char *arg)
 	case OPT_STATS: o->seconds = (int)opt_int("--stats", arg, 1, 86400); return 1;
 	case OPT_STATS_FILE: o->file = arg; return 1;
 	case OPT_METRICS: o->metrics = arg; return 1;
+	case OPT_METRICS_LABEL: add_label(o, arg); return 1;
 	default: return 0;
 	}
 }
@@ -243,6 +299,7 @@ reporter_open(struct reporter *r, const char *stage, const struct stats_opts *o,
 	r->lines = o->seconds > 0;
 	r->clock.interval_ms = o->seconds > 0 ? o->seconds * 1000L : o->metrics ? 10000 : 0;
 	r->metrics = o->metrics;
+	r->labels = o->labels;
 	r->ops = *ops;
 	r->arg = arg;
 	r->notifying = getenv("NOTIFY_SOCKET") != NULL;
@@ -270,7 +327,7 @@ reporter_write(struct reporter *r, int line)
 		log_error("cannot write stats:");
 		status = -1;
 	}
-	if (r->metrics && stats_metrics(r->metrics, r->stage, &r->fig) < 0)
+	if (r->metrics && stats_metrics(r->metrics, r->stage, r->labels, &r->fig) < 0)
 		status = -1;
 	return status;
 }

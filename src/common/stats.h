@@ -34,6 +34,24 @@ void fig_add(struct figures *f, const char *key, const char *help, int counter, 
 void fig_sample(struct figures *f, const char *key, const char *help, int counter, double value,
     const char *labels, const char *name);
 
+/*
+ * The HELP of the figures several stages report: Prometheus wants one text
+ * per metric name, and node_exporter reads the files of every stage of a
+ * host together.
+ */
+#define HELP_LINES_IN "Lines read from standard input."
+#define HELP_LINES_OUT "Lines written to standard output."
+#define HELP_LINES_ACKNOWLEDGED "Lines made durable, as the ack file counts them: acknowledged downstream " \
+	"(pg-cdc-tail, kafka-sub; every line written without --ack), or delivered, committed or dead-lettered " \
+	"(kafka-pub, pg-upsert)."
+#define HELP_LINES_PER_SECOND "Lines per second since the report before: written (pg-cdc-tail, kafka-sub) " \
+	"or acknowledged (kafka-pub, pg-upsert)."
+#define HELP_DEAD_LETTERED "Lines or messages written to the dead letters."
+#define HELP_POS "The pos of the last event written (pg-cdc-tail) or applied (pg-upsert)."
+#define HELP_SECONDS_BEHIND "Seconds the capture is behind: the age of the oldest change committed and " \
+	"not yet written (trigger mode), or of the commit of the transaction being written while more is to come " \
+	"(logical mode)."
+
 /* The labels of a sample, name="value" pairs for (name, value, ..., NULL), escaped; free() it. */
 char *stats_labels(const char *name, ...);
 
@@ -59,26 +77,33 @@ long stats_wait(const struct stats_clock *c);
 
 /* {"stage":STAGE,"time":"...",KEY:VALUE,...} and a newline; -1 on a write error. */
 int stats_line(FILE *f, const char *stage, const struct figures *fig);
-/* The Prometheus text of the figures to path, through a temporary renamed over it; -1 after logging. */
-int stats_metrics(const char *path, const char *stage, const struct figures *fig);
+/*
+ * The Prometheus text of the figures to path (mode 0644), through a
+ * temporary renamed over it, every sample labelled stage="STAGE" and labels
+ * (NULL, or name="value",...); -1 after logging.
+ */
+int stats_metrics(const char *path, const char *stage, const char *labels, const struct figures *fig);
 
 /* The options every reporting tool takes. */
 struct stats_opts {
 	int seconds;		/* --stats=SECONDS (0: only on SIGUSR1) */
 	const char *file;	/* --stats-file=FILE (NULL: stderr) */
 	const char *metrics;	/* --metrics=FILE */
+	char *labels;		/* --metrics-label=NAME=VALUE...: name="value",... or NULL */
 };
 
 /* The options' lines of --help, their getopt_long entries (with <getopt.h>), and their parsing. */
 #define STATS_USAGE \
 "      --stats=SECONDS     a JSON line of figures on stderr every SECONDS (and on SIGUSR1)\n" \
 "      --stats-file=FILE   append those lines to FILE instead\n" \
-"      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)\n"
-enum { OPT_STATS = 0x1000, OPT_STATS_FILE, OPT_METRICS };
+"      --metrics=FILE      keep the figures in FILE for Prometheus (node_exporter's textfile)\n" \
+"      --metrics-label=NAME=VALUE  a label of every sample in FILE (repeatable)\n"
+enum { OPT_STATS = 0x1000, OPT_STATS_FILE, OPT_METRICS, OPT_METRICS_LABEL };
 #define STATS_LONGOPTS \
 	{ "stats", required_argument, NULL, OPT_STATS }, \
 	{ "stats-file", required_argument, NULL, OPT_STATS_FILE }, \
-	{ "metrics", required_argument, NULL, OPT_METRICS }
+	{ "metrics", required_argument, NULL, OPT_METRICS }, \
+	{ "metrics-label", required_argument, NULL, OPT_METRICS_LABEL }
 /* Take getopt's c into o if it is one of those: 1, else 0; a bad value exits 2. */
 int stats_option(struct stats_opts *o, int c, const char *arg);
 
@@ -100,6 +125,7 @@ struct reporter {
 	int lines;		/* --stats given: a line at each interval, not only on SIGUSR1 */
 	FILE *out;
 	const char *metrics;
+	const char *labels;	/* --metrics-label's */
 	struct report_ops ops;
 	void *arg;
 	double status_at;	/* when STATUS= was sent last */

@@ -43,16 +43,16 @@ figures(void *arg, struct figures *f)
 {
 	struct pub *p = arg;
 
-	fig_add(f, "lines_in", "Lines read from standard input.", 1, (double)p->next);
+	fig_add(f, "lines_in", HELP_LINES_IN, 1, (double)p->next);
 	fig_add(f, "messages_delivered", "Messages Kafka acknowledged (a null-key line's copies each).", 1,
 	    (double)p->messages);
-	fig_add(f, "lines_acknowledged", "Lines delivered or dead-lettered, as the ack file counts them.", 1,
+	fig_add(f, "lines_acknowledged", HELP_LINES_ACKNOWLEDGED, 1,
 	    (double)acknowledged(p));
-	fig_add(f, "dead_lettered", "Lines written to the dead letters.", 1, (double)dlq_count(p->dlq));
+	fig_add(f, "dead_lettered", HELP_DEAD_LETTERED, 1, (double)dlq_count(p->dlq));
 	fig_add(f, "delivery_failures", "Lines Kafka could not be given (retries exhausted, fatal errors).", 1,
 	    (double)p->undelivered);
 	fig_add(f, "in_flight", "Messages produced, not yet reported delivered or failed.", 0, (double)p->in_flight);
-	fig_add(f, "lines_per_second", "Lines acknowledged per second since the report before.", 0,
+	fig_add(f, "lines_per_second", HELP_LINES_PER_SECOND, 0,
 	    stats_rate(&p->rate, (double)p->acked));
 	fig_add(f, "delivery_latency_seconds", "Produce to delivery report, mean since the report before.", 0,
 	    latency(p));

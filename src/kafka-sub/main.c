@@ -355,12 +355,12 @@ figures(void *arg, struct figures *f)
 	for (i = 0; i < s->nparts; i++)
 		owned += s->parts[i].owned;
 	fig_add(f, "messages_in", "Messages consumed from Kafka.", 1, (double)s->consumed);
-	fig_add(f, "lines_out", "Lines written to standard output.", 1, (double)s->lines);
-	fig_add(f, "lines_per_second", "Lines written per second since the report before.", 0,
+	fig_add(f, "lines_out", HELP_LINES_OUT, 1, (double)s->lines);
+	fig_add(f, "lines_per_second", HELP_LINES_PER_SECOND, 0,
 	    stats_rate(&s->rate, (double)s->lines));
-	fig_add(f, "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
+	fig_add(f, "lines_acknowledged", HELP_LINES_ACKNOWLEDGED, 1,
 	    (double)(s->opt->ack ? ackwin_acked(s->win) : s->lines));
-	fig_add(f, "dead_lettered", "Messages written to the dead letters.", 1, (double)dlq_count(s->dlq));
+	fig_add(f, "dead_lettered", HELP_DEAD_LETTERED, 1, (double)dlq_count(s->dlq));
 	fig_add(f, "commits", "Offset commits the group accepted.", 1, (double)s->commits);
 	fig_add(f, "partitions", "Partitions assigned to this member.", 0, owned);
 	first = f->n;

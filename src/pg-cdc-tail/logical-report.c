@@ -54,7 +54,7 @@ figures(void *arg, struct figures *f)
 	struct logical *s = arg;
 
 	report_lines(f, &s->e, s->acked, s->reconnects);
-	fig_add(f, "seconds_behind", "Age of the commit of the transaction being written while more is to come.", 0,
+	fig_add(f, "seconds_behind", HELP_SECONDS_BEHIND, 0,
 	    seconds_behind(s));
 	fig_add(f, "slot_bytes_behind", "Bytes of WAL between the server's end and the slot's confirmed LSN.",
 	    0, bytes_behind(s));

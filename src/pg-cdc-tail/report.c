@@ -103,12 +103,12 @@ lag_refresh(struct tail *s)
 void
 report_lines(struct figures *f, struct emitter *e, uint64_t acked, unsigned long reconnects)
 {
-	fig_add(f, "lines_out", "Event lines written to standard output.", 1, (double)e->lines);
-	fig_add(f, "lines_per_second", "Lines written per second since the report before.", 0,
+	fig_add(f, "lines_out", HELP_LINES_OUT, 1, (double)e->lines);
+	fig_add(f, "lines_per_second", HELP_LINES_PER_SECOND, 0,
 	    stats_rate(&e->rate, (double)e->lines));
-	fig_add(f, "lines_acknowledged", "Lines downstream acknowledged (all written without --ack).", 1,
+	fig_add(f, "lines_acknowledged", HELP_LINES_ACKNOWLEDGED, 1,
 	    (double)acked);
-	fig_add(f, "pos", "The pos of the last event written.", 0, e->lines ? (double)e->pos : NAN);
+	fig_add(f, "pos", HELP_POS, 0, e->lines ? (double)e->pos : NAN);
 	fig_add(f, "reconnects", "Connections to the source made anew after one was lost.", 1,
 	    (double)reconnects);
 }
@@ -124,7 +124,7 @@ figures(void *arg, struct figures *f)
 	report_lines(f, &s->e, s->e.win ? ackwin_acked(s->e.win) : s->e.lines, s->reconnects);
 	fig_add(f, "tables", "Tables followed.", 0, s->ntables);
 	fig_add(f, "changes_behind", "Changes committed and not yet written out.", 0, s->changes_behind);
-	fig_add(f, "seconds_behind", "Age of the oldest change committed and not yet written out.", 0,
+	fig_add(f, "seconds_behind", HELP_SECONDS_BEHIND, 0,
 	    s->seconds_behind);
 	for (i = 0; i < s->ntables; i++) {
 		if (s->tables[i].labels == NULL)

@@ -378,17 +378,17 @@ figures(void *arg, struct figures *f)
 	struct sink *s;
 	double in = (double)(u->lines + u->sent.n * (size_t)u->pending + u->batch.n);
 
-	fig_add(f, "lines_in", "Lines read from standard input.", 1, in);
-	fig_add(f, "lines_acknowledged", "Lines committed or dead-lettered, as the ack file counts them.", 1,
+	fig_add(f, "lines_in", HELP_LINES_IN, 1, in);
+	fig_add(f, "lines_acknowledged", HELP_LINES_ACKNOWLEDGED, 1,
 	    (double)u->lines);
 	fig_add(f, "applied", "Events applied to the warehouse.", 1, (double)u->applied);
-	fig_add(f, "dead_lettered", "Lines written to the dead letters.", 1, (double)u->dead);
+	fig_add(f, "dead_lettered", HELP_DEAD_LETTERED, 1, (double)u->dead);
 	fig_add(f, "skipped", "Events of unmapped tables skipped (--unmapped=skip).", 1, (double)u->router.skipped);
 	fig_add(f, "batches", "Batches committed.", 1, (double)u->batches);
 	fig_add(f, "retries", "Attempts retried after a transient failure.", 1, (double)u->retries);
-	fig_add(f, "lines_per_second", "Lines acknowledged per second since the report before.", 0,
+	fig_add(f, "lines_per_second", HELP_LINES_PER_SECOND, 0,
 	    stats_rate(&u->rate, (double)u->lines));
-	fig_add(f, "pos", "The pos of the last event applied.", 0, u->pos);
+	fig_add(f, "pos", HELP_POS, 0, u->pos);
 	fig_add(f, "apply_latency_seconds", "Source commit (ts_ms) to warehouse commit of the last event applied.", 0,
 	    u->latency_ms / 1000);
 	fig_add(f, "pending_lines", "Lines read but not yet acknowledged.", 0, in - (double)u->lines);

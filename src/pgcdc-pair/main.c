@@ -11,6 +11,8 @@
  * hurries both; a stage still running --timeout seconds after the first exit
  * or signal is hurried, and killed 5 seconds later.
  *
+ * SIGHUP and SIGUSR1 are passed on to both stages.
+ *
  * Every signal is blocked and taken synchronously from a signalfd, so there
  * are no handlers and the whole supervision is one plain loop.  Under
  * systemd (Type=notify) it speaks for the pair (relay.h).
@@ -385,6 +387,22 @@ run_deadlines(struct pair *p)
 }
 
 /*
+ * SIGHUP (open the dead-letter files again) and SIGUSR1 (report the
+ * figures) are the stages' own: passed on to both, as systemd's reload and
+ * logrotate send them to the unit's main process, this one.
+ */
+static void
+pass_on(const struct pair *p, int signo)
+{
+	int i;
+
+	log_debug("passing signal %d on to the stages", signo);
+	for (i = UP; i <= DOWN; i++)
+		if (p->st[i].live)
+			kill(p->st[i].pid, signo);
+}
+
+/*
  * Supervise until both stages have been reaped: the signals come through a
  * signalfd, beside the stages' notifications, and deadlines bound the wait.
  */
@@ -410,6 +428,8 @@ supervise(struct pair *p, const sigset_t *set)
 		while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
 			if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)
 				on_signal(p, (int)si.ssi_signo);
+			else if (si.ssi_signo == SIGHUP || si.ssi_signo == SIGUSR1)
+				pass_on(p, (int)si.ssi_signo);
 		for (i = UP; i <= DOWN; i++)
 			if (fds[1 + i].revents)
 				relay_read(&p->relay, i);
@@ -438,6 +458,8 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	if (relay_open(&p.relay, p.st[UP].name, p.st[DOWN].name) < 0)
 		return EXIT_RUNTIME;
