@@ -216,10 +216,16 @@ pg-upsert 0 OK"
 	STARTED+=($!)
 	wait_for 10 '[ "$(sql -d "$WH" -c "SELECT count(*) FROM pg_locks WHERE mode = '\''AccessExclusiveLock'\'' AND relation = '\''analytics.fct_orders'\''::regclass")" = 1 ]'
 	acked=$(cat "$STATE/sink-default.ack")
-	simulate --count 200 --rate 0 --seed 20
-	wait_for 30 '[ "$(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total)" -gt $((acked + 100)) ]' ||
+	# the lag rises while nothing is applied: kafka-sub passes on what comes, the ack file stays
+	simulate --count 100 --rate 0 --seed 20
+	wait_for 30 '[ "$(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total)" -gt $((acked + 50)) ]' ||
+		fail "kafka-sub passed on $(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total)"
+	first=$(($(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total) - acked))
+	simulate --count 100 --rate 0 --seed 50
+	wait_for 30 '[ "$(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total)" -gt $((acked + first + 50)) ]' ||
 		fail "kafka-sub passed on $(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total)"
 	pending=$(($(metric "$STATE/sink-default-sub.prom" pgcdc_lines_out_total) - acked))
+	assert [ "$pending" -gt "$first" ]
 	status --interval=2
 	assert_failure 2
 	assert_equal "$(cat "$STATE/sink-default.ack")" "$acked"
@@ -232,6 +238,28 @@ pg-upsert 0 OK"
 	assert_equal "$(jq -r '.stages[] | select(.state != "OK") | [.stage, .lag, .lag_unit, .state] | join(" ")' <<<"$output")" \
 		"pg-upsert $pending lines pending STUCK"
 	assert_equal "$(jq -r .exit <<<"$output")" 2
+}
+
+@test "a capture stopped (SIGSTOP) while changes are committed: pg-cdc-tail STUCK with the changes behind, exit 2" {
+	new_pipeline
+	start source
+	start sink
+	simulate --count 20 --rate 0 --seed 6
+	wait_for 60 '[ "$(cat "$STATE/sink-default.ack" 2>/dev/null || echo 0)" -gt 20 ]'
+	tail=$(pgrep -P "${STARTED[0]}" -x pg-cdc-tail)
+	kill -STOP "$tail"
+	simulate --count 30 --rate 0 --seed 66
+	behind=$(sql -d "$DB" -c "SELECT sum(changes) FROM cdc.lag WHERE consumer = 'cdc-source'")
+	assert [ "$behind" -ge 30 ]
+	status --interval=1
+	kill -CONT "$tail"
+	assert_failure 2
+	assert_line --index 1 --regexp "^pg-cdc-tail +[0-9]+ +$behind changes behind +- +STUCK\$"
+	assert_line --index -1 "CDC CRITICAL - pg-cdc-tail stuck: $behind changes behind"
+	# going on, it catches up: OK again
+	wait_for 60 '[ "$(sql -d "$DB" -c "SELECT coalesce(sum(changes), 0) FROM cdc.lag WHERE consumer = '\''cdc-source'\''")" = 0 ]'
+	status --interval=1
+	assert_line --index 1 --regexp '^pg-cdc-tail +[0-9]+ +0 changes behind +- +OK$'
 }
 
 @test "dead letters in the sink's file: exit 1, CDC WARNING with the count; --json counts the same" {

@@ -478,6 +478,8 @@ batch_sink() {
 	assert_output '[50,50,0,0,1,250]'
 	# and per partition: an object of "topic/partition" keys
 	assert_equal "$(jq -c .partition_lag "$WORK/stats")" "{\"$TOPIC/0\":250}"
+	# nothing acknowledged, nothing committed: no position yet
+	assert_equal "$(jq -c .partition_committed_offset "$WORK/stats")" null
 	echo 50 >"$WORK/ack.new" && mv "$WORK/ack.new" "$WORK/ack"
 	wait_for 20 '[ "$(wc -l <"$WORK/out")" = 100 ]'
 	kill -TERM $BG
@@ -489,6 +491,7 @@ batch_sink() {
 	grep -qx 'pgcdc_lines_acknowledged_total{stage="kafka-sub"} 50' "$WORK/sub.prom"
 	grep -qx 'pgcdc_consumer_lag{stage="kafka-sub"} 200' "$WORK/sub.prom"
 	grep -qx "pgcdc_partition_lag{stage=\"kafka-sub\",topic=\"$TOPIC\",partition=\"0\"} 200" "$WORK/sub.prom"
+	grep -qx "pgcdc_partition_committed_offset{stage=\"kafka-sub\",topic=\"$TOPIC\",partition=\"0\"} 50" "$WORK/sub.prom"
 	# at the end of a run with -e and --stats: a line with the lag at 0
 	run --separate-stderr kafka-sub -t "$TOPIC" -g "other_$GROUP" -o beginning -e --stats=60
 	assert_success

@@ -47,6 +47,8 @@ void fig_sample(struct figures *f, const char *key, const char *help, int counte
 #define HELP_LINES_PER_SECOND "Lines per second since the report before: written (pg-cdc-tail, kafka-sub) " \
 	"or acknowledged (kafka-pub, pg-upsert)."
 #define HELP_DEAD_LETTERED "Lines or messages written to the dead letters."
+#define HELP_RETRIES "Attempts made again after a transient failure: batches (pg-upsert), requests to " \
+	"the brokers (kafka-pub)."
 #define HELP_POS "The pos of the last event written (pg-cdc-tail) or applied (pg-upsert)."
 #define HELP_SECONDS_BEHIND "Seconds the capture is behind: the age of the oldest change committed and " \
 	"not yet written (trigger mode), or of the commit of the transaction being written while more is to come " \

@@ -409,6 +409,7 @@ main(int argc, char **argv)
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, kconf_log_cb);
+	report_conf(&p, conf);
 
 	if ((p.done = calloc(RING, 1)) == NULL)
 		die("out of memory");

@@ -64,6 +64,7 @@ struct pub {
 	int report_failed;	/* a stats line or the metrics file could not be written */
 	struct stats_rate rate;	/* report.c: lines acknowledged per second */
 	double latency;		/* report.c: the last latency */
+	double retries;		/* report.c: the brokers' request retries, as librdkafka last said */
 };
 
 /* A message's opaque: its line's number tagged with the low bit (else a line's copies). */
@@ -87,6 +88,8 @@ rd_kafka_resp_err_t produce(struct pub *p, rd_kafka_topic_t *rkt, const char *li
 
 /* The reports of report.c: set up and READY=1 (-1 after logging); the last one at exit, STOPPING=1. */
 int report_open(struct pub *p);
+/* Before rd_kafka_new: librdkafka's statistics, for the brokers' retries. */
+void report_conf(struct pub *p, rd_kafka_conf_t *conf);
 int report_close(struct pub *p);
 
 /* Message m is delivered: the counts, its topic's, and its latency. */

@@ -9,9 +9,14 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "dlq.h"
+#include "jsonscan.h"
+#include "jsonwalk.h"
+#include "kconf.h"
 #include "notify.h"
 #include "pub.h"
 #include "topics.h"
@@ -28,6 +33,48 @@ latency(struct pub *p)
 		p->latency = p->latency_us / p->latencies / 1e6;
 	p->latency_us = p->latencies = 0;
 	return p->latency;
+}
+
+/*
+ * librdkafka's statistics: the sum of the brokers' txretries, the produce
+ * (and other) requests sent again.  Read in place, the rest left alone.
+ */
+static int
+on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	static const char *const brokers[] = { "brokers" }, *const retries[] = { "txretries" };
+	struct pub *p = opaque;
+	const char *v, *name, *b, *r;
+	size_t vl, nl, bl, rl;
+	struct jiter it;
+	double sum = 0;
+
+	(void)rk;
+	if (json_scan_fields(json, len, brokers, 1, &v, &vl) != NULL || v == NULL)
+		return 0;
+	jw_open(&it, v, vl);
+	while (jw_next(&it, &name, &nl, &b, &bl))
+		if (json_scan_fields(b, bl, retries, 1, &r, &rl) == NULL && r != NULL)
+			sum += strtod(r, NULL);
+	p->retries = sum;
+	return 0;	/* librdkafka frees json */
+}
+
+void
+report_conf(struct pub *p, rd_kafka_conf_t *conf)
+{
+	char buf[64];
+	size_t len = sizeof buf;
+	long ms = p->opt->stats.seconds > 0 && p->opt->stats.seconds < 5 ? p->opt->stats.seconds * 1000L : 5000;
+
+	p->retries = NAN;
+	rd_kafka_conf_set_stats_cb(conf, on_stats);
+	/* as often as the reports, at least every 5 s, unless -X or -F says */
+	if (rd_kafka_conf_get(conf, "statistics.interval.ms", buf, &len) == RD_KAFKA_CONF_OK &&
+	    strcmp(buf, "0") == 0) {
+		snprintf(buf, sizeof buf, "statistics.interval.ms=%ld", ms);
+		kconf_set(conf, "default", buf);
+	}
 }
 
 /* What the ack file holds, or would hold: the leading lines durable. */
@@ -51,6 +98,7 @@ figures(void *arg, struct figures *f)
 	fig_add(f, "dead_lettered", HELP_DEAD_LETTERED, 1, (double)dlq_count(p->dlq));
 	fig_add(f, "delivery_failures", "Lines Kafka could not be given (retries exhausted, fatal errors).", 1,
 	    (double)p->undelivered);
+	fig_add(f, "retries", HELP_RETRIES, 1, p->retries);
 	fig_add(f, "in_flight", "Messages produced, not yet reported delivered or failed.", 0, (double)p->in_flight);
 	fig_add(f, "lines_per_second", HELP_LINES_PER_SECOND, 0,
 	    stats_rate(&p->rate, (double)p->acked));

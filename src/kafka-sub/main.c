@@ -375,6 +375,12 @@ figures(void *arg, struct figures *f)
 		    p->labels, p->name);
 	}
 	f->m[first].value = sum;
+	/* the position: where the group resumes an assigned partition */
+	for (i = 0; i < s->nparts; i++)
+		if (s->parts[i].owned && s->parts[i].committed >= 0)
+			fig_sample(f, "partition_committed_offset",
+			    "The offset the group has committed for an assigned partition: where it resumes.", 0,
+			    (double)s->parts[i].committed, s->parts[i].labels, s->parts[i].name);
 }
 
 /* systemd's STATUS= line. */

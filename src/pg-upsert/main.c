@@ -385,7 +385,7 @@ figures(void *arg, struct figures *f)
 	fig_add(f, "dead_lettered", HELP_DEAD_LETTERED, 1, (double)u->dead);
 	fig_add(f, "skipped", "Events of unmapped tables skipped (--unmapped=skip).", 1, (double)u->router.skipped);
 	fig_add(f, "batches", "Batches committed.", 1, (double)u->batches);
-	fig_add(f, "retries", "Attempts retried after a transient failure.", 1, (double)u->retries);
+	fig_add(f, "retries", HELP_RETRIES, 1, (double)u->retries);
 	fig_add(f, "lines_per_second", HELP_LINES_PER_SECOND, 0,
 	    stats_rate(&u->rate, (double)u->lines));
 	fig_add(f, "pos", HELP_POS, 0, u->pos);
