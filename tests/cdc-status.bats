@@ -170,7 +170,7 @@ Try "cdc-status --help" for more information.'
 	# cdc-status finds them there too
 	run --separate-stderr env -i PATH="$PATH" cdc-status -e "$WORK/source.env" -e "$WORK/sink.env" --interval=0
 	assert_success
-	assert_line --index -1 "CDC OK - 6 stages, not sampled twice"
+	assert_line --index -1 "CDC OK - 7 stages, not sampled twice"
 }
 
 @test "a pipeline caught up: every stage OK, exit 0, CDC OK; --json says the same" {
@@ -185,22 +185,25 @@ Try "cdc-status --help" for more information.'
 		fail "sink-default.ack: $(cat "$STATE/sink-default.ack")"
 	status --interval=1
 	assert_success
-	assert_equal "${#lines[@]}" 6
+	assert_equal "${#lines[@]}" 7
 	assert_line --index 1 --regexp '^pg-cdc-tail +[0-9]+ +0 changes behind +- +OK$'
 	assert_line --index 2 --regexp "^kafka-pub +$((changes + 1)) +- +- +OK\$"
 	assert_line --index 3 --regexp "^kafka-sub +$((changes + 1)) +0 messages behind +0 +OK\$"
 	assert_line --index 4 --regexp "^pg-upsert +$((changes + 1)) +0 lines pending +0 +OK\$"
-	assert_line --index 5 "CDC OK - 4 stages, none stuck"
+	# the group's offsets as the brokers keep them
+	assert_line --index 5 --regexp "^group:status_$BATS_TEST_NUMBER +$((changes + 1)) +0 messages behind +- +OK\$"
+	assert_line --index 6 "CDC OK - 5 stages, none stuck"
 	assert_equal "$stderr" ""
 
 	status --interval=0 --json
 	assert_success
-	assert_equal "$(jq -r '[.status, .exit, .message] | join(" ")' <<<"$output")" "OK 0 CDC OK - 4 stages, not sampled twice"
+	assert_equal "$(jq -r '[.status, .exit, .message] | join(" ")' <<<"$output")" "OK 0 CDC OK - 5 stages, not sampled twice"
 	assert_equal "$(jq -r '.stages[1:][] | .position' <<<"$output" | sort -u)" "$((changes + 1))"
 	assert_equal "$(jq -r '.stages[] | [.stage, .lag, .state] | join(" ")' <<<"$output")" "pg-cdc-tail 0 OK
 kafka-pub  OK
 kafka-sub 0 OK
-pg-upsert 0 OK"
+pg-upsert 0 OK
+group:status_$BATS_TEST_NUMBER 0 OK"
 	assert_equal "$(jq -c .dead_letters <<<"$output")" "[{\"file\":\"$STATE/source-dead-letters.ndjson\",\"lines\":0},{\"file\":\"$STATE/sink-default-dead-letters.ndjson\",\"lines\":0}]"
 }
 
@@ -262,6 +265,36 @@ pg-upsert 0 OK"
 	assert_line --index 1 --regexp '^pg-cdc-tail +[0-9]+ +0 changes behind +- +OK$'
 }
 
+@test "a sink that is down while changes come: its group STUCK from the brokers' offsets, exit 2, CDC CRITICAL" {
+	new_pipeline
+	start source
+	start sink
+	simulate --count 20 --rate 0 --seed 8
+	wait_for 60 '[ "$(cat "$STATE/sink-default.ack" 2>/dev/null || echo 0)" -gt 20 ]'
+	acked=$(cat "$STATE/sink-default.ack")
+	kill -TERM "${STARTED[1]}"
+	wait_for 30 '! kill -0 "${STARTED[1]}" 2>/dev/null'
+	simulate --count 30 --rate 0 --seed 88
+	changes=$(sql -d "$DB" -c "SELECT count(*) FROM orders_cdc_log WHERE op <> 's'")
+	wait_for 30 '[ "$(cat "$STATE/source.ack")" = $((changes + 1)) ]'
+	# what kafka-sub --lag says: each partition's committed offset, end and lag
+	run --separate-stderr kafka-sub --lag -g "status_$BATS_TEST_NUMBER" -t "$TOPIC"
+	assert_success
+	assert_output "{\"topic\":\"$TOPIC\",\"partition\":0,\"committed\":$acked,\"end\":$((changes + 1)),\"lag\":$((changes + 1 - acked))}"
+	# the members' figures older than --stale: nobody applies the backlog
+	sleep 2
+	status --interval=1 --stale=1
+	assert_failure 2
+	assert_line --regexp "^group:status_$BATS_TEST_NUMBER +$acked +$((changes + 1 - acked)) messages behind +- +STUCK\$"
+	assert_line --index -1 --regexp "^CDC CRITICAL - group:status_$BATS_TEST_NUMBER stuck: $((changes + 1 - acked)) messages behind; "
+	# the sink back: it catches up, and the group is OK
+	start sink
+	wait_for 60 '[ "$(kafka-sub --lag -g "status_$BATS_TEST_NUMBER" -t "$TOPIC" | jq .lag)" = 0 ]'
+	status --interval=1
+	assert_success
+	assert_line --regexp "^group:status_$BATS_TEST_NUMBER +$((changes + 1)) +0 messages behind +- +OK\$"
+}
+
 @test "dead letters in the sink's file: exit 1, CDC WARNING with the count; --json counts the same" {
 	new_pipeline
 	printf '%s\n' 'not json' '{"op":"c"}' | kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" -X acks=all
@@ -272,12 +305,13 @@ pg-upsert 0 OK"
 	assert_failure 1
 	assert_line --index 1 --regexp '^kafka-sub +2 +0 messages behind +1 +OK$'
 	assert_line --index 2 --regexp '^pg-upsert +1 +0 lines pending +1 +OK$'
-	assert_line --index 3 "dead letters: 2 in \"$STATE/sink-default-dead-letters.ndjson\""
-	assert_line --index 4 "CDC WARNING - 2 dead letters in \"$STATE/sink-default-dead-letters.ndjson\""
+	assert_line --index 3 --regexp "^group:status_$BATS_TEST_NUMBER +2 +0 messages behind +- +OK\$"
+	assert_line --index 4 "dead letters: 2 in \"$STATE/sink-default-dead-letters.ndjson\""
+	assert_line --index 5 "CDC WARNING - 2 dead letters in \"$STATE/sink-default-dead-letters.ndjson\""
 	assert_equal "$stderr" ""
 
 	run --separate-stderr env -i PATH="$PATH" cdc-status -e "$WORK/sink.env" --interval=0 -j
 	assert_failure 1
 	assert_equal "$(jq -c '[.exit, .dead_letters, [.stages[].dead_letters]]' <<<"$output")" \
-		"[1,[{\"file\":\"$STATE/sink-default-dead-letters.ndjson\",\"lines\":2}],[1,1]]"
+		"[1,[{\"file\":\"$STATE/sink-default-dead-letters.ndjson\",\"lines\":2}],[1,1,null]]"
 }

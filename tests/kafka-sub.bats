@@ -536,6 +536,31 @@ STATUS=subscribed, waiting for partitions"
 	assert_equal "$(cat "$WORK/err")" ""
 }
 
+@test "--lag: each partition's committed offset, end and lag, as the brokers keep them, the group not joined" {
+	kafka_topic "$TOPIC" 2
+	lines 1 10 | produce -p 0
+	lines 11 14 | produce -p 1
+	# nothing committed yet: counted from the earliest offset
+	run --separate-stderr kafka-sub --lag -g "$GROUP" -t "$TOPIC"
+	assert_success
+	assert_output "{\"topic\":\"$TOPIC\",\"partition\":0,\"committed\":null,\"end\":10,\"lag\":10}
+{\"topic\":\"$TOPIC\",\"partition\":1,\"committed\":null,\"end\":4,\"lag\":4}"
+	sub -e -o beginning >/dev/null
+	lines 15 17 | produce -p 0
+	# a pattern too, and the options that read are no matter
+	run --separate-stderr kafka-sub --lag -g "$GROUP" -t "^$TOPIC\$" --ack="$WORK/ack" -e
+	assert_success
+	assert_output "{\"topic\":\"$TOPIC\",\"partition\":0,\"committed\":10,\"end\":13,\"lag\":3}
+{\"topic\":\"$TOPIC\",\"partition\":1,\"committed\":4,\"end\":4,\"lag\":0}"
+	assert_equal "$stderr" ""
+	# the ack file was not touched: --lag is a look from outside
+	assert_file_not_exists "$WORK/ack"
+	run --separate-stderr kafka-sub --lag -g "$GROUP" -t "$TOPIC" -t nosuch_topic
+	assert_failure 1
+	assert_equal "$stderr" 'kafka-sub: topic "nosuch_topic" does not exist'
+	assert_output ""
+}
+
 @test "a stats file that cannot be opened: one error and exit 1, nothing consumed" {
 	lines 1 5 | produce
 	run --separate-stderr kafka-sub -t "$TOPIC" -g "$GROUP" -o beginning -e --stats=1 --stats-file=/nonexistent/stats

@@ -158,23 +158,28 @@ STATUS=connected, waiting for input"
 	assert_equal "$(cat "$WORK/err")" ""
 }
 
-@test "SIGHUP opens the dead-letter file again: logrotate's move is followed by a new file, nothing lost" {
+@test "SIGHUP opens the dead-letter and stats files again: logrotate's move is followed by new files, nothing lost" {
 	mkfifo "$WORK/fifo"
-	pg-upsert -d "$WH" -t analytics.fct_orders --dlq="$WORK/dlq" --ack="$WORK/ack" <"$WORK/fifo" 2>"$WORK/err" 3>&- &
+	pg-upsert -d "$WH" -t analytics.fct_orders --dlq="$WORK/dlq" --ack="$WORK/ack" \
+		--stats=1 --stats-file="$WORK/stats" <"$WORK/fifo" 2>"$WORK/err" 3>&- &
 	BG+=($!)
 	exec 4>"$WORK/fifo"
 	echo 'first bad' >&4
-	wait_for 10 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 1 ]'
+	wait_for 10 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 1 ] && [ -s "$WORK/stats" ]'
 	mv "$WORK/dlq" "$WORK/dlq.1"
+	mv "$WORK/stats" "$WORK/stats.1"
 	kill -HUP "${BG[0]}"
 	sleep 0.3
 	echo 'second bad' >&4
 	wait_for 10 '[ "$(cat "$WORK/ack" 2>/dev/null)" = 2 ]'
+	wait_for 10 '[ "$(fig dead_lettered "$WORK/stats")" = 2 ]'
 	exec 4>&-
 	wait "${BG[0]}"
 	assert_equal "$(jq -r .line "$WORK/dlq.1")" 'first bad'
 	assert_equal "$(jq -r .line "$WORK/dlq")" 'second bad'
 	assert_equal "$(stat -c %a "$WORK/dlq")" 600
+	# the stats lines after the move went to the new file only
+	assert_equal "$(jq -r .dead_lettered "$WORK/stats.1" | sort -u)" 1
 	assert_equal "$(cat "$WORK/err")" ""
 }
 

@@ -19,6 +19,7 @@ struct dlq {
 	size_t limit;		/* most bytes of a line a record keeps; 0: all */
 	int failed;
 	int named;		/* a file, not stderr */
+	sig_atomic_t reopened;	/* the sig_reopen it was last opened at */
 };
 
 struct dlq *
@@ -30,6 +31,7 @@ dlq_open(const char *path)
 		die("out of memory");
 	d->path = path ? path : "stderr";
 	d->named = path != NULL;
+	d->reopened = sig_reopen;
 	/* dead letters hold the rejected data itself: private, and never through a link */
 	d->fd = path ? open_private_append(path, "dead-letter file") : STDERR_FILENO;
 	if (d->fd < 0) {
@@ -309,11 +311,9 @@ dlq_reopen_if_asked(struct dlq *d)
 {
 	int fd;
 
-	if (!sig_reopen)
+	if (d == NULL || !d->named || d->reopened == sig_reopen)
 		return;
-	sig_reopen = 0;
-	if (d == NULL || !d->named)
-		return;
+	d->reopened = sig_reopen;
 	if ((fd = open_private_append(d->path, "dead-letter file")) < 0) {
 		log_warning("dead letters still go to the file \"%s\" was", d->path);
 		return;

@@ -22,7 +22,7 @@ on_flag(int signo)
 	if (signo == SIGUSR1)
 		sig_report = 1;
 	else
-		sig_reopen = 1;
+		sig_reopen++;
 }
 
 void

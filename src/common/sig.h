@@ -7,7 +7,9 @@
 extern volatile sig_atomic_t sig_stop;	/* the last signal caught */
 extern volatile sig_atomic_t sig_count;	/* how many were caught */
 extern volatile sig_atomic_t sig_report;	/* SIGUSR1 came: report the figures (stats.h) */
-extern volatile sig_atomic_t sig_reopen;	/* SIGHUP came: open the dead-letter file again (dlq.h) */
+/* SIGHUPs so far: each file that is followed by name (the dead letters, the
+ * stats file) is opened again when the count is not the one it last saw */
+extern volatile sig_atomic_t sig_reopen;
 
 /*
  * Catch SIGINT and SIGTERM (without SA_RESTART, so blocking calls return

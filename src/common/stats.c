@@ -304,6 +304,8 @@ reporter_open(struct reporter *r, const char *stage, const struct stats_opts *o,
 	r->arg = arg;
 	r->notifying = getenv("NOTIFY_SOCKET") != NULL;
 	r->out = stderr;
+	r->file = o->file;
+	r->reopened = sig_reopen;
 	if (o->file && (r->out = fopen(o->file, "a")) == NULL) {
 		log_error("cannot open stats file \"%s\":", o->file);
 		/* the tool stops: its reporter_final must not write to no file */
@@ -332,6 +334,23 @@ reporter_write(struct reporter *r, int line)
 	return status;
 }
 
+/* After SIGHUP, the stats file again by name (logrotate); the old one kept if it cannot be. */
+static void
+reopen_if_asked(struct reporter *r)
+{
+	FILE *f;
+
+	if (r->file == NULL || r->out == stderr || r->reopened == sig_reopen)
+		return;
+	r->reopened = sig_reopen;
+	if ((f = fopen(r->file, "a")) == NULL) {
+		log_warning("cannot open stats file \"%s\" again; its lines still go to the file it was:", r->file);
+		return;
+	}
+	fclose(r->out);
+	r->out = f;
+}
+
 int
 reporter_tick(struct reporter *r)
 {
@@ -340,6 +359,7 @@ reporter_tick(struct reporter *r)
 	int due;
 
 	notify_watchdog();
+	reopen_if_asked(r);
 	if (r->notifying && r->ops.status && (now = mono_ms()) - r->status_at >= 1000) {
 		r->status_at = now;
 		r->ops.status(r->arg, status, sizeof status);

@@ -11,6 +11,7 @@
 #ifndef PGCDC_STATS_H
 #define PGCDC_STATS_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -126,6 +127,8 @@ struct reporter {
 	struct stats_clock clock;
 	int lines;		/* --stats given: a line at each interval, not only on SIGUSR1 */
 	FILE *out;
+	const char *file;	/* --stats-file, opened again on SIGHUP */
+	sig_atomic_t reopened;	/* the sig_reopen it was last opened at */
 	const char *metrics;
 	const char *labels;	/* --metrics-label's */
 	struct report_ops ops;

@@ -504,6 +504,16 @@ main(int argc, char **argv)
 	conf = default_conf();
 	parse_options(argc, argv, &opt, conf);
 	sig_install();
+	if (opt.lag) {
+		/* before the ack file's lock and the dead letters: a look from outside */
+		rd_kafka_conf_set_log_cb(conf, kconf_log_cb);
+		if ((s.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL)
+			die("%s", err);
+		status = lag_report(s.rk, &opt);
+		rd_kafka_destroy(s.rk);
+		free(opt.topics);
+		return status;
+	}
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	rd_kafka_conf_set_opaque(conf, &s);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);

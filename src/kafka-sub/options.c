@@ -30,6 +30,8 @@ static const char usage_text[] =
 "      --window=N          most lines unacknowledged at once with --ack (default: 100000)\n"
 "      --ack-timeout=MS    wait at exit for the last acknowledgements (default: 30000)\n"
 "      --dlq=FILE          append dead letters to FILE (default: stderr)\n"
+"      --lag               print the group's committed offset, end and lag of each\n"
+"                          partition of the topics, and exit (the group not joined)\n"
 "      --origin            add the message's topic, partition and offset to each\n"
 "                          line, as its last member \"kafka\" (JSON objects only)\n"
 STATS_USAGE
@@ -83,6 +85,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		{ "ack-timeout", required_argument, NULL, 'T' },
 		{ "dlq", required_argument, NULL, 'D' },
 		{ "origin", no_argument, NULL, 'O' },
+		{ "lag", no_argument, NULL, 'L' },
 		STATS_LONGOPTS,
 		OPT_GENERAL_LONG
 	};
@@ -114,6 +117,7 @@ parse_options(int argc, char **argv, struct options *o, rd_kafka_conf_t *conf)
 		case 'T': o->ack_timeout_ms = opt_int("--ack-timeout", optarg, 0, 86400000); break;
 		case 'D': o->dlq = optarg; break;
 		case 'O': o->origin = 1; break;
+		case 'L': o->lag = 1; break;
 		default:
 			if (!stats_option(&o->stats, c, optarg))
 				opt_general(c, argv, usage_text);

@@ -30,6 +30,7 @@ struct options {
 	long long count;
 	const char *ack;
 	const char *dlq;
+	int lag;		/* --lag: report the group's lag and exit */
 	int origin;		/* --origin: each line says its message's topic, partition and offset */
 	long long window;
 	long long ack_timeout_ms;

@@ -74,6 +74,9 @@ void prefetch_limits(struct sub *s);
 void pause_list(struct sub *s, rd_kafka_topic_partition_list_t *list, int pause);
 void throttle(struct sub *s);
 
+/* lag.c: --lag, the group's committed offsets and the partitions' ends; the exit status */
+int lag_report(rd_kafka_t *rk, const struct options *o);
+
 /* rebalance.c: librdkafka's rebalance callback (-o applies to a partition's first assignment) */
 void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list, void *opaque);
 
