@@ -308,6 +308,8 @@ tfig() {
 	assert_success
 	assert_equal "$stderr" ""
 	printf '%s\n' "$output" >"$WORK/events"
+	# every change the source logged, once
+	assert_equal "$(wc -l <"$WORK/events")" "$(sql -d "$DB" -c "SELECT count(*) FROM orders_cdc_log WHERE op <> 's'")"
 	assert_equal "$(tfig lines_out "$WORK/stats")" "$(wc -l <"$WORK/events")"
 	assert_equal "$(tfig lines_acknowledged "$WORK/stats")" "$(wc -l <"$WORK/events")"
 	assert_equal "$(tfig pos "$WORK/stats")" "$(tail -n 1 "$WORK/events" | jq .pos)"

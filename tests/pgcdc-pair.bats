@@ -277,7 +277,10 @@ pgcdc-pair: no-such-stage exited with status 127"
 }
 
 @test "without NOTIFY_SOCKET the stages get none from pgcdc-pair" {
-	start_pair bash -c 'echo "[${NOTIFY_SOCKET-unset}]" >"$0"; sleep 0.2' "$DIR/seen" '|' cat
+	# bash waits for sleep (": " after it): sleep itself closes its standard
+	# output before it exits, and the downstream, ending first, would have
+	# it hurried, and killed, in between
+	start_pair bash -c 'echo "[${NOTIFY_SOCKET-unset}]" >"$0"; sleep 0.2; :' "$DIR/seen" '|' cat
 	finish 10
 	assert_equal "$STATUS" 0
 	assert_equal "$(cat "$DIR/seen")" "[unset]"

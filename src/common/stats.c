@@ -251,8 +251,11 @@ stats_metrics(const char *path, const char *stage, const char *labels, const str
 
 /*
  * --metrics-label=NAME=VALUE: a name Prometheus takes, not one of the
- * labels the figures have of their own or one it reserves (__...).
+ * labels the figures have of their own or one it reserves (__...).  The
+ * labels live as long as the process: options are read once.
  */
+static char *all_labels;
+
 static void
 add_label(struct stats_opts *o, const char *arg)
 {
@@ -272,10 +275,10 @@ add_label(struct stats_opts *o, const char *arg)
 	label = stats_labels(name, eq + 1, NULL);
 	if (asprintf(&all, "%s%s%s", o->labels ? o->labels : "", o->labels ? "," : "", label) < 0)
 		die("out of memory");
-	free(o->labels);
+	free(all_labels);
 	free(label);
 	free(name);
-	o->labels = all;
+	o->labels = all_labels = all;
 }
 
 int
