@@ -13,7 +13,9 @@
 #            -e (no group, nothing committed), both reading one topic of N
 #            messages to its end; kcat twice too: as it comes, and with
 #            kafka-sub's fetch.wait.max.ms=100 (librdkafka: 500, how long a
-#            fetch at a partition's end waits, which -e waits for).
+#            fetch at a partition's end waits, which -e waits for); and
+#            kafka-sub --origin, as cdc-sink runs it (each line gets its
+#            message's topic, partition and offset): what that costs.
 #
 # RUNS (3) runs of each, the tools alternating, the fastest kept (on a shared
 # machine the fastest is the least disturbed), with the CPU time it used and
@@ -119,24 +121,28 @@ CMD_pub="kafka-pub -t pub_ours -k key <'$work/in'"
 CMD_kcatC="kcat -b $KAFKA_BROKERS -C -t data -o beginning -e -q >'$work/kcat.out'"
 CMD_kcatC1="kcat -b $KAFKA_BROKERS -C -t data -o beginning -e -q -X fetch.wait.max.ms=100 >'$work/kcat.out'"
 CMD_sub="kafka-sub -t data -g bench\$RANDOM -o beginning -e >'$work/sub.out'"
+CMD_subO="kafka-sub -t data -g bench\$RANDOM -o beginning -e --origin >'$work/subO.out'"
 
 printf "%-40s %8s %7s %11s %6s %8s\n" "Kafka, $N lines of $((len - 1)) bytes" count seconds "per second" CPU-s "RSS MiB"
 duel kcatP kcatPi pub
 krow "kcat -P -K (acks=all, not idempotent)" kcatP
 krow "kcat -P -K, idempotent, murmur2" kcatPi
 krow "kafka-pub -k key (idempotent)" pub
-duel kcatC kcatC1 sub
+duel kcatC kcatC1 sub subO
 krow "kcat -C -e (no group)" kcatC
 krow "kcat -C -e, fetch.wait.max.ms=100" kcatC1
 krow "kafka-sub -e (group, commits)" sub
+krow "kafka-sub -e --origin (as cdc-sink)" subO
 [ "$(wc -l <"$work/sub.out")" -eq "$N" ] || { echo "bench: kafka-sub read $(wc -l <"$work/sub.out")" >&2; exit 1; }
+[ "$(wc -l <"$work/subO.out")" -eq "$N" ] || { echo "bench: kafka-sub --origin read $(wc -l <"$work/subO.out")" >&2; exit 1; }
 [ "$(wc -l <"$work/kcat.out")" -eq "$N" ] || { echo "bench: kcat read $(wc -l <"$work/kcat.out")" >&2; exit 1; }
 awk -v a="$SECS_kcatP" -v k="$SECS_kcatPi" -v b="$SECS_pub" -v c="$SECS_kcatC" -v d="$SECS_sub" \
-	-v e="$SECS_kcatC1" -v r="$RSS_sub" 'BEGIN {
+	-v e="$SECS_kcatC1" -v r="$RSS_sub" -v o="$SECS_subO" 'BEGIN {
 	printf "speed ratio kafka-pub / kcat -P -K (as it comes):          %.2f (target 1.0)\n", a / b
 	printf "speed ratio kafka-pub / kcat -P -K (same durability):      %.2f (target 1.0)\n", k / b
 	printf "speed ratio kafka-sub / kcat -C (as it comes):             %.2f (target 1.0)\n", c / d
 	printf "speed ratio kafka-sub / kcat -C (fetch.wait.max.ms=100):   %.2f\n", e / d
+	printf "speed ratio kafka-sub --origin / kafka-sub:                %.2f\n", d / o
 	printf "kafka-sub peak RSS:                                        %.1f MiB (target 64)\n", r / 1024 }'
 echo "load average: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 # the goals of issue 12, each against its strongest honest reference:

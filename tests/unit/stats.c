@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stats.h"
@@ -34,6 +35,7 @@ main(void)
 	char *l1 = stats_labels("topic", "t", "partition", "1", NULL);
 	char path[] = "/tmp/stats-unit.XXXXXX", *text, *json;
 	FILE *f = tmpfile();
+	struct stat st = { 0 };
 	int fd;
 
 	CHECK(strcmp(l0, "topic=\"a\\\"b\\\\c\",partition=\"0\"") == 0, "labels escaped: %s", l0);
@@ -52,7 +54,7 @@ main(void)
 	fclose(f);
 
 	fd = mkstemp(path);
-	CHECK(fd >= 0 && stats_metrics(path, "s", &fig) == 0, "the metrics file is written");
+	CHECK(fd >= 0 && stats_metrics(path, "s", NULL, &fig) == 0, "the metrics file is written");
 	f = fopen(path, "r");
 	text = slurp(f);
 	CHECK(strcmp(text,
@@ -64,6 +66,17 @@ main(void)
 	    "# HELP pgcdc_last Last.\n# TYPE pgcdc_last gauge\npgcdc_last{stage=\"s\"} 7\n") == 0,
 	    "the metrics: %s", text);
 	fclose(f);
+	/* the labels of --metrics-label come after the stage, before a sample's own; the file is for all to read */
+	CHECK(stats_metrics(path, "s", "pipeline=\"sink-1\"", &fig) == 0, "the metrics file with labels");
+	f = fopen(path, "r");
+	text = slurp(f);
+	CHECK(strstr(text, "\npgcdc_lines_total{stage=\"s\",pipeline=\"sink-1\"} 12\n") != NULL &&
+	    strstr(text, "\npgcdc_part_lag{stage=\"s\",pipeline=\"sink-1\",topic=\"t\",partition=\"1\"} 0.5\n") != NULL,
+	    "the labelled metrics: %s", text);
+	fclose(f);
+	umask(077);
+	CHECK(stats_metrics(path, "s", NULL, &fig) == 0 && stat(path, &st) == 0 && (st.st_mode & 0777) == 0644,
+	    "mode 0644 under umask 077: %o", (unsigned)(st.st_mode & 0777));
 	unlink(path);
 	free(l0);
 	free(l1);
