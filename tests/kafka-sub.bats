@@ -230,14 +230,17 @@ sub() {
 	assert_output "$(lines 16 16)"
 }
 
-# a downstream that acknowledges every line it has appended to $1 in $2
-# whenever its input has nothing more ready, so no line waits for an ack
+# ack_sink GOT ACK EVERY [PAUSE|idle]: a downstream that appends each line
+# to GOT and acknowledges in ACK every EVERY lines, after a pause of PAUSE
+# seconds (a batching writer), or with idle also whenever its input has
+# nothing more ready (no line waits for an ack); and at the end of its input
 ack_sink() {
 	local n=0
 	while IFS= read -r line; do
 		printf '%s\n' "$line" >>"$1"
 		n=$((n + 1))
-		if [ $((n % 100)) = 0 ] || ! read -t 0; then
+		if [ $((n % $3)) = 0 ] || { [ "${4:-}" = idle ] && ! read -t 0; }; then
+			[ "${4:-idle}" = idle ] || sleep "$4"
 			echo $n >"$2.new" && mv "$2.new" "$2"
 		fi
 	done
@@ -258,7 +261,7 @@ rebalancing() {
 		# which makes a loop many times slower)
 		( kafka-sub -t "$TOPIC" -g "$GROUP" -X partition.assignment.strategy="$strategy" -v \
 			--window=300 --ack="$WORK/ack$1" 2>"$WORK/err$1" |
-			bash -c "$(declare -f ack_sink); ack_sink $WORK/got$1 $WORK/ack$1" ) 3>&- &
+			bash -c "$(declare -f ack_sink); ack_sink $WORK/got$1 $WORK/ack$1 100 idle" ) 3>&- &
 	}
 	got() { cat "$WORK"/got* 2>/dev/null | wc -l; }
 	( for i in $(seq 0 23); do lines $((i * 500 + 1)) $((i * 500 + 500)) | produce; sleep 0.25; done ) 3>&- &
@@ -310,29 +313,16 @@ rebalancing() {
 	rebalancing range,roundrobin
 }
 
-# a slow downstream: appends each line to $1 and acknowledges it in $2
-slow_sink() {
-	local n=0
-	while IFS= read -r line; do
-		printf '%s\n' "$line" >>"$1"
-		n=$((n + 1))
-		if [ $((n % 50)) = 0 ]; then
-			echo $n >"$2.new" && mv "$2.new" "$2"
-		fi
-	done
-	echo $n >"$2.new" && mv "$2.new" "$2"
-}
-
 @test "at least once under kill -9: every message arrives after a restart" {
 	lines 1 3000 | produce
-	( sub --ack="$WORK/ack" | slow_sink "$WORK/got" "$WORK/ack" ) 3>&- &
+	( sub --ack="$WORK/ack" | ack_sink "$WORK/got" "$WORK/ack" 50 ) 3>&- &
 	BG=$!
 	wait_for 30 '[ "$(wc -l <"$WORK/got" 2>/dev/null || echo 0)" -gt 500 ]'
 	pkill -9 -f "kafka-sub -t $TOPIC -g $GROUP"
 	wait $BG || true
 	BG=
 	before=$(wc -l <"$WORK/got")
-	sub -e --ack="$WORK/ack" | slow_sink "$WORK/got" "$WORK/ack"
+	sub -e --ack="$WORK/ack" | ack_sink "$WORK/got" "$WORK/ack" 50
 	[ "$(wc -l <"$WORK/got")" -gt "$before" ]
 	sort -u "$WORK/got" | cmp - <(lines 1 3000 | sort -u)
 }
@@ -435,20 +425,6 @@ slow_sink() {
 	[ "$SECONDS" -le 6 ]
 }
 
-# a downstream that appends each line to $1 and acknowledges in $2 every
-# 500th line, after a pause, as a batching writer does
-batch_sink() {
-	local n=0
-	while IFS= read -r line; do
-		printf '%s\n' "$line" >>"$1"
-		n=$((n + 1))
-		if [ $((n % 500)) = 0 ]; then
-			sleep 0.2
-			echo $n >"$2.new" && mv "$2.new" "$2"
-		fi
-	done
-}
-
 @test "a full window opened by downstream's acks is read on at once, not a second later" {
 	kafka_topic "$TOPIC" 1
 	# 6,000 lines through a window of 500 acknowledged 500 at a time: 12
@@ -458,7 +434,7 @@ batch_sink() {
 	lines 1 6000 | produce
 	SECONDS=0
 	kafka-sub -t "$TOPIC" -g "$GROUP" -o beginning -c 6000 --window=500 --ack="$WORK/ack" |
-		bash -c "$(declare -f batch_sink); batch_sink $WORK/got $WORK/ack"
+		bash -c "$(declare -f ack_sink); ack_sink $WORK/got $WORK/ack 500 0.2"
 	echo "took $SECONDS s"
 	lines 1 6000 | cmp - "$WORK/got"
 	[ "$SECONDS" -le 8 ]
